@@ -1,0 +1,415 @@
+"""Plain data shared by every stage: statuses, plans, build records.
+
+This module imports nothing of ours. Every JSON document it produces carries a
+``schema`` version; readers reject versions they do not know.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any, Self
+
+PLAN_SCHEMA = 1
+RECORD_SCHEMA = 1
+INPUT_SCHEMA = 1
+
+DEFAULT_PYTHON = "3.11"
+DEFAULT_PLATFORM = "manylinux_2_28_s390x"
+
+_NORMALIZE = re.compile(r"[-_.]+")
+
+
+def normalize_name(name: str) -> str:
+    """PEP 503 normalised project name."""
+    return _NORMALIZE.sub("-", name).lower()
+
+
+class InputStatus(StrEnum):
+    PENDING = "pending"
+    PLANNING = "planning"
+    PLANNED = "planned"
+    QUEUED = "queued"
+    FAILED = "failed"
+
+
+class NodeStatus(StrEnum):
+    PENDING = "pending"
+    LEASED = "leased"
+    BUILDING = "building"
+    RETRY = "retry"
+    BUILT = "built"
+    FAILED = "failed"
+    CACHED = "cached"
+    REUSED = "reused"
+    MISSING = "missing"
+    SKIPPED_KNOWN_FAILURE = "skipped_known_failure"
+    SYSTEM_RECIPE_FAILED = "system_recipe_failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in _ACTIVE
+
+
+_ACTIVE = frozenset({NodeStatus.PENDING, NodeStatus.LEASED, NodeStatus.BUILDING, NodeStatus.RETRY})
+
+# Statuses after which the node's wheel exists somewhere a later build can use.
+AVAILABLE = frozenset({NodeStatus.BUILT, NodeStatus.CACHED, NodeStatus.REUSED})
+
+
+def node_key(name: str, version: str, python: str) -> str:
+    """The identity of a build node: ``name==version@python``."""
+    return f"{name}=={version}@{python}"
+
+
+def parse_node_key(key: str) -> tuple[str, str, str]:
+    """Inverse of :func:`node_key`; raises ``ValueError`` on a malformed key."""
+    m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^@\s]+)@(\d+\.\d+)", key)
+    if not m:
+        raise ValueError(f"not a node key (want NAME==VERSION@PYTHON): {key!r}")
+    return normalize_name(m.group(1)), m.group(2), m.group(3)
+
+
+def _check_schema(data: Mapping[str, Any], expected: int, what: str) -> None:
+    got = data.get("schema")
+    if got != expected:
+        raise ValueError(f"{what}: unsupported schema {got!r} (this refinery reads {expected})")
+
+
+def _build(cls: type[Any], data: Mapping[str, Any]) -> Any:
+    """Construct a dataclass from a mapping, ignoring nothing silently."""
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
+    return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    python: str = DEFAULT_PYTHON
+    platform: str = DEFAULT_PLATFORM
+
+    def to_json(self) -> dict[str, Any]:
+        return {"python": self.python, "platform": self.platform}
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A distribution file on an index: where it is and what it hashes to."""
+
+    filename: str
+    url: str
+    sha256: str | None = None
+    size: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"filename": self.filename, "url": self.url}
+        if self.sha256:
+            out["sha256"] = self.sha256
+        if self.size is not None:
+            out["size"] = self.size
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            filename=data["filename"],
+            url=data["url"],
+            sha256=data.get("sha256"),
+            size=data.get("size"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanNode:
+    name: str
+    version: str
+    python: str
+    status: NodeStatus
+    reason: str
+    requested: bool
+    deps: tuple[str, ...] = ()
+    build_deps: tuple[str, ...] = ()
+    wave: int | None = None
+    wheel: str | None = None  # reused/cached: where the compatible wheel is
+    sdist: FileRef | None = None  # pending: what to build from
+    build_requires: tuple[str, ...] = ()  # [build-system].requires of the sdist
+
+    @property
+    def key(self) -> str:
+        return node_key(self.name, self.version, self.python)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "python": self.python,
+            "status": str(self.status),
+            "reason": self.reason,
+            "requested": self.requested,
+            "deps": list(self.deps),
+            "build_deps": list(self.build_deps),
+            "wave": self.wave,
+        }
+        if self.wheel is not None:
+            out["wheel"] = self.wheel
+        if self.sdist is not None:
+            out["sdist"] = self.sdist.to_json()
+        if self.build_requires:
+            out["build_requires"] = list(self.build_requires)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            name=data["name"],
+            version=data["version"],
+            python=data["python"],
+            status=NodeStatus(data["status"]),
+            reason=data.get("reason", ""),
+            requested=bool(data.get("requested", False)),
+            deps=tuple(data.get("deps", ())),
+            build_deps=tuple(data.get("build_deps", ())),
+            wave=data.get("wave"),
+            wheel=data.get("wheel"),
+            sdist=FileRef.from_json(data["sdist"]) if data.get("sdist") else None,
+            build_requires=tuple(data.get("build_requires", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    plan_id: str
+    inputs: tuple[str, ...]
+    targets: tuple[Target, ...]
+    nodes: tuple[PlanNode, ...]
+    waves: tuple[tuple[str, ...], ...]
+    matrix: Mapping[str, Any]
+    created: str = ""
+    catalog_digest: str = ""
+    schema: int = PLAN_SCHEMA
+
+    def node(self, key: str) -> PlanNode:
+        for n in self.nodes:
+            if n.key == key:
+                return n
+        raise KeyError(key)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for n in self.nodes:
+            out[str(n.status)] = out.get(str(n.status), 0) + 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "plan_id": self.plan_id,
+            "created": self.created,
+            "catalog_digest": self.catalog_digest,
+            "inputs": list(self.inputs),
+            "targets": [t.to_json() for t in self.targets],
+            "nodes": [n.to_json() for n in self.nodes],
+            "waves": [list(w) for w in self.waves],
+            "matrix": dict(self.matrix),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        _check_schema(data, PLAN_SCHEMA, "plan")
+        return cls(
+            plan_id=data["plan_id"],
+            created=data.get("created", ""),
+            catalog_digest=data.get("catalog_digest", ""),
+            inputs=tuple(data["inputs"]),
+            targets=tuple(Target(**t) for t in data["targets"]),
+            nodes=tuple(PlanNode.from_json(n) for n in data["nodes"]),
+            waves=tuple(tuple(w) for w in data["waves"]),
+            matrix=data["matrix"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WheelRef:
+    filename: str
+    sha256: str
+    size: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"filename": self.filename, "sha256": self.sha256}
+        if self.size is not None:
+            out["size"] = self.size
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try at building a node, in whichever build root."""
+
+    n: int
+    started: str
+    ended: str | None = None
+    duration: float | None = None
+    backend: str = ""
+    image: str = ""  # container image digest or rootfs digest
+    recipes: tuple[str, ...] = ()  # fixes applied before this attempt, human readable
+    hint_ids: tuple[str, ...] = ()
+    matched_lines: tuple[str, ...] = ()
+    exit: int | None = None
+    log: str | None = None  # store key of the attempt's log
+    status: str = ""  # outcome of this attempt: built, failed, system_recipe_failed, ...
+    reason: str = ""
+    auditwheel: str = ""  # `auditwheel show` output of the repaired wheel
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        d = dict(data)
+        for k in ("recipes", "hint_ids", "matched_lines"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return _build(cls, d)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at: str
+    kind: str  # e.g. leased, building, hint, retry, built, failed, ingested
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at, "kind": self.kind, "message": self.message}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return _build(cls, data)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRecord:
+    """The ledger entry of one node: ``records/<name>/<version>/<python>.json``."""
+
+    name: str
+    version: str
+    python: str
+    status: NodeStatus
+    source: str = "built"  # built | ingested
+    sdist_sha256: str | None = None
+    catalog_digest: str = ""
+    plan_id: str | None = None
+    lease_expires: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    wheel: WheelRef | None = None
+    events: tuple[Event, ...] = ()
+    reason: str = ""
+    updated: str = ""
+    schema: int = RECORD_SCHEMA
+
+    @property
+    def key(self) -> str:
+        return node_key(self.name, self.version, self.python)
+
+    def evolve(self, **changes: Any) -> BuildRecord:
+        return replace(self, **changes)
+
+    def with_event(self, at: str, kind: str, message: str = "") -> BuildRecord:
+        return replace(self, events=(*self.events, Event(at, kind, message)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "name": self.name,
+            "version": self.version,
+            "python": self.python,
+            "status": str(self.status),
+            "source": self.source,
+            "sdist_sha256": self.sdist_sha256,
+            "catalog_digest": self.catalog_digest,
+            "plan_id": self.plan_id,
+            "lease_expires": self.lease_expires,
+            "attempts": [a.to_json() for a in self.attempts],
+            "wheel": self.wheel.to_json() if self.wheel else None,
+            "events": [e.to_json() for e in self.events],
+            "reason": self.reason,
+            "updated": self.updated,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        _check_schema(data, RECORD_SCHEMA, "build record")
+        return cls(
+            name=data["name"],
+            version=data["version"],
+            python=data["python"],
+            status=NodeStatus(data["status"]),
+            source=data.get("source", "built"),
+            sdist_sha256=data.get("sdist_sha256"),
+            catalog_digest=data.get("catalog_digest", ""),
+            plan_id=data.get("plan_id"),
+            lease_expires=data.get("lease_expires"),
+            attempts=tuple(Attempt.from_json(a) for a in data.get("attempts", ())),
+            wheel=WheelRef.from_json(data["wheel"]) if data.get("wheel") else None,
+            events=tuple(Event.from_json(e) for e in data.get("events", ())),
+            reason=data.get("reason", ""),
+            updated=data.get("updated", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """``inputs/<input_id>.json``: one committed requirements file and where it stands."""
+
+    input_id: str
+    path: str
+    commit: str
+    status: InputStatus
+    plan_id: str | None = None
+    reason: str = ""
+    updated: str = ""
+    schema: int = INPUT_SCHEMA
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "input_id": self.input_id,
+            "path": self.path,
+            "commit": self.commit,
+            "status": str(self.status),
+            "plan_id": self.plan_id,
+            "reason": self.reason,
+            "updated": self.updated,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        _check_schema(data, INPUT_SCHEMA, "input record")
+        d = dict(data)
+        d["status"] = InputStatus(d["status"])
+        return _build(cls, d)  # type: ignore[no-any-return]
+
+
+def keys_of(nodes: Sequence[PlanNode]) -> list[str]:
+    return [n.key for n in nodes]
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    shard: int
+    wave: int
+    nodes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"shard": self.shard, "wave": self.wave, "nodes": list(self.nodes)}
