@@ -169,6 +169,8 @@ def _missing_requested(
             continue
         spec = e.requirement.specifier
         candidates = [f for f in project.files if spec.contains(f.version, prereleases=True)]
+        if candidates and not e.pin:
+            node = replace(node, version=max((f.version for f in candidates), key=_sort_version))
         if not candidates:
             known = sorted(project.versions(), key=_sort_version)
             latest = f" (latest: {known[-1]})" if known else ""
@@ -181,6 +183,14 @@ def _missing_requested(
                 node,
                 reason=f"{e.where()}: {e.name}{spec} requires Python {rp}; "
                 f"target is {target.python}",
+            )
+        elif not any(
+            f.kind == "sdist" or wheel_rank(f.filename, target) is not None for f in candidates
+        ):
+            out[e.name] = replace(
+                node,
+                reason=f"{e.where()}: no sdist and no wheel for Python {target.python} on "
+                f"{target.platform} for {e.name}{spec}",
             )
     return out
 

@@ -192,8 +192,10 @@ def _build_requires_from_toml(text: bytes | None) -> tuple[str, ...]:
 def _pyproject_from_tar(tf: tarfile.TarFile) -> bytes | None:
     """Stop at the top-level ``pyproject.toml``: most sdists put it near the start."""
     for member in tf:
-        if member.isfile() and member.name.count("/") == 1 and member.name.endswith(
-            "/pyproject.toml"
+        if (
+            member.isfile()
+            and member.name.count("/") == 1
+            and member.name.endswith("/pyproject.toml")
         ):
             f = tf.extractfile(member)
             return f.read() if f else None
@@ -315,7 +317,7 @@ class IndexClient:
             return None
         if resp.status != 200:
             raise NetworkError(f"{url}: HTTP {resp.status}")
-        base = resp.geturl() or url
+        base = url
         ctype = resp.headers.get("Content-Type", "")
         if JSON_TYPE in ctype or ctype.startswith("application/json"):
             project = parse_project_json(name, base, json.loads(resp.data))
