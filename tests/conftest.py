@@ -4,7 +4,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from fixtures.pyindex import Dist, IndexServer, write_index
 
 S390X = "cp311-cp311-manylinux_2_17_s390x.manylinux2014_s390x"
