@@ -205,6 +205,11 @@ def select_root(
     if chosen == "native":
         from refinery.build.native import NativeRoot
 
+        if facts.machine not in S390X_MACHINES:
+            raise BuildRootUnavailable(
+                f"the native backend builds for the host ({facts.machine}), not s390x; "
+                "use --backend rootfs or container here"
+            )
         return NativeRoot(machine=facts.machine)
     if chosen == "container":
         from refinery.build.container import ContainerRoot, default_image

@@ -1,0 +1,435 @@
+"""Backend selection, command construction and host-settings parsing (no root needed)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from refinery.build import binfmt, container, native, pipconf, rootfs, rootfs_image
+from refinery.build.errors import BuildRootUnavailable, MissingPython
+from refinery.build.roots import HostFacts, Mounts, choose_backend, map_inside, select_root
+
+pytestmark = pytest.mark.unit
+
+
+# --- auto selection ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("requested", "machine", "engine", "chosen"),
+    [
+        ("auto", "s390x", None, "native"),
+        ("auto", "s390x", "docker", "native"),
+        ("auto", "x86_64", "podman", "container"),
+        ("auto", "x86_64", None, "rootfs"),
+        ("auto", "aarch64", None, "rootfs"),
+        ("rootfs", "s390x", "docker", "rootfs"),
+        ("container", "x86_64", None, "container"),
+    ],
+)
+def test_choose_backend(requested: str, machine: str, engine: str | None, chosen: str) -> None:
+    assert choose_backend(requested, HostFacts(machine, engine)) == chosen
+
+
+def test_choose_backend_rejects_unknown() -> None:
+    with pytest.raises(BuildRootUnavailable, match="unknown backend 'chroot'"):
+        choose_backend("chroot", HostFacts("x86_64", None))
+
+
+def test_select_root_types() -> None:
+    assert select_root("auto", facts=HostFacts("x86_64", None)).backend == "rootfs"
+    assert select_root("auto", facts=HostFacts("s390x", None)).backend == "native"
+    root = select_root("auto", facts=HostFacts("x86_64", "podman"), image="img@sha256:ab")
+    assert root.backend == "container"
+    assert root.image == "img@sha256:ab"
+
+
+def test_select_root_container_without_engine_says_so() -> None:
+    with pytest.raises(BuildRootUnavailable, match="no container engine answered"):
+        select_root("container", facts=HostFacts("x86_64", None))
+
+
+def test_select_root_native_on_foreign_host_is_refused() -> None:
+    with pytest.raises(BuildRootUnavailable, match="native backend builds for the host"):
+        select_root("native", facts=HostFacts("x86_64", None))
+
+
+def test_select_root_cross_is_planned() -> None:
+    with pytest.raises(BuildRootUnavailable, match="cross backend is planned"):
+        select_root("cross", facts=HostFacts("x86_64", None))
+
+
+# --- mounts ------------------------------------------------------------------------
+def test_map_inside(tmp_path: Path) -> None:
+    mounts = Mounts(work=tmp_path / "w", pip_cache=tmp_path / "c", tools=tmp_path / "t")
+    pairs = mounts.pairs("/refinery")
+    assert map_inside(pairs, tmp_path / "w") == "/refinery/work"
+    assert map_inside(pairs, tmp_path / "w" / "dist" / "x.whl") == "/refinery/work/dist/x.whl"
+    assert map_inside(pairs, tmp_path / "t" / "seed") == "/refinery/tools/seed"
+    with pytest.raises(ValueError, match="not under any mount"):
+        map_inside(pairs, tmp_path / "elsewhere")
+    assert [ro for _s, _d, ro in pairs] == [False, False, True]
+
+
+# --- container engine --------------------------------------------------------------
+def _answers(ok: set[str]) -> container.Runner:
+    def runner(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(list(argv), 0 if argv[0] in ok else 1, "", "")
+
+    return runner
+
+
+def test_detect_engine_needs_an_answer() -> None:
+    def which(name: str) -> str | None:
+        return f"/usr/bin/{name}"
+
+    assert container.detect_engine(which=which, runner=_answers(set()), environ={}) is None
+    assert container.detect_engine(which=which, runner=_answers({"podman"}), environ={}) == "podman"
+    assert (
+        container.detect_engine(which=which, runner=_answers({"docker", "podman"}), environ={})
+        == "docker"
+    )
+
+
+def test_detect_engine_not_installed_and_forced() -> None:
+    def only_podman(name: str) -> str | None:
+        return "/usr/bin/podman" if name == "podman" else None
+
+    everything = _answers({"docker", "podman"})
+    assert container.detect_engine(which=only_podman, runner=everything, environ={}) == "podman"
+    forced = {container.ENGINE_ENV: "docker"}
+    assert container.detect_engine(which=only_podman, runner=everything, environ=forced) is None
+
+
+def test_podman_run_command(tmp_path: Path) -> None:
+    mounts = Mounts(work=Path("/w"), pip_cache=Path("/c"), tools=Path("/t"), wheels=Path("/wh"))
+    argv = container.run_argv(
+        "podman",
+        "quay.io/pypa/manylinux_2_28_s390x@sha256:abc",
+        "refinery-build-1",
+        mounts,
+        ca_bundle=Path("/etc/ssl/certs/ca-certificates.crt"),
+    )
+    assert argv == [
+        "podman",
+        "run",
+        "--detach",
+        "--rm",
+        "--name",
+        "refinery-build-1",
+        "--platform",
+        "linux/s390x",
+        "--ulimit",
+        "nofile=20000:20000",
+        "--ulimit",
+        "nproc=32768:32768",
+        "--volume",
+        "/w:/refinery/work",
+        "--volume",
+        "/c:/refinery/pip-cache",
+        "--volume",
+        "/t:/refinery/tools:ro",
+        "--volume",
+        "/wh:/refinery/wheels:ro",
+        "--volume",
+        "/etc/ssl/certs/ca-certificates.crt:/refinery/ca/ca-certificates.crt:ro",
+        "--workdir",
+        "/refinery/work",
+        "quay.io/pypa/manylinux_2_28_s390x@sha256:abc",
+        "sleep",
+        "infinity",
+    ]
+
+
+def test_docker_run_command_has_no_podman_ulimits() -> None:
+    mounts = Mounts(work=Path("/w"), pip_cache=Path("/c"), tools=Path("/t"))
+    argv = container.run_argv("docker", "img", "n", mounts, ca_bundle=None)
+    assert "--ulimit" not in argv
+    assert argv[:8] == [
+        "docker",
+        "run",
+        "--detach",
+        "--rm",
+        "--name",
+        "n",
+        "--platform",
+        "linux/s390x",
+    ]
+    assert argv[-3:] == ["img", "sleep", "infinity"]
+
+
+def test_exec_command_kills_inside_on_timeout() -> None:
+    argv = container.exec_argv(
+        "docker",
+        "n",
+        ["python", "-V"],
+        env={"B": "2", "A": "1"},
+        cwd="/refinery/work",
+        timeout=3600.4,
+    )
+    assert argv == [
+        "docker",
+        "exec",
+        "--workdir",
+        "/refinery/work",
+        "--env",
+        "A=1",
+        "--env",
+        "B=2",
+        "n",
+        "timeout",
+        "--kill-after=10",
+        "3600",
+        "python",
+        "-V",
+    ]
+
+
+def test_container_helpers() -> None:
+    assert container.pull_argv("podman", "img") == [
+        "podman",
+        "pull",
+        "--platform",
+        "linux/s390x",
+        "img",
+    ]
+    assert container.rm_argv("docker", "n") == ["docker", "rm", "--force", "n"]
+    assert container.python_path("3.11") == "/opt/python/cp311-cp311/bin/python"
+    listing = "cp310-cp310 cp311-cp311 cp313-cp313t cp39-cp39 pp310-pypy310_pp73 cp313-cp313"
+    assert container.parse_opt_python(listing) == ("3.9", "3.10", "3.11", "3.13")
+    assert container.default_image({}).startswith("quay.io/pypa/manylinux_2_28_s390x:")
+    pinned = "quay.io/pypa/manylinux_2_28_s390x@sha256:" + "0" * 64
+    assert container.default_image({container.IMAGE_ENV: pinned}) == pinned
+    assert container.is_digest_pinned(pinned)
+
+
+def test_container_root_resolves_pythons_with_engine() -> None:
+    def runner(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        assert argv[-2:] == ["ls", "/opt/python"]
+        return subprocess.CompletedProcess(list(argv), 0, "cp311-cp311\ncp312-cp312\n", "")
+
+    root = container.ContainerRoot("docker", image="img", runner=runner)
+    assert root.pythons() == ("3.11", "3.12")
+    assert root.arch == "s390x"
+
+
+# --- native ------------------------------------------------------------------------
+def test_native_pythons_and_missing(tmp_path: Path) -> None:
+    def which(name: str) -> str | None:
+        return {"python3.11": "/usr/bin/python3.11", "python3.12": "/opt/py/bin/python3.12"}.get(
+            name
+        )
+
+    root = native.NativeRoot(machine="s390x", which=which)
+    assert root.pythons() == ("3.11", "3.12")
+    assert root.arch == "s390x"
+    mounts = Mounts(work=tmp_path, pip_cache=tmp_path, tools=tmp_path)
+    with root.build_session(mounts) as session:
+        assert session.python("3.12") == "/opt/py/bin/python3.12"
+        with pytest.raises(MissingPython, match=r"no Python 3\.13 .*3\.11, 3\.12"):
+            session.python("3.13")
+        result = session.run(["sh", "-c", 'echo "$TMPDIR"'])
+        assert result.ok
+        assert "refinery-native." in result.tail[-1]
+
+
+def test_native_package_manager() -> None:
+    assert native.package_manager(lambda n: "/usr/bin/dnf" if n == "dnf" else None) == (
+        "dnf",
+        "dnf install -y",
+    )
+    assert native.package_manager(lambda n: None) is None
+
+
+# --- rootfs commands ----------------------------------------------------------------
+def test_namespace_script_overlay_and_binds(tmp_path: Path) -> None:
+    script = rootfs.namespace_script(
+        merged=Path("/s/merged"),
+        overlay=(Path("/lower"), Path("/s/upper"), Path("/s/ovl-work")),
+        binds=[
+            (Path("/host/work"), "/refinery/work", False),
+            (Path("/host/tools"), "/refinery/tools", True),
+        ],
+        cwd="/refinery/work",
+    )
+    lines = script.splitlines()
+    assert lines[0] == "set -eu"
+    assert lines[1] == (
+        "mount -t overlay overlay -o lowerdir=/lower,upperdir=/s/upper,workdir=/s/ovl-work "
+        "/s/merged"
+    )
+    assert "mount -t proc proc /s/merged/proc" in lines
+    assert "mount --rbind /dev /s/merged/dev" in lines
+    assert "mount --bind /host/tools /s/merged/refinery/tools" in lines
+    assert "mount -o remount,bind,ro /s/merged/refinery/tools" in lines
+    assert "mount -o remount,bind,ro /s/merged/refinery/work" not in lines
+    assert lines[-1] == 'exec chroot /s/merged /usr/bin/env --chdir=/refinery/work "$@"'
+
+
+def test_namespace_script_copy_mode_has_no_overlay() -> None:
+    script = rootfs.namespace_script(merged=Path("/s/root"), overlay=None, binds=(), cwd="/")
+    assert "overlay" not in script
+
+
+def test_unshare_argv_kills_namespace_with_leader() -> None:
+    argv = rootfs.unshare_argv("SCRIPT", ["python3", "-V"])
+    assert argv[:7] == [
+        "unshare",
+        "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--propagation",
+        "private",
+    ]
+    assert argv[-5:] == ["-c", "SCRIPT", "refinery-root", "python3", "-V"]
+
+
+def test_ldpaths_order() -> None:
+    paths = rootfs.ldpaths_for([Path("/u"), Path("/l")], "s390x-linux-gnu")
+    assert paths[:3] == (
+        Path("/u/usr/local/lib"),
+        Path("/u/lib/s390x-linux-gnu"),
+        Path("/u/usr/lib/s390x-linux-gnu"),
+    )
+    assert Path("/l/usr/lib/s390x-linux-gnu") in paths
+
+
+# --- rootfs image ------------------------------------------------------------------
+def test_spec_key_depends_on_content_not_order() -> None:
+    a = rootfs_image.RootfsSpec(packages=("python3", "build-essential"))
+    b = rootfs_image.RootfsSpec(packages=("build-essential", "python3", "python3"))
+    c = rootfs_image.RootfsSpec(release="bullseye", packages=("python3", "build-essential"))
+    assert a.key == b.key
+    assert a.key != c.key
+    assert a.key.startswith("debian-bookworm-s390x-")
+
+
+def test_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = rootfs_image.RootfsSpec()
+    assert rootfs_image.tarball_path(spec) == tmp_path / "refinery/roots" / f"{spec.key}.tar.zst"
+    assert rootfs_image.cached(spec) is None
+
+
+def test_host_mirror_from_deb822_and_legacy(tmp_path: Path) -> None:
+    parts = tmp_path / "sources.list.d"
+    parts.mkdir()
+    (parts / "debian.sources").write_text(
+        "Types: deb\n# comment\nURIs: http://mirror.example/debian/\n"
+        "Suites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian-security\n"
+        "Suites: bookworm-security\nComponents: main\n"
+    )
+    assert rootfs_image.host_mirrors(tmp_path) == ["http://mirror.example/debian"]
+    (tmp_path / "sources.list").write_text(
+        "deb [arch=amd64] http://legacy.example/debian bookworm main\n"
+        "deb http://security.debian.org/debian-security bookworm-security main\n"
+    )
+    assert rootfs_image.host_mirror(tmp_path) == "http://legacy.example/debian"
+
+
+def test_host_mirror_fallback(tmp_path: Path) -> None:
+    assert rootfs_image.host_mirror(tmp_path) == rootfs_image.FALLBACK_MIRROR
+
+
+def test_mmdebstrap_command_and_ca_hooks(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.crt"
+    bundle.write_text("x")
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "corp ca.crt").write_text("x")
+    found_bundle, found_local = rootfs_image.host_ca_files(bundle, local)
+    hooks = rootfs_image.customize_hooks(found_bundle, found_local)
+    argv = rootfs_image.mmdebstrap_command(
+        rootfs_image.RootfsSpec(), "http://m/debian", Path("/out.tar.zst"), hooks
+    )
+    assert argv[:5] == [
+        "mmdebstrap",
+        "--arch=s390x",
+        "--variant=apt",
+        "--mode=root",
+        "--format=tar",
+    ]
+    assert argv[5] == (
+        "--include=build-essential,ca-certificates,patchelf,python3,python3-dev,"
+        "python3-pip,python3-venv"
+    )
+    assert argv[-3:] == ["bookworm", "/out.tar.zst", "http://m/debian"]
+    assert f"'{local}/corp ca.crt'" in hooks[0]
+    assert hooks[1] == f'cp {bundle} "$1/etc/ssl/certs/ca-certificates.crt"'
+
+
+# --- binfmt ------------------------------------------------------------------------
+def test_binfmt_status_and_register_line(tmp_path: Path) -> None:
+    (tmp_path / "qemu-s390x").write_text(
+        "enabled\ninterpreter /usr/libexec/qemu-binfmt/s390x-binfmt-P\nflags: PF\noffset 0\n"
+    )
+    status = binfmt.status("s390x", tmp_path)
+    assert status.registered and status.enabled and status.flags == "PF"
+    assert status.usable or status.native
+    assert binfmt.ensure("s390x", tmp_path) == status
+    line = binfmt.register_line("s390x", "/usr/bin/qemu-s390x-static")
+    assert line.startswith(":qemu-s390x:M:0:\\x7f\\x45\\x4c\\x46\\x02\\x02")
+    assert line.endswith(":/usr/bin/qemu-s390x-static:F")
+
+
+def test_binfmt_without_f_flag_is_not_usable(tmp_path: Path) -> None:
+    (tmp_path / "qemu-s390x").write_text("enabled\ninterpreter /x\nflags: P\n")
+    status = binfmt.status("s390x", tmp_path)
+    assert status.usable is status.native
+
+
+def test_binfmt_needs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    monkeypatch.setattr(binfmt, "find_interpreter", lambda arch: "/usr/bin/qemu-s390x-static")
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    with pytest.raises(BuildRootUnavailable, match="needs root"):
+        binfmt.ensure("s390x", tmp_path)
+
+
+def test_binfmt_needs_qemu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    monkeypatch.setattr(binfmt, "find_interpreter", lambda arch: None)
+    with pytest.raises(BuildRootUnavailable, match="apt-get install qemu-user-static"):
+        binfmt.ensure("s390x", tmp_path)
+
+
+# --- pip settings ------------------------------------------------------------------
+def test_pip_settings_carry_what_makes_sense(tmp_path: Path) -> None:
+    conf = tmp_path / "pip.conf"
+    conf.write_text(
+        "[global]\ncert = /etc/corp/ca.pem\nfind-links = /opt/wheels\n"
+        "extra-index-url = file:///opt/pypi/simple https://mirror.example/simple\n"
+        "timeout = 60\n"
+    )
+    env = {
+        "PIP_DEFAULT_TIMEOUT": "180",
+        "PIP_INDEX_URL": "https://proxy.example/simple",
+        "https_proxy": "http://proxy:3128",
+        "HOME": str(tmp_path),
+    }
+    settings = pipconf.host_settings([conf], env)
+    assert settings["cert"] == "/etc/corp/ca.pem"
+    assert settings["default-timeout"] == "180"
+    config = pipconf.for_root(settings, environ=env)
+    assert dict(config.env) == {
+        "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
+        "PIP_DEFAULT_TIMEOUT": "180",
+        "PIP_EXTRA_INDEX_URL": "https://mirror.example/simple",
+        "PIP_INDEX_URL": "https://proxy.example/simple",
+        "PIP_TIMEOUT": "60",
+        "https_proxy": "http://proxy:3128",
+    }
+    assert any("/opt/wheels" in note for note in config.dropped)
+    assert any("file:///opt/pypi/simple" in note for note in config.dropped)
+    native_env = dict(pipconf.for_root(settings, environ=env, ca_bundle=None).env)
+    assert native_env["PIP_CERT"] == "/etc/corp/ca.pem"
+
+
+def test_pip_config_files_order(tmp_path: Path) -> None:
+    files = pipconf.config_files({"HOME": str(tmp_path), "PIP_CONFIG_FILE": "/x/pip.conf"})
+    assert files[-1] == Path("/x/pip.conf")
+    assert Path("/etc/pip.conf") in files
+    assert tmp_path / ".config/pip/pip.conf" in files
