@@ -322,6 +322,9 @@ class RootfsRoot:
         if self._image is None:
             self.prepare()
         overlay = bool(self.use_overlay)
+        for src, _dst, read_only in mounts.pairs(INSIDE_BASE):
+            if not read_only:
+                src.mkdir(parents=True, exist_ok=True)
         path = self._sessions_dir() / f"{purpose}-{uuid.uuid4().hex[:12]}"
         path.mkdir()
         try:
