@@ -7,6 +7,7 @@ never builds, and it never imports the build stage.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -17,15 +18,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .errors import RefineryError
+from .errors import RefineryError, ResolutionError
 from .inputs import Entry, RequirementSet
 from .models import NodeStatus, Plan, PlanNode, Shard, Target, node_key
 from .pypi import DistFile, IndexClient, Project
-from .resolver import Resolver
+from .resolver import Resolution, Resolver
 from .store import StoreLookup, usable_record, wheel_key
 from .target import marker_environment, wheel_rank
 
@@ -48,13 +49,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _python_ok(f: DistFile, python: str) -> bool:
-    if not f.requires_python:
-        return True
+@functools.lru_cache(maxsize=4096)
+def _requires_python_ok(requires_python: str, python: str) -> bool:
     try:
-        return SpecifierSet(f.requires_python).contains(f"{python}.0", prereleases=True)
-    except Exception:
+        return SpecifierSet(requires_python).contains(f"{python}.0", prereleases=True)
+    except InvalidSpecifier:  # a broken requires-python is treated as "any"
         return True
+
+
+def _python_ok(f: DistFile, python: str) -> bool:
+    return not f.requires_python or _requires_python_ok(f.requires_python, python)
 
 
 def _best_wheel(files: Iterable[DistFile], target: Target) -> DistFile | None:
@@ -139,20 +143,27 @@ def _applies(req: Requirement, target: Target) -> bool:
     return bool(req.marker.evaluate(env))
 
 
-def _latest(project: Project, spec: SpecifierSet, python: str) -> str | None:
-    """The newest release satisfying ``spec`` (pre-releases only when it names one)
-    that has a file for ``python``."""
-    best: tuple[Version, str] | None = None
-    for f in project.files:
-        if f.yanked or not _python_ok(f, python):
-            continue
+def _matching_versions(project: Project, spec: SpecifierSet) -> list[tuple[Version, str]]:
+    """Versions of ``project`` satisfying ``spec``, newest first."""
+    out: list[tuple[Version, str]] = []
+    for raw in project.by_version():
         try:
-            v = Version(f.version)
+            v = Version(raw)
         except InvalidVersion:
             continue
-        if spec.contains(v) and (best is None or v > best[0]):
-            best = (v, f.version)
-    return best[1] if best else None
+        if spec.contains(v):
+            out.append((v, raw))
+    return sorted(out, reverse=True)
+
+
+def _latest(project: Project, spec: SpecifierSet, python: str) -> str | None:
+    """The newest release satisfying ``spec`` (pre-releases only when it names one)
+    that has a non-yanked file for ``python``."""
+    files = project.by_version()
+    for _v, raw in _matching_versions(project, spec):
+        if any(not f.yanked and _python_ok(f, python) for f in files[raw]):
+            return raw
+    return None
 
 
 def _missing_requested(
@@ -168,9 +179,17 @@ def _missing_requested(
             out[e.name] = replace(node, reason=f"{e.where()}: not on the index {index_url}")
             continue
         spec = e.requirement.specifier
-        candidates = [f for f in project.files if spec.contains(f.version, prereleases=True)]
-        if candidates and not e.pin:
-            node = replace(node, version=max((f.version for f in candidates), key=_sort_version))
+        if e.pin is not None:
+            candidates = project.files_for(e.pin)
+        else:
+            matching = _matching_versions(project, spec) or [
+                (Version("0"), raw)
+                for raw in project.by_version()
+                if spec.contains(raw, prereleases=True)
+            ]
+            candidates = [f for _v, raw in matching for f in project.by_version()[raw]]
+            if matching:
+                node = replace(node, version=matching[0][1])
         if not candidates:
             known = sorted(project.versions(), key=_sort_version)
             latest = f" (latest: {known[-1]})" if known else ""
@@ -242,27 +261,66 @@ class Planner:
     # --- one Python version -----------------------------------------------------
     def _plan_target(self, reqs: RequirementSet, target: Target) -> list[PlanNode]:
         entries = [e for e in reqs.requirements if _applies(e.requirement, target)]
-        self.progress(f"index pages (Python {target.python})", 0, len(entries))
-        projects = self.index.projects(e.name for e in entries)
-        missing = _missing_requested(entries, projects, target, self.index.index_url)
-        wanted = [str(e.requirement) for e in entries if e.name not in missing]
         constraints = [
             str(c.requirement) for c in reqs.constraints if _applies(c.requirement, target)
         ]
-        self.progress(f"resolving (Python {target.python})", 0, 1)
-        resolution = self.resolver.resolve(wanted, constraints, target)
+        everything = [str(e.requirement) for e in entries]
+        self.progress(f"resolving (Python {target.python})", 0, len(entries))
+        # The resolver runs while the requested names' pages are fetched. When it
+        # succeeds, every requested name exists; only a failure needs the slow check
+        # for unknown projects and versions (which become `missing` nodes).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(self.resolver.resolve, everything, constraints, target)
+            self.index.prefetch(e.name for e in entries)
+            try:
+                resolution: Resolution | None = first.result()
+                missing: dict[str, PlanNode] = {}
+            except ResolutionError:
+                resolution = None
+                requested = self.index.projects(e.name for e in entries)
+                missing = _missing_requested(entries, requested, target, self.index.index_url)
+                if not missing:
+                    raise
+        if resolution is None:
+            wanted = [str(e.requirement) for e in entries if e.name not in missing]
+            resolution = self.resolver.resolve(wanted, constraints, target)
         pins = resolution.pins
-        self.progress(f"index pages (Python {target.python})", 0, len(pins))
-        projects = {**projects, **self.index.projects(pins)}
+        self.progress(f"deciding (Python {target.python})", 0, len(pins))
+        self.index.prefetch(pins)
         nodes = {n.key: n for n in missing.values()}
+        projects: dict[str, Project | None] = {}
         for name, version in sorted(pins.items()):
-            node = self.decider.decide(
-                name, version, target, projects.get(name), name in resolution.requested
-            )
+            node = self._decide(name, version, target, projects, name in resolution.requested)
             deps = tuple(node_key(d, pins[d], target.python) for d in resolution.deps.get(name, ()))
             nodes[node.key] = replace(node, deps=deps)
+        self.index.save_memo()
         self._add_build_deps(nodes, pins, projects, target)
         return sorted(nodes.values(), key=lambda n: n.key)
+
+    def _decide(
+        self,
+        name: str,
+        version: str,
+        target: Target,
+        projects: dict[str, Project | None],
+        requested: bool,
+    ) -> PlanNode:
+        """Decide one node; "PyPI has a compatible wheel" is memoised per page fetch."""
+        stamp = self.index.page_stamp(name)
+        memo = self.index.memo()
+        memo_key = f"{name}=={version}@{target.python}@{target.platform}"
+        hit = memo.get(memo_key)
+        if stamp is not None and hit is not None and hit["stamp"] == stamp:
+            return PlanNode(
+                name, version, target.python, NodeStatus.REUSED, hit["reason"], requested,
+                wheel=hit["wheel"],
+            )  # fmt: skip
+        if name not in projects:
+            projects[name] = self.index.project(name)
+        node = self.decider.decide(name, version, target, projects[name], requested)
+        if node.status is NodeStatus.REUSED and stamp is not None:
+            memo[memo_key] = {"stamp": stamp, "wheel": node.wheel, "reason": node.reason}
+        return node
 
     def _add_build_deps(
         self,

@@ -72,17 +72,34 @@ class DistFile:
         return FileRef(self.filename, self.url, self.sha256, self.size)
 
 
-@dataclass(frozen=True, slots=True)
 class Project:
-    name: str
-    files: tuple[DistFile, ...]
+    """A project's files, indexed by (normalised) version on first use."""
+
+    __slots__ = ("_by_version", "files", "name")
+
+    def __init__(self, name: str, files: tuple[DistFile, ...]) -> None:
+        self.name = name
+        self.files = files
+        self._by_version: dict[str, list[DistFile]] | None = None
+
+    def by_version(self) -> dict[str, list[DistFile]]:
+        if self._by_version is None:
+            out: dict[str, list[DistFile]] = {}
+            for f in self.files:
+                out.setdefault(f.version, []).append(f)
+            self._by_version = out
+        return self._by_version
 
     def versions(self) -> set[str]:
-        return {f.version for f in self.files}
+        return set(self.by_version())
 
     def files_for(self, version: str) -> list[DistFile]:
+        """Files of ``version``, comparing normalised versions (``1.0`` == ``1.0.0``)."""
+        by_version = self.by_version()
+        if version in by_version:
+            return by_version[version]
         want = _version_key(version)
-        return [f for f in self.files if _version_key(f.version) == want]
+        return [f for raw, files in by_version.items() if _version_key(raw) == want for f in files]
 
 
 def _version_key(v: str) -> str:
@@ -92,38 +109,64 @@ def _version_key(v: str) -> str:
         return v
 
 
+_SEPARATORS = re.compile(r"[-_.]+")
+_ABSOLUTE = ("https://", "http://")
+
+
 def _classify(filename: str, project: str) -> tuple[str, str] | None:
-    """("wheel"|"sdist", version) for a distribution file name, else None."""
-    try:
-        if filename.endswith(".whl"):
+    """("wheel"|"sdist", version) for a distribution file name, else None.
+
+    A fast path for the common shapes (hundreds of thousands of files go through
+    here on a cold plan); anything unusual is left to ``packaging``."""
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        if len(parts) in (5, 6):
+            return "wheel", parts[1]
+        try:
             return "wheel", str(parse_wheel_filename(filename)[1])
-        if filename.endswith((".tar.gz", ".zip")):
-            name, version = parse_sdist_filename(filename)
-            if canonicalize_name(name) == project:
-                return "sdist", str(version)
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        pass
+        except (InvalidWheelFilename, InvalidVersion):
+            return None
+    if filename.endswith(".tar.gz"):
+        stem = filename[:-7]
+    elif filename.endswith(".zip"):
+        stem = filename[:-4]
+    else:
+        return None
+    name, sep, version = stem.rpartition("-")
+    if sep and _SEPARATORS.sub("-", name).lower() == project:
+        return "sdist", version
+    try:
+        parsed_name, parsed_version = parse_sdist_filename(filename)
+    except (InvalidSdistFilename, InvalidVersion):
+        return None
+    if canonicalize_name(parsed_name) == project:
+        return "sdist", str(parsed_version)
     return None
 
 
 def parse_project_json(name: str, base_url: str, data: dict[str, Any]) -> Project:
     files: list[DistFile] = []
-    for f in data.get("files", []):
-        kind = _classify(f["filename"], name)
+    append = files.append
+    for f in data.get("files", ()):
+        filename = f["filename"]
+        kind = _classify(filename, name)
         if kind is None:
             continue
-        meta = f.get("core-metadata", f.get("dist-info-metadata", False))
-        files.append(
+        url = f["url"]
+        if not url.startswith(_ABSOLUTE):
+            url = urljoin(base_url, url)
+        hashes = f.get("hashes")
+        append(
             DistFile(
-                filename=f["filename"],
-                url=urljoin(base_url, f["url"]),
-                version=kind[1],
-                kind=kind[0],
-                sha256=(f.get("hashes") or {}).get("sha256"),
-                requires_python=f.get("requires-python") or None,
-                yanked=bool(f.get("yanked", False)),
-                metadata=bool(meta),
-                size=f.get("size"),
+                filename,
+                url,
+                kind[1],
+                kind[0],
+                hashes.get("sha256") if hashes else None,
+                f.get("requires-python") or None,
+                bool(f.get("yanked", False)),
+                bool(f.get("core-metadata", f.get("dist-info-metadata", False))),
+                f.get("size"),
             )
         )
     return Project(name, tuple(files))
@@ -250,6 +293,7 @@ class IndexClient:
             ),
         )
         self._memo: dict[str, Project | None] = {}
+        self._derived: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     # --- plumbing ---------------------------------------------------------------
@@ -300,7 +344,7 @@ class IndexClient:
                 cached = None
         except (OSError, ValueError):
             cached = None
-        if cached and not self.refresh and time.time() - cached["fetched"] < self.ttl:
+        if cached and not self.refresh and time.time() - path.stat().st_mtime < self.ttl:
             return self._from_cache(name, cached)
         url = f"{self.index_url}{name}/"
         headers = {"Accept": ACCEPT}
@@ -350,6 +394,42 @@ class IndexClient:
         if entry["files"] is None:
             return None
         return Project(name, tuple(DistFile(*row) for row in entry["files"]))
+
+    # --- freshness and derived-answer memo --------------------------------------
+    def page_stamp(self, name: str) -> float | None:
+        """When the cached page of ``name`` was fetched, if it is still fresh."""
+        name = canonicalize_name(name)
+        try:
+            mtime = self._cache_path("projects", f"{name}.json").stat().st_mtime
+        except OSError:
+            return None
+        with self._lock:
+            fetched_now = name in self._memo
+        if fetched_now or (not self.refresh and time.time() - mtime < self.ttl):
+            return mtime
+        return None
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Make sure every page is cached and fresh, fetching only what is not."""
+        stale = sorted({canonicalize_name(n) for n in names if self.page_stamp(n) is None})
+        self.map(self.project, stale)
+
+    def _memo_path(self) -> Path:
+        return self._cache_path("decisions.json")
+
+    def memo(self) -> dict[str, Any]:
+        """Answers derived from pages alone (e.g. "a compatible wheel exists"), keyed by
+        the caller; an entry is valid while its page stamp is unchanged."""
+        if self._derived is None:
+            try:
+                self._derived = dict(json.loads(self._memo_path().read_bytes()))
+            except (OSError, ValueError):
+                self._derived = {}
+        return self._derived
+
+    def save_memo(self) -> None:
+        if self._derived is not None:
+            self._write_atomic(self._memo_path(), json.dumps(self._derived).encode())
 
     def projects(self, names: Iterable[str]) -> dict[str, Project | None]:
         names = sorted({canonicalize_name(n) for n in names})

@@ -153,7 +153,13 @@ class UvResolver:
                 con = Path(tmp, "constraints.txt")
                 con.write_text("\n".join(constraints) + "\n")
                 cmd += ["--constraint", str(con)]
-            env = {k: v for k, v in os.environ.items() if not k.startswith("UV_")}
+            # uv settings that would change the answer are not inherited; where its cache
+            # lives is.
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith("UV_") or k in ("UV_CACHE_DIR", "UV_NO_CACHE")
+            }
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             raise ResolutionError(
