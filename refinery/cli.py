@@ -237,3 +237,282 @@ def _write_github_output(result: Plan) -> None:
         f.write(f"waves={len(per_wave)}\n")
         for i, m in enumerate(per_wave):
             f.write(f"matrix_wave_{i}={json.dumps(m, separators=(',', ':'))}\n")
+
+
+# --- build ------------------------------------------------------------------------
+class _BuildRenderer:
+    """Build events on the terminal; on GitHub Actions, folded groups whose contents
+    cannot issue workflow commands (``::stop-commands::``)."""
+
+    def __init__(self) -> None:
+        import secrets
+
+        from rich.console import Console
+
+        from .render import on_github_actions
+
+        self.console = Console(stderr=True, highlight=False)
+        if not self.console.is_terminal:
+            self.console.width = 200
+        self.gha = on_github_actions()
+        self.token = secrets.token_hex(16)
+        self.open_group: str | None = None
+
+    def _close(self) -> None:
+        if self.gha and self.open_group is not None:
+            print(f"::{self.token}::", file=sys.stderr, flush=True)
+            print("::endgroup::", file=sys.stderr, flush=True)
+        self.open_group = None
+
+    def __call__(self, event: Any) -> None:
+        from rich.markup import escape
+
+        from .render import STATUS_STYLE, gha_escape
+
+        kind, node = event.kind, event.node
+        if kind == "line":
+            if node and self.gha and self.open_group != node:
+                self._close()
+                print(f"::group::{gha_escape(node)}", file=sys.stderr)
+                print(f"::stop-commands::{self.token}", file=sys.stderr, flush=True)
+                self.open_group = node
+            text = event.message.rstrip("\n")
+            if self.gha:
+                print(text, file=sys.stderr, flush=True)
+            else:
+                prefix = f"[dim]{escape(node)}[/] " if node else ""
+                self.console.print(f"{prefix}[dim]{escape(text)}[/]")
+            return
+        self._close()
+        status = event.status
+        style = STATUS_STYLE.get(status, "cyan") if status is not None else "cyan"
+        label = f"[{style}]{kind}[/]"
+        where = f" [bold]{escape(node)}[/]" if node else ""
+        if self.gha and kind == "done" and status is not None and str(status) != "built":
+            print(f"::error title={gha_escape(node or '', prop=True)}::"
+                  f"{gha_escape(event.message)}", file=sys.stderr)  # fmt: skip
+        self.console.print(f"{label}{where} {escape(event.message)}")
+
+    def finish(self) -> None:
+        self._close()
+
+
+def _select_root(settings: Settings, release: str | None, image: str | None) -> Any:
+    from .build.roots import select_root
+
+    return select_root(settings.backend, release=release, image=image)
+
+
+def _run_builds(
+    settings: Settings,
+    result: Plan,
+    *,
+    nodes: Sequence[str] = (),
+    jobs: int,
+    timeout: float,
+    max_attempts: int,
+    release: str | None,
+    image: str | None,
+) -> int:
+    from rich.console import Console
+
+    from .build.runner import build_plan
+    from .store import Store
+
+    store = Store.open(settings.store)
+    root = _select_root(settings, release, image)
+    render = _BuildRenderer()
+    try:
+        summary = build_plan(
+            result,
+            store,
+            root,
+            jobs=jobs,
+            on_event=render,
+            only=list(nodes) or None,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            catalog_digest=result.catalog_digest,
+        )
+    finally:
+        render.finish()
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts().items())) or "nothing"
+    Console(stderr=True).print(f"build: {counts} (store {store.url})")
+    return 0 if summary.ok else 1
+
+
+_build_options = [
+    click.option("--jobs", "-j", default=1, show_default=True, help="Builds in parallel."),
+    click.option("--timeout", default=3600.0, show_default=True, help="Seconds per attempt."),
+    click.option("--max-attempts", default=3, show_default=True),
+    click.option("--release", default=None, help="Debian release of the rootfs backend."),
+    click.option("--image", default=None, help="Container image (pinned by digest)."),
+]
+
+
+def _with_build_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_build_options):
+        fn = option(fn)
+    return fn
+
+
+@main.command()
+@click.argument("plan_file", metavar="PLAN.json", type=click.Path(path_type=Path))
+@click.option("--node", "nodes", multiple=True, metavar="NAME==VER[@PY]", help="Only these.")
+@_with_build_options
+@click.pass_obj
+@_guard
+def build(
+    settings: Settings,
+    plan_file: Path,
+    nodes: tuple[str, ...],
+    jobs: int,
+    timeout: float,
+    max_attempts: int,
+    release: str | None,
+    image: str | None,
+) -> None:
+    """Build the pending nodes of PLAN.json, wave by wave, into the store."""
+    try:
+        doc = json.loads(plan_file.read_text())
+        result = Plan.from_json(doc)
+    except FileNotFoundError:
+        raise InputError("plan file not found", path=str(plan_file)) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"not a plan: {exc}", path=str(plan_file)) from None
+    for wanted in nodes:
+        name = wanted.split("@")[0]
+        if not any(n.key == wanted or f"{n.name}=={n.version}" == name for n in result.nodes):
+            raise InputError(f"--node {wanted}: no such node in the plan", path=str(plan_file))
+    sys.exit(
+        _run_builds(
+            settings,
+            result,
+            nodes=nodes,
+            jobs=jobs,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            release=release,
+            image=image,
+        )
+    )
+
+
+def _git_commit(path: Path) -> str:
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            ["git", "log", "-1", "--format=%H", "--", str(path)],
+            cwd=path.parent, capture_output=True, text=True, check=False, timeout=10,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return "worktree"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", str(path)],
+        cwd=path.parent, capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    commit = proc.stdout.strip()
+    return "worktree" if not commit or dirty else commit
+
+
+def _record_inputs(settings: Settings, files: Sequence[Path], status: str, plan_id: str | None,
+                   reason: str = "") -> None:  # fmt: skip
+    from .models import InputRecord, InputStatus
+    from .store import Store, now
+
+    store = Store.open(settings.store)
+    for f in files:
+        input_id = re_slug(str(f))
+        store.put_input(
+            InputRecord(
+                input_id,
+                str(f),
+                _git_commit(f.resolve()),
+                InputStatus(status),
+                plan_id,
+                reason,
+                now(),
+            )
+        )
+
+
+def re_slug(path: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", path).strip("-")
+
+
+@main.command()
+@click.argument("requirements", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--python", "pythons", multiple=True, metavar="3.N")
+@click.option("--platform", default="manylinux_2_28_s390x", show_default=True)
+@click.option("--refresh", is_flag=True, help="Ignore cached index pages and resolutions.")
+@_with_build_options
+@click.pass_obj
+@_guard
+def run(
+    settings: Settings,
+    requirements: tuple[Path, ...],
+    pythons: tuple[str, ...],
+    platform: str,
+    refresh: bool,
+    jobs: int,
+    timeout: float,
+    max_attempts: int,
+    release: str | None,
+    image: str | None,
+) -> None:
+    """Plan and build REQUIREMENTS locally, into the store (default ./.refinery/store)."""
+    from rich.console import Console
+
+    from .render import plan_summary, plan_table
+    from .store import Store
+
+    _record_inputs(settings, requirements, "planning", None)
+    try:
+        result = make_plan(settings, requirements, pythons=pythons, platform=platform,
+                           refresh=refresh)  # fmt: skip
+    except RefineryError as exc:
+        _record_inputs(settings, requirements, "failed", None, str(exc))
+        raise
+    Store.open(settings.store).put_plan(result)
+    _record_inputs(settings, requirements, "queued", result.plan_id)
+    console = Console(stderr=True)
+    console.print(plan_table(result))
+    console.print(plan_summary(result))
+    sys.exit(
+        _run_builds(
+            settings,
+            result,
+            jobs=jobs,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            release=release,
+            image=image,
+        )
+    )
+
+
+@main.group()
+def buildroot() -> None:
+    """Manage build roots (the Debian s390x root filesystem of the rootfs backend)."""
+
+
+@buildroot.command("create")
+@click.option("--release", default=None, help="Debian release [default: bookworm].")
+@click.option("--force", is_flag=True, help="Create it again even when cached.")
+@_guard
+def buildroot_create(release: str | None, force: bool) -> None:
+    """Create (or find cached) the s390x root filesystem; print its tarball path."""
+    from rich.console import Console
+
+    from .build import rootfs_image
+
+    spec = rootfs_image.RootfsSpec(release=release or rootfs_image.DEFAULT_RELEASE)
+    console = Console(stderr=True, highlight=False)
+    image = None if force else rootfs_image.cached(spec)
+    if image is None:
+        console.print(f"creating {spec.key} with mmdebstrap (about 5 minutes)…")
+        image = rootfs_image.create(spec, on_line=lambda line: console.print(line, markup=False))
+    print(image.tarball)
