@@ -1,0 +1,52 @@
+"""`refinery run requirements/example.txt`: the README's first command, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.network]
+
+ROOT = Path(__file__).resolve().parents[2]
+EM_S390 = 22
+
+
+def elf_machine(data: bytes) -> int:
+    assert data[:4] == b"\x7fELF"
+    order = "big" if data[5] == 2 else "little"
+    return int.from_bytes(data[18:20], order)
+
+
+def test_run_example(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    proc = subprocess.run(
+        [sys.executable, "-m", "refinery", "--store", str(store), "--backend", "rootfs",
+         "run", "requirements/example.txt"],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=3000,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for name, version in (("markupsafe", "2.1.5"), ("crcmod", "1.7")):
+        record = json.loads((store / "records" / name / version / "3.11.json").read_text())
+        assert record["status"] == "built"
+        attempt = record["attempts"][-1]
+        assert attempt["backend"] == "rootfs"
+        assert attempt["exit"] == 0
+        assert (store / attempt["log"]).is_file()
+        wheel = record["wheel"]
+        assert "manylinux" in wheel["filename"] and wheel["filename"].endswith("_s390x.whl")
+        path = store / "wheels" / wheel["sha256"] / wheel["filename"]
+        assert Path(f"{path}.metadata").is_file()
+        with zipfile.ZipFile(path) as zf:
+            sos = [n for n in zf.namelist() if n.endswith(".so")]
+            assert sos, zf.namelist()
+            assert all(elf_machine(zf.read(n)) == EM_S390 for n in sos)
+    plans = list((store / "plans").glob("*.json"))
+    assert len(plans) == 1
+    inputs = json.loads((store / "inputs" / "requirements-example.txt.json").read_text())
+    assert inputs["status"] == "queued"
+    assert inputs["plan_id"] == plans[0].stem
