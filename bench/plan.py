@@ -62,8 +62,8 @@ def main() -> None:
         uv_warm = statistics.median(timed(uv, uv_env) for _ in range(args.warm_runs))
         ours_warm = statistics.median(timed(ours, ours_env) for _ in range(args.warm_runs))
     print(f"plan benchmark: {pins} pins from {args.requirements}")
-    print(f"  cold: refinery {ours_cold:6.2f} s   uv {uv_cold:6.2f} s   ratio {ours_cold / uv_cold:.2f}x")
-    print(f"  warm: refinery {ours_warm:6.2f} s   uv {uv_warm:6.2f} s   ratio {ours_warm / uv_warm:.2f}x")
+    for label, ours_s, uv_s in (("cold", ours_cold, uv_cold), ("warm", ours_warm, uv_warm)):
+        print(f"  {label}: refinery {ours_s:6.2f} s  uv {uv_s:6.2f} s  ratio {ours_s / uv_s:.2f}x")
     print("  targets: cold <= 1.50x, warm <= 0.50x")
 
 
