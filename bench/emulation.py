@@ -45,10 +45,12 @@ def node_for(sdist: Path, python: str) -> PlanNode:
     )
 
 
-def measure(root: BuildRoot, node: PlanNode, work: Path, repeat: int) -> list[BuildOutcome]:
+def measure(
+    root: BuildRoot, node: PlanNode, work: Path, repeat: int, installer: str
+) -> list[BuildOutcome]:
     outcomes = []
     for i in range(repeat + 1):  # the first build warms the pip cache and is not counted
-        outcome = build_node(node, root, workdir=work / f"{root.backend}-{i}")
+        outcome = build_node(node, root, workdir=work / f"{root.backend}-{i}", installer=installer)
         if outcome.status is not NodeStatus.BUILT:
             raise SystemExit(f"{root.backend} build failed: {outcome.reason} (log {outcome.log})")
         if i:
@@ -60,6 +62,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--installer",
+        choices=("auto", "uv", "pip"),
+        default="auto",
+        help="what fills pypa/build's isolated environment (auto: uv when available)",
+    )
     args = parser.parse_args()
 
     python = "3.11"
@@ -75,11 +83,15 @@ def main() -> int:
         emulated.prepare()
 
         results = {
-            "native": measure(native, node, work, args.repeat),
-            "emulated": measure(emulated, node, work, args.repeat),
+            "native": measure(native, node, work, args.repeat, args.installer),
+            "emulated": measure(emulated, node, work, args.repeat, args.installer),
         }
 
-    summary: dict[str, object] = {"host": platform.machine(), "repeat": args.repeat}
+    summary: dict[str, object] = {
+        "host": platform.machine(),
+        "repeat": args.repeat,
+        "installer": args.installer,
+    }
     for name, outcomes in results.items():
         summary[name] = {
             "build_s": round(statistics.median(o.durations.build for o in outcomes), 2),
@@ -96,7 +108,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"fixture C extension, CPython {python}, median of {args.repeat} (warm pip cache)")
+    print(
+        f"fixture C extension, CPython {python}, installer {args.installer}, "
+        f"median of {args.repeat} (warm cache)"
+    )
     print(f"{'':10} {'build':>9} {'smoke':>9} {'total':>9}  wheel")
     for name in ("native", "emulated"):
         row = summary[name]

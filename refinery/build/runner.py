@@ -130,6 +130,7 @@ class _Run:
         advise: Advise | None,
         max_attempts: int,
         catalog_digest: str,
+        installer: str = "auto",
     ) -> None:
         self.plan = plan
         self.store = store
@@ -143,6 +144,7 @@ class _Run:
         self.advise = advise
         self.max_attempts = max_attempts
         self.catalog_digest = catalog_digest or plan.catalog_digest
+        self.installer = installer
         self.lock = threading.Lock()
 
     # --- wheels of earlier waves --------------------------------------------------
@@ -353,6 +355,7 @@ class _Run:
                 timeout=self.timeout,
                 on_line=on_line,
                 log=log,
+                installer=self.installer,
             )
         except BuildError as exc:  # a root that broke mid-build: record it, don't crash
             with log.open("a", encoding="utf-8") as fh:
@@ -399,6 +402,7 @@ def build_plan(
     advise: Advise | None = None,
     max_attempts: int = 3,
     catalog_digest: str = "",
+    installer: str = "auto",
 ) -> RunSummary:
     """Build the plan's pending nodes wave by wave with ``jobs`` builds in parallel.
 
@@ -420,6 +424,7 @@ def build_plan(
         advise=advise,
         max_attempts=max_attempts,
         catalog_digest=catalog_digest,
+        installer=installer,
     )
     wanted = set(only) if only is not None else None
     results: list[NodeResult] = []

@@ -31,14 +31,17 @@ from refinery.build.errors import MissingPython, SdistError, SystemRecipeFailed
 from refinery.build.proc import OnLine, ProcResult, run
 from refinery.build.roots import BuildRoot, Mounts, Session
 from refinery.build.smoke import SmokeResult, smoke_test
-from refinery.build.tools import Tools, ensure_tools, tools_cache
+from refinery.build.tools import Tools, ensure_tools, ensure_uv, tools_cache
 from refinery.models import NodeStatus, PlanNode
 
 PHASE_PREFIX = "==> "
+# Runs pypa/build from the tools directory: argv[1] is a ":"-separated list of paths to
+# put first on sys.path (the frontend, and uv's --target-style home when uv installs).
 FRONTEND_BOOT = (
-    "import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'build'; "
+    "import runpy, sys; sys.path[:0] = sys.argv.pop(1).split(':'); sys.argv[0] = 'build'; "
     "runpy.run_module('build', run_name='__main__', alter_sys=True)"
 )
+INSTALLERS = ("auto", "uv", "pip")
 _WHY = re.compile(
     r"error|fail|fall(ing)? ?back|could not|couldn't|cannot|can't|not found|no such file|"
     r"unable|speedups|not (be )?compiled|pure[- ]python|warning: ",
@@ -100,7 +103,9 @@ def build_env(
     constraints_file: Path | None,
     env: Mapping[str, str] | None,
     host_pip: pipconf.RootPipConfig,
+    uv: bool = False,
 ) -> dict[str, str]:
+    """Environment of the build command: pip (and uv) settings, then the caller's ``env``."""
     out = dict(host_pip.env)
     links = [session.inside(tools.seed)]
     if mounts.wheels is not None:
@@ -114,7 +119,28 @@ def build_env(
     out["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     if constraints_file is not None:
         out["PIP_CONSTRAINT"] = session.inside(constraints_file)
+    if uv:
+        out.update(uv_env(out))
     out.update(env or {})
+    return out
+
+
+def uv_env(pip_env: Mapping[str, str]) -> dict[str, str]:
+    """The uv spelling of the pip settings in ``pip_env`` (cache, links, indexes, TLS)."""
+    out = {"UV_CACHE_DIR": pip_env["PIP_CACHE_DIR"] + "/uv", "UV_NO_PROGRESS": "1"}
+    if pip_env.get("PIP_FIND_LINKS"):
+        out["UV_FIND_LINKS"] = ",".join(pip_env["PIP_FIND_LINKS"].split())
+    if pip_env.get("PIP_INDEX_URL"):
+        out["UV_INDEX_URL"] = pip_env["PIP_INDEX_URL"]
+    if pip_env.get("PIP_EXTRA_INDEX_URL"):
+        out["UV_EXTRA_INDEX_URL"] = pip_env["PIP_EXTRA_INDEX_URL"]
+    if pip_env.get("PIP_CONSTRAINT"):
+        out["UV_CONSTRAINT"] = pip_env["PIP_CONSTRAINT"]
+    if pip_env.get("PIP_CERT"):
+        out["SSL_CERT_FILE"] = pip_env["PIP_CERT"]
+    timeout = pip_env.get("PIP_DEFAULT_TIMEOUT") or pip_env.get("PIP_TIMEOUT")
+    if timeout:
+        out["UV_HTTP_TIMEOUT"] = timeout
     return out
 
 
@@ -222,6 +248,7 @@ def build_node(
     pip_cache: Path | None = None,
     tools: Tools | None = None,
     arch: str | None = None,
+    installer: str = "auto",
 ) -> BuildOutcome:
     """Build, repair, check and smoke-test one node's wheel in ``root``.
 
@@ -229,7 +256,9 @@ def build_node(
     in ``workdir/wheelhouse``). ``find_links`` is a directory of wheels built in earlier
     waves (offered to pip), ``extra_index`` extra index URLs; ``env`` and ``constraints``
     come from hints; ``system_packages`` are recipe packages for the root's package
-    manager. Never raises for a build problem: every failure is an outcome.
+    manager. ``installer`` picks what fills pypa/build's isolated environment: ``uv``
+    (for the target architecture, much faster under emulation), ``pip``, or ``auto``
+    (uv when it can be had). Never raises for a build problem: every failure is an outcome.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     log = log or workdir / "build.log"
@@ -270,6 +299,13 @@ def build_node(
     )
 
     tools = tools or ensure_tools()
+    if installer not in INSTALLERS:
+        raise ValueError(f"installer must be one of {INSTALLERS}, not {installer!r}")
+    uv_home = None
+    if installer in ("auto", "uv"):
+        uv_home = ensure_uv(tools, target_arch)
+        if uv_home is None and installer == "uv":
+            return _fail(attempt, root, python, f"uv for {target_arch} could not be downloaded")
     dist = workdir / "dist"
     wheelhouse = workdir / "wheelhouse"
     for folder in (dist, wheelhouse):
@@ -303,7 +339,12 @@ def build_node(
                 )
             attempt.timed("recipes", time.monotonic() - t)
 
-        attempt.phase("build", "python -m build --wheel")
+        frontend = [session.inside(tools.site)]
+        extra_args: list[str] = []
+        if uv_home is not None:
+            frontend.append(session.inside(uv_home))
+            extra_args = ["--installer", "uv"]
+        attempt.phase("build", f"python -m build --wheel {' '.join(extra_args)}".strip())
         mark = len(attempt.lines)
         t = time.monotonic()
         result = session.run(
@@ -311,8 +352,9 @@ def build_node(
                 interpreter,
                 "-c",
                 FRONTEND_BOOT,
-                session.inside(tools.site),
+                ":".join(frontend),
                 "--wheel",
+                *extra_args,
                 "--outdir",
                 session.inside(dist),
                 session.inside(project),
@@ -325,6 +367,7 @@ def build_node(
                 constraints_file=constraints_file,
                 env=env,
                 host_pip=host_pip,
+                uv=uv_home is not None,
             ),
             timeout=attempt.remaining(),
             on_line=attempt.emit,

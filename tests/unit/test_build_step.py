@@ -21,7 +21,7 @@ from refinery.build.errors import MissingPython, SdistError, SystemRecipeFailed
 from refinery.build.proc import OnLine, ProcResult
 from refinery.build.roots import Mounts
 from refinery.build.runner import BuildEvent, Fix, build_plan
-from refinery.build.step import PHASE_PREFIX, BuildOutcome, build_node, why_lines
+from refinery.build.step import PHASE_PREFIX, BuildOutcome, build_node, uv_env, why_lines
 from refinery.build.tools import Tools
 from refinery.models import FileRef, NodeStatus, Plan, PlanNode, Target
 from refinery.store import Store
@@ -172,6 +172,12 @@ class FakeRoot:
         return self._session(mounts, "smoke")
 
 
+@pytest.fixture(autouse=True)
+def no_uv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests never download uv; the uv path is tested with a fake home."""
+    monkeypatch.setattr("refinery.build.step.ensure_uv", lambda tools, arch: None)
+
+
 @pytest.fixture
 def tools(tmp_path: Path) -> Tools:
     root = tmp_path / "tools"
@@ -232,6 +238,49 @@ def test_pure_package_builds_checks_and_smokes(tmp_path: Path, tools: Tools) -> 
     assert env["PIP_CACHE_DIR"] == str(tmp_path / "pip-cache")
     assert [c[0] for c in root.calls] == ["build", "smoke"]
     assert outcome.durations.total >= outcome.durations.build
+
+
+def test_uv_installer_when_available(
+    tmp_path: Path, tools: Tools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tools.uv_dir("s390x")
+    monkeypatch.setattr("refinery.build.step.ensure_uv", lambda t, arch: t.uv_dir(arch))
+    root = FakeRoot()
+    outcome = run_step(tmp_path, root, tools, PURE_SDIST, constraints=["cython<3"])
+    assert outcome.status is NodeStatus.BUILT, outcome.reason
+    _purpose, argv, env = next(c for c in root.calls if "--wheel" in c[1])
+    assert argv[3] == f"{tools.site}:{home}"
+    assert argv[4:7] == ("--wheel", "--installer", "uv")
+    assert env["UV_FIND_LINKS"] == str(tools.seed)
+    assert env["UV_CACHE_DIR"] == str(tmp_path / "pip-cache") + "/uv"
+    assert env["UV_CONSTRAINT"] == env["PIP_CONSTRAINT"]
+
+
+def test_uv_env_translation() -> None:
+    env = uv_env(
+        {
+            "PIP_CACHE_DIR": "/c",
+            "PIP_FIND_LINKS": "/a /b",
+            "PIP_INDEX_URL": "https://i/simple",
+            "PIP_EXTRA_INDEX_URL": "https://x/simple https://y/simple",
+            "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt",
+            "PIP_DEFAULT_TIMEOUT": "180",
+        }
+    )
+    assert env == {
+        "UV_CACHE_DIR": "/c/uv",
+        "UV_NO_PROGRESS": "1",
+        "UV_FIND_LINKS": "/a,/b",
+        "UV_INDEX_URL": "https://i/simple",
+        "UV_EXTRA_INDEX_URL": "https://x/simple https://y/simple",
+        "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
+        "UV_HTTP_TIMEOUT": "180",
+    }
+
+
+def test_unknown_installer_is_a_programming_error(tmp_path: Path, tools: Tools) -> None:
+    with pytest.raises(ValueError, match="installer must be one of"):
+        run_step(tmp_path, FakeRoot(), tools, PURE_SDIST, installer="conda")
 
 
 def test_silent_pure_python_fallback_fails(tmp_path: Path, tools: Tools) -> None:
