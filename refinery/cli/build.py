@@ -1,245 +1,21 @@
-"""The ``refinery`` command: every stage, one process each, state in files.
-
-Exit codes (DESIGN §5.1): 0 ok, 1 some builds failed, 2 bad input or configuration.
-"""
+"""``refinery build``, ``run`` and ``buildroot``: the build stage on the command line."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
-from .errors import InputError, RefineryError
-from .models import Plan, Target
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-BACKENDS = ("auto", "native", "container", "rootfs", "cross")
+from ..errors import InputError, RefineryError
+from ..models import Plan
+from .app import Settings, _guard, main
+from .plan import make_plan
 
 
-@dataclass
-class Settings:
-    store: str | None
-    backend: str
-    index_url: str
-    cache_dir: Path | None
-
-
-def _fail(exc: RefineryError) -> NoReturn:
-    from .render import gha_escape, on_github_actions
-
-    message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    if on_github_actions() and isinstance(exc, InputError) and exc.path:
-        line = f",line={exc.line}" if exc.line else ""
-        print(
-            f"::error file={gha_escape(exc.path, prop=True)}{line}::{gha_escape(exc.bare)}",
-            file=sys.stderr,
-        )
-    print(f"refinery: error: {message}", file=sys.stderr)
-    sys.exit(exc.exit_code)
-
-
-def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Turn our errors into one line and an exit code; never a traceback."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return fn(*args, **kwargs)
-        except RefineryError as exc:
-            _fail(exc)
-        except KeyboardInterrupt:
-            print("refinery: interrupted", file=sys.stderr)
-            sys.exit(130)
-
-    return wrapper
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--store",
-    envvar="REFINERY_STORE",
-    help="Store URL: a folder, file://PATH or s3://BUCKET/PREFIX [default: ./.refinery/store].",
-)
-@click.option(
-    "--backend",
-    type=click.Choice(BACKENDS),
-    default="auto",
-    envvar="REFINERY_BACKEND",
-    show_default=True,
-    help="Build root.",
-)
-@click.option(
-    "--index-url",
-    envvar="REFINERY_INDEX_URL",
-    default="https://pypi.org/simple/",
-    show_default=True,
-    help="Upstream simple index the planner reads.",
-)
-@click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="REFINERY_CACHE",
-    help="Cache for index pages, metadata and resolutions [default: ~/.cache/refinery].",
-)
-@click.version_option(package_name="wheel-refinery")
-@click.pass_context
-def main(
-    ctx: click.Context, store: str | None, backend: str, index_url: str, cache_dir: Path | None
-) -> None:
-    """Wheel refinery: build the s390x wheels PyPI does not ship."""
-    ctx.obj = Settings(store, backend, index_url, cache_dir)
-
-
-def _targets(pythons: Sequence[str], platform: str) -> tuple[Target, ...]:
-    from .target import parse_python, platform_tags
-
-    out: list[Target] = []
-    for py in dict.fromkeys(pythons or ("3.11",)):
-        parse_python(py)
-        out.append(Target(py, platform))
-    platform_tags(out[0])
-    return tuple(out)
-
-
-def make_plan(
-    settings: Settings,
-    files: Sequence[Path],
-    *,
-    pythons: Sequence[str] = (),
-    platform: str = "manylinux_2_28_s390x",
-    max_jobs: int = 256,
-    refresh: bool = False,
-    hints_dir: Path = Path("hints"),
-    progress: Callable[[str, int, int], None] | None = None,
-) -> Plan:
-    """Parse, resolve and decide: the ``plan`` stage as a function the CLI reuses."""
-    from .hints import catalog_digest
-    from .inputs import parse_files
-    from .planner import Planner, PlanOptions
-    from .pypi import IndexClient, default_cache_dir
-    from .resolver import UvResolver
-    from .store import Store
-
-    targets = _targets(pythons, platform)
-    reqs = parse_files(list(files))
-    cache = settings.cache_dir or default_cache_dir()
-    index = IndexClient(settings.index_url, cache_dir=cache, refresh=refresh)
-    resolver = UvResolver(settings.index_url, cache_dir=cache, refresh=refresh)
-    options = PlanOptions(targets, max_jobs, catalog_digest(hints_dir))
-    return Planner(index, resolver, Store.open(settings.store), options, progress).plan(reqs)
-
-
-@main.command()
-@click.argument("requirements", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--python",
-    "pythons",
-    multiple=True,
-    metavar="3.N",
-    help="Target CPython version; repeat for several [default: 3.11].",
-)
-@click.option("--platform", default="manylinux_2_28_s390x", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Write the plan JSON (stdout, or -o).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the plan JSON here.")
-@click.option(
-    "--github-output",
-    is_flag=True,
-    help="Append matrix=…, waves=… and matrix_wave_N=… to $GITHUB_OUTPUT.",
-)
-@click.option("--max-jobs", default=256, show_default=True, help="Matrix entries per wave.")
-@click.option("--refresh", is_flag=True, help="Ignore cached index pages and resolutions.")
-@click.option(
-    "--hints",
-    "hints_dir",
-    type=click.Path(path_type=Path),
-    default=Path("hints"),
-    show_default=True,
-)
-@click.pass_obj
-@_guard
-def plan(
-    settings: Settings,
-    requirements: tuple[Path, ...],
-    pythons: tuple[str, ...],
-    platform: str,
-    as_json: bool,
-    output: Path | None,
-    github_output: bool,
-    max_jobs: int,
-    refresh: bool,
-    hints_dir: Path,
-) -> None:
-    """Resolve REQUIREMENTS for s390x and decide what to build."""
-    from rich.console import Console
-
-    from .render import plan_markdown, plan_summary, plan_table, progress_reporter
-
-    err = Console(stderr=True)
-    with progress_reporter(err) as bar:
-        tasks: dict[str, Any] = {}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if bar is None:
-                return
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total or None)
-            bar.update(tasks[stage], completed=done, total=total or None)
-
-        result = make_plan(
-            settings,
-            requirements,
-            pythons=pythons,
-            platform=platform,
-            max_jobs=max_jobs,
-            refresh=refresh,
-            hints_dir=hints_dir,
-            progress=on_progress,
-        )
-    doc = json.dumps(result.to_json(), indent=2) + "\n"
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(doc)
-    if as_json and output is None:
-        sys.stdout.write(doc)
-    elif not as_json:
-        out = Console()
-        if not out.is_terminal:
-            out.width = 200
-        out.print(plan_table(result))
-    err.print(plan_summary(result))
-    if github_output:
-        _write_github_output(result)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with open(summary, "a", encoding="utf-8") as f:
-                f.write(plan_markdown(result))
-
-
-def _write_github_output(result: Plan) -> None:
-    from .planner import matrices_by_wave
-
-    target = os.environ.get("GITHUB_OUTPUT")
-    if not target:
-        raise InputError("--github-output needs $GITHUB_OUTPUT (set by GitHub Actions)")
-    per_wave = matrices_by_wave(result.matrix)
-    with open(target, "a", encoding="utf-8") as f:
-        f.write(f"plan_id={result.plan_id}\n")
-        f.write(f"matrix={json.dumps(dict(result.matrix), separators=(',', ':'))}\n")
-        f.write(f"waves={len(per_wave)}\n")
-        for i, m in enumerate(per_wave):
-            f.write(f"matrix_wave_{i}={json.dumps(m, separators=(',', ':'))}\n")
-
-
-# --- build ------------------------------------------------------------------------
 class _BuildRenderer:
     """Build events on the terminal; on GitHub Actions, folded groups whose contents
     cannot issue workflow commands (``::stop-commands::``)."""
@@ -249,7 +25,7 @@ class _BuildRenderer:
 
         from rich.console import Console
 
-        from .render import on_github_actions
+        from ..render import on_github_actions
 
         self.console = Console(stderr=True, highlight=False)
         if not self.console.is_terminal:
@@ -267,7 +43,7 @@ class _BuildRenderer:
     def __call__(self, event: Any) -> None:
         from rich.markup import escape
 
-        from .render import STATUS_STYLE, gha_escape
+        from ..render import STATUS_STYLE, gha_escape
 
         kind, node = event.kind, event.node
         if kind == "line":
@@ -298,7 +74,7 @@ class _BuildRenderer:
 
 
 def _select_root(settings: Settings, release: str | None, image: str | None) -> Any:
-    from .build.roots import select_root
+    from ..build.roots import select_root
 
     return select_root(settings.backend, release=release, image=image)
 
@@ -316,8 +92,8 @@ def _run_builds(
 ) -> int:
     from rich.console import Console
 
-    from .build.runner import build_plan
-    from .store import Store
+    from ..build.runner import build_plan
+    from ..store import Store
 
     store = Store.open(settings.store)
     root = _select_root(settings, release, image)
@@ -418,8 +194,8 @@ def _git_commit(path: Path) -> str:
 
 def _record_inputs(settings: Settings, files: Sequence[Path], status: str, plan_id: str | None,
                    reason: str = "") -> None:  # fmt: skip
-    from .models import InputRecord, InputStatus
-    from .store import Store, now
+    from ..models import InputRecord, InputStatus
+    from ..store import Store, now
 
     store = Store.open(settings.store)
     for f in files:
@@ -466,8 +242,8 @@ def run(
     """Plan and build REQUIREMENTS locally, into the store (default ./.refinery/store)."""
     from rich.console import Console
 
-    from .render import plan_summary, plan_table
-    from .store import Store
+    from ..render import plan_summary, plan_table
+    from ..store import Store
 
     _record_inputs(settings, requirements, "planning", None)
     try:
@@ -507,7 +283,7 @@ def buildroot_create(release: str | None, force: bool) -> None:
     """Create (or find cached) the s390x root filesystem; print its tarball path."""
     from rich.console import Console
 
-    from .build import rootfs_image
+    from ..build import rootfs_image
 
     spec = rootfs_image.RootfsSpec(release=release or rootfs_image.DEFAULT_RELEASE)
     console = Console(stderr=True, highlight=False)

@@ -1,0 +1,11 @@
+"""The ``refinery`` command: every stage, one process each, state in files.
+
+``app`` holds the group and the shared plumbing; each stage has its own module whose
+import registers its commands.
+"""
+
+from . import build, plan
+from .app import Settings, main
+from .plan import make_plan
+
+__all__ = ["Settings", "build", "main", "make_plan", "plan"]

@@ -1,0 +1,159 @@
+"""``refinery plan``: requirements in, plan JSON / table / GitHub outputs out."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InputError
+from ..models import Plan, Target
+from .app import Settings, _guard, main
+
+
+def _targets(pythons: Sequence[str], platform: str) -> tuple[Target, ...]:
+    from ..target import parse_python, platform_tags
+
+    out: list[Target] = []
+    for py in dict.fromkeys(pythons or ("3.11",)):
+        parse_python(py)
+        out.append(Target(py, platform))
+    platform_tags(out[0])
+    return tuple(out)
+
+
+def make_plan(
+    settings: Settings,
+    files: Sequence[Path],
+    *,
+    pythons: Sequence[str] = (),
+    platform: str = "manylinux_2_28_s390x",
+    max_jobs: int = 256,
+    refresh: bool = False,
+    hints_dir: Path = Path("hints"),
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Plan:
+    """Parse, resolve and decide: the ``plan`` stage as a function the CLI reuses."""
+    from ..hints import catalog_digest
+    from ..inputs import parse_files
+    from ..planner import Planner, PlanOptions
+    from ..pypi import IndexClient, default_cache_dir
+    from ..resolver import UvResolver
+    from ..store import Store
+
+    targets = _targets(pythons, platform)
+    reqs = parse_files(list(files))
+    cache = settings.cache_dir or default_cache_dir()
+    index = IndexClient(settings.index_url, cache_dir=cache, refresh=refresh)
+    resolver = UvResolver(settings.index_url, cache_dir=cache, refresh=refresh)
+    options = PlanOptions(targets, max_jobs, catalog_digest(hints_dir))
+    return Planner(index, resolver, Store.open(settings.store), options, progress).plan(reqs)
+
+
+@main.command()
+@click.argument("requirements", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--python",
+    "pythons",
+    multiple=True,
+    metavar="3.N",
+    help="Target CPython version; repeat for several [default: 3.11].",
+)
+@click.option("--platform", default="manylinux_2_28_s390x", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Write the plan JSON (stdout, or -o).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the plan JSON here.")
+@click.option(
+    "--github-output",
+    is_flag=True,
+    help="Append matrix=…, waves=… and matrix_wave_N=… to $GITHUB_OUTPUT.",
+)
+@click.option("--max-jobs", default=256, show_default=True, help="Matrix entries per wave.")
+@click.option("--refresh", is_flag=True, help="Ignore cached index pages and resolutions.")
+@click.option(
+    "--hints",
+    "hints_dir",
+    type=click.Path(path_type=Path),
+    default=Path("hints"),
+    show_default=True,
+)
+@click.pass_obj
+@_guard
+def plan(
+    settings: Settings,
+    requirements: tuple[Path, ...],
+    pythons: tuple[str, ...],
+    platform: str,
+    as_json: bool,
+    output: Path | None,
+    github_output: bool,
+    max_jobs: int,
+    refresh: bool,
+    hints_dir: Path,
+) -> None:
+    """Resolve REQUIREMENTS for s390x and decide what to build."""
+    from rich.console import Console
+
+    from ..render import plan_markdown, plan_summary, plan_table, progress_reporter
+
+    err = Console(stderr=True)
+    with progress_reporter(err) as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if bar is None:
+                return
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total or None)
+            bar.update(tasks[stage], completed=done, total=total or None)
+
+        result = make_plan(
+            settings,
+            requirements,
+            pythons=pythons,
+            platform=platform,
+            max_jobs=max_jobs,
+            refresh=refresh,
+            hints_dir=hints_dir,
+            progress=on_progress,
+        )
+    doc = json.dumps(result.to_json(), indent=2) + "\n"
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(doc)
+    if as_json and output is None:
+        sys.stdout.write(doc)
+    elif not as_json:
+        out = Console()
+        if not out.is_terminal:
+            out.width = 200
+        out.print(plan_table(result))
+    err.print(plan_summary(result))
+    if github_output:
+        _write_github_output(result)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as f:
+                f.write(plan_markdown(result))
+
+
+def _write_github_output(result: Plan) -> None:
+    from ..planner import matrices_by_wave
+
+    target = os.environ.get("GITHUB_OUTPUT")
+    if not target:
+        raise InputError("--github-output needs $GITHUB_OUTPUT (set by GitHub Actions)")
+    per_wave = matrices_by_wave(result.matrix)
+    with open(target, "a", encoding="utf-8") as f:
+        f.write(f"plan_id={result.plan_id}\n")
+        f.write(f"matrix={json.dumps(dict(result.matrix), separators=(',', ':'))}\n")
+        f.write(f"waves={len(per_wave)}\n")
+        for i, m in enumerate(per_wave):
+            f.write(f"matrix_wave_{i}={json.dumps(m, separators=(',', ':'))}\n")
+
+
+# --- build ------------------------------------------------------------------------
