@@ -250,6 +250,12 @@ def create(
         result = run(argv, on_line=on_line, log=log, timeout=timeout)
         if not result.ok:
             tail = "\n".join(result.tail[-20:])
+            if "did not find any indices for architecture" in tail:
+                raise BuildRootUnavailable(
+                    f"{mirror} has no {spec.arch} packages for {spec.release} (Debian LTS "
+                    f"releases drop {spec.arch}); use bookworm or newer, or the container "
+                    "backend (manylinux_2_28, glibc 2.28) for wheels that install on older glibc"
+                )
             raise BuildRootUnavailable(
                 f"mmdebstrap failed (exit {result.exit_code}) making {spec.key}:\n{tail}"
             )
