@@ -18,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ INSIDE_BASE = "/refinery"
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PYTHON_BIN = re.compile(r"^python(\d+\.\d+)$")
 _UNPACKED_MARK = ".refinery-unpacked"
+STALE_SESSION_SECONDS = 24 * 3600
 
 
 def base_env() -> dict[str, str]:
@@ -257,6 +259,7 @@ class RootfsRoot:
         if shutil.which("unshare") is None or shutil.which("chroot") is None:
             raise BuildRootUnavailable("unshare and chroot (util-linux, coreutils) are needed")
         self._unpack(self._image)
+        self._sweep_stale_sessions()
         if self.use_overlay is None:
             self.use_overlay = overlay_supported() and self._overlay_works()
 
@@ -308,6 +311,17 @@ class RootfsRoot:
         path = self.cache_root / "sessions"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def _sweep_stale_sessions(self, max_age: float = STALE_SESSION_SECONDS) -> None:
+        """Remove session directories a killed process left behind (older than a day)."""
+        now = time.time()
+        for entry in self._sessions_dir().iterdir():
+            try:
+                old = now - entry.stat().st_mtime > max_age
+            except OSError:
+                continue
+            if old:
+                shutil.rmtree(entry, ignore_errors=True)
 
     def pythons(self) -> tuple[str, ...]:
         found = []

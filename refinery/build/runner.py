@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -357,16 +358,21 @@ class _Run:
                 log=log,
                 installer=self.installer,
             )
-        except BuildError as exc:  # a root that broke mid-build: record it, don't crash
+        except Exception as exc:
+            # A root that broke mid-build (BuildError) or a bug: the attempt is recorded
+            # as failed with the traceback in its log, and the other nodes go on.
+            what = "build root error" if isinstance(exc, BuildError) else "internal error"
+            log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("a", encoding="utf-8") as fh:
-                fh.write(f"!! build root error: {exc}\n")
+                fh.write(f"!! {what}: {exc}\n{traceback.format_exc()}")
+            on_line(f"!! {what}: {exc}")
             return BuildOutcome(
                 status=NodeStatus.FAILED,
                 backend=self.root.backend,
                 image=self.root.image,
                 python=node.python,
                 log=log,
-                reason=f"build root error: {exc}",
+                reason=f"{what}: {exc}",
             )
         finally:
             work = attempt_dir / "work"

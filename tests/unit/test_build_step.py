@@ -545,3 +545,53 @@ def test_build_plan_retries_with_a_fix(
     assert summary.results[0].attempts == 2
     assert "silent pure-Python fallback" in record.reason
     assert json.loads(store.blobs.get("records/yamlish/1.0/3.11.json")[0])["status"] == "failed"  # type: ignore[index]
+
+
+def test_a_crashing_build_is_recorded_and_the_run_goes_on(
+    tmp_path: Path, tools: Tools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("refinery.build.step.ensure_tools", lambda: tools)
+    bad = make_sdist(tmp_path / "in", "bad", "1.0", PURE_SDIST)
+    good = make_sdist(tmp_path / "in", "good", "1.0", PURE_SDIST)
+    nodes = (node_for(bad, "bad"), node_for(good, "good"))
+    plan = Plan("p3", (), (Target(),), nodes, ((nodes[0].key, nodes[1].key),), {})
+    store = Store.open(str(tmp_path / "store"))
+    root = FakeRoot()
+    real_run = FakeSession.run
+
+    def run(self: FakeSession, argv: Sequence[str], **kwargs: Any) -> ProcResult:
+        if "--wheel" in argv and "bad-1.0" in argv[-1]:
+            raise OSError("disk full")
+        return real_run(self, argv, **kwargs)
+
+    monkeypatch.setattr(FakeSession, "run", run)
+    summary = build_plan(plan, store, root, workdir=tmp_path / "run")
+    assert summary.counts() == {"failed": 1, "built": 1}
+    record = store.get_record("bad", "1.0", "3.11")
+    assert record is not None and record.status is NodeStatus.FAILED
+    assert record.reason == "internal error: disk full"
+    log = store.blobs.get("logs/bad/1.0/3.11/1.log")
+    assert log is not None and b"OSError: disk full" in log[0]
+
+
+def test_create_buildroot_reuses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from refinery.build import create_buildroot, rootfs_image
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = rootfs_image.RootfsSpec()
+    tarball = rootfs_image.tarball_path(spec)
+    tarball.parent.mkdir(parents=True)
+    tarball.write_bytes(b"x")
+    tarball.with_name(f"{spec.key}.json").write_text(
+        json.dumps({"sha256": "ab" * 32, "mirror": "http://m", "created_seconds": 1.0})
+    )
+
+    def no_create(*args: object, **kwargs: object) -> None:
+        raise AssertionError("must not run mmdebstrap")
+
+    monkeypatch.setattr(rootfs_image, "create", no_create)
+    image = create_buildroot()
+    assert image.tarball == tarball
+    assert image.digest == f"{spec.key}@sha256:{'ab' * 32}"
+    with pytest.raises(AssertionError, match="must not run"):
+        create_buildroot(force=True)
