@@ -30,7 +30,15 @@ from refinery.build.errors import BuildError
 from refinery.build.proc import OnLine
 from refinery.build.roots import BuildRoot
 from refinery.build.step import BuildOutcome, build_node
-from refinery.models import Attempt, BuildRecord, NodeStatus, Plan, PlanNode, WheelRef
+from refinery.models import (
+    Attempt,
+    BuildRecord,
+    NodeStatus,
+    Plan,
+    PlanNode,
+    WheelRef,
+    normalize_name,
+)
 from refinery.store import Store, log_key
 
 LEASE_MARGIN = 600.0
@@ -111,6 +119,16 @@ def _lease_active(record: BuildRecord) -> bool:
     if record.lease_expires is None:
         return False
     return _parse(record.lease_expires) > datetime.now(UTC)
+
+
+def _normal_selector(item: str) -> str:
+    name, sep, rest = item.strip().partition("==")
+    return f"{normalize_name(name)}{sep}{rest}"
+
+
+def selected(node: PlanNode, wanted: Collection[str]) -> bool:
+    """``--node`` matching: ``name==version@python`` or ``name==version`` (any spelling)."""
+    return node.key in wanted or f"{node.name}=={node.version}" in wanted
 
 
 def _ignore(_: BuildEvent) -> None:
@@ -432,7 +450,7 @@ def build_plan(
         catalog_digest=catalog_digest,
         installer=installer,
     )
-    wanted = set(only) if only is not None else None
+    wanted = {_normal_selector(item) for item in only} if only is not None else None
     results: list[NodeResult] = []
     started = time.monotonic()
     try:
@@ -440,11 +458,7 @@ def build_plan(
             nodes = []
             for key in wave:
                 node = plan.node(key)
-                if (
-                    wanted is not None
-                    and key not in wanted
-                    and (f"{node.name}=={node.version}" not in wanted)
-                ):
+                if wanted is not None and not selected(node, wanted):
                     continue
                 if node.status is not NodeStatus.PENDING:
                     emit(BuildEvent("skip", key, f"plan says {node.status}", wave=wave_no))

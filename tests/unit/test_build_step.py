@@ -595,3 +595,13 @@ def test_create_buildroot_reuses_the_cache(tmp_path: Path, monkeypatch: pytest.M
     assert image.digest == f"{spec.key}@sha256:{'ab' * 32}"
     with pytest.raises(AssertionError, match="must not run"):
         create_buildroot(force=True)
+
+
+def test_node_selection_accepts_any_spelling() -> None:
+    from refinery.build.runner import _normal_selector, selected
+
+    node = PlanNode("markupsafe", "2.1.5", "3.11", NodeStatus.PENDING, "", True)
+    for spelling in ("MarkupSafe==2.1.5", "markupsafe==2.1.5@3.11", "Markup_Safe==2.1.5"):
+        wanted = {_normal_selector(spelling)}
+        assert selected(node, wanted) is (spelling != "Markup_Safe==2.1.5")
+    assert not selected(node, {_normal_selector("markupsafe==2.1.5@3.12")})
