@@ -24,9 +24,9 @@ from packaging.version import InvalidVersion, Version
 
 from .errors import RefineryError, ResolutionError
 from .inputs import Entry, RequirementSet
-from .models import NodeStatus, Plan, PlanNode, Shard, Target, node_key
+from .models import FileRef, NodeStatus, Plan, PlanNode, Shard, Target, node_key
 from .pypi import DistFile, IndexClient, Project
-from .resolver import Resolution, Resolver
+from .resolver import PinnedFiles, Resolver
 from .store import StoreLookup, usable_record, wheel_key
 from .target import marker_environment, wheel_rank
 
@@ -90,6 +90,7 @@ class _Decider:
     def decide(
         self, name: str, version: str, target: Target, project: Project | None, requested: bool
     ) -> PlanNode:
+        """Decide from the index page of ``project``."""
         base = PlanNode(name, version, target.python, NodeStatus.MISSING, "", requested)
         if project is None:
             return replace(base, reason=f"not on the index {self.index.index_url}")
@@ -97,11 +98,34 @@ class _Decider:
         if not files:
             return replace(base, reason=f"no release {version} on the index")
         wheel = _best_wheel(files, target)
+        sdist = _sdist(files)
+        if wheel is None and sdist is not None and not _python_ok(sdist, target.python):
+            return replace(base, reason=f"{sdist.filename} requires Python {sdist.requires_python}")
+        return self.conclude(
+            base, target, wheel.ref() if wheel else None, sdist.ref() if sdist else None
+        )
+
+    def decide_locked(
+        self, name: str, version: str, target: Target, files: PinnedFiles, requested: bool
+    ) -> PlanNode:
+        """Decide from what the resolver's lock lists for the pin."""
+        base = PlanNode(name, version, target.python, NodeStatus.MISSING, "", requested)
+        ranked = sorted(
+            (rank, w.filename, w)
+            for w in files.wheels
+            if (rank := wheel_rank(w.filename, target)) is not None
+        )
+        return self.conclude(base, target, ranked[0][2] if ranked else None, files.sdist)
+
+    def conclude(
+        self, base: PlanNode, target: Target, wheel: FileRef | None, sdist: FileRef | None
+    ) -> PlanNode:
         if wheel is not None:
             return replace(
                 base, status=NodeStatus.REUSED, wheel=wheel.url,
                 reason=f"wheel on the index: {wheel.filename}",
             )  # fmt: skip
+        name, version = base.name, base.version
         record = self.store.get_record(name, version, target.python) if self.store else None
         if record is not None and usable_record(record):
             assert record.wheel is not None
@@ -110,15 +134,10 @@ class _Decider:
                 wheel=wheel_key(record.wheel.sha256, record.wheel.filename),
                 reason=f"our store has {record.wheel.filename}",
             )  # fmt: skip
-        sdist = _sdist(files)
-        usable_sdist = sdist is not None and _python_ok(sdist, target.python)
-        if sdist is None or not usable_sdist:
-            why = (
-                f"no sdist and no wheel for Python {target.python} on s390x"
-                if sdist is None
-                else f"{sdist.filename} requires Python {sdist.requires_python}"
+        if sdist is None:
+            return replace(
+                base, reason=f"no sdist and no wheel for Python {target.python} on s390x"
             )
-            return replace(base, reason=why)
         if (
             record is not None
             and record.status in (NodeStatus.FAILED, NodeStatus.SYSTEM_RECIPE_FAILED)
@@ -126,12 +145,12 @@ class _Decider:
             and record.catalog_digest == self.catalog_digest
         ):
             return replace(
-                base, status=NodeStatus.SKIPPED_KNOWN_FAILURE, sdist=sdist.ref(),
+                base, status=NodeStatus.SKIPPED_KNOWN_FAILURE, sdist=sdist,
                 reason=f"failed before with the same sdist and hint catalog "
                 f"({record.reason or record.status}); a new hint makes it eligible again",
             )  # fmt: skip
         return replace(
-            base, status=NodeStatus.PENDING, sdist=sdist.ref(),
+            base, status=NodeStatus.PENDING, sdist=sdist,
             reason=f"no s390x wheel for cp{target.python.replace('.', '')}; sdist {sdist.filename}",
         )  # fmt: skip
 
@@ -266,61 +285,34 @@ class Planner:
         ]
         everything = [str(e.requirement) for e in entries]
         self.progress(f"resolving (Python {target.python})", 0, len(entries))
-        # The resolver runs while the requested names' pages are fetched. When it
-        # succeeds, every requested name exists; only a failure needs the slow check
-        # for unknown projects and versions (which become `missing` nodes).
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            first = pool.submit(self.resolver.resolve, everything, constraints, target)
-            self.index.prefetch(e.name for e in entries)
-            try:
-                resolution: Resolution | None = first.result()
-                missing: dict[str, PlanNode] = {}
-            except ResolutionError:
-                resolution = None
-                requested = self.index.projects(e.name for e in entries)
-                missing = _missing_requested(entries, requested, target, self.index.index_url)
-                if not missing:
-                    raise
-        if resolution is None:
+        # When the resolver succeeds, every requested name exists; only a failure needs
+        # the slower check for unknown projects and versions (they become `missing`).
+        missing: dict[str, PlanNode] = {}
+        try:
+            resolution = self.resolver.resolve(everything, constraints, target)
+        except ResolutionError:
+            requested = self.index.projects(e.name for e in entries)
+            missing = _missing_requested(entries, requested, target, self.index.index_url)
+            if not missing:
+                raise
             wanted = [str(e.requirement) for e in entries if e.name not in missing]
             resolution = self.resolver.resolve(wanted, constraints, target)
         pins = resolution.pins
         self.progress(f"deciding (Python {target.python})", 0, len(pins))
-        self.index.prefetch(pins)
+        unlocked = [n for n in pins if n not in resolution.files]
+        projects: dict[str, Project | None] = dict(self.index.projects(unlocked))
         nodes = {n.key: n for n in missing.values()}
-        projects: dict[str, Project | None] = {}
         for name, version in sorted(pins.items()):
-            node = self._decide(name, version, target, projects, name in resolution.requested)
+            requested_name = name in resolution.requested
+            locked = resolution.files.get(name)
+            if locked is not None:
+                node = self.decider.decide_locked(name, version, target, locked, requested_name)
+            else:
+                node = self.decider.decide(name, version, target, projects[name], requested_name)
             deps = tuple(node_key(d, pins[d], target.python) for d in resolution.deps.get(name, ()))
             nodes[node.key] = replace(node, deps=deps)
-        self.index.save_memo()
         self._add_build_deps(nodes, pins, projects, target)
         return sorted(nodes.values(), key=lambda n: n.key)
-
-    def _decide(
-        self,
-        name: str,
-        version: str,
-        target: Target,
-        projects: dict[str, Project | None],
-        requested: bool,
-    ) -> PlanNode:
-        """Decide one node; "PyPI has a compatible wheel" is memoised per page fetch."""
-        stamp = self.index.page_stamp(name)
-        memo = self.index.memo()
-        memo_key = f"{name}=={version}@{target.python}@{target.platform}"
-        hit = memo.get(memo_key)
-        if stamp is not None and hit is not None and hit["stamp"] == stamp:
-            return PlanNode(
-                name, version, target.python, NodeStatus.REUSED, hit["reason"], requested,
-                wheel=hit["wheel"],
-            )  # fmt: skip
-        if name not in projects:
-            projects[name] = self.index.project(name)
-        node = self.decider.decide(name, version, target, projects[name], requested)
-        if node.status is NodeStatus.REUSED and stamp is not None:
-            memo[memo_key] = {"stamp": stamp, "wheel": node.wheel, "reason": node.reason}
-        return node
 
     def _add_build_deps(
         self,
@@ -338,9 +330,7 @@ class Planner:
             todo = []
             self.progress(f"build requirements (Python {target.python})", 0, len(batch))
             sdists = [by_key[k].sdist for k in batch]
-            requires = self.index.map(
-                lambda s: self.index.build_requires(_as_dist(s)) if s else (), sdists
-            )
+            requires = self.index.map(lambda s: self.index.build_requires(s) if s else (), sdists)
             parsed: dict[str, list[Requirement]] = {}
             for key, raw in zip(batch, requires, strict=True):
                 good: list[Requirement] = []
@@ -377,13 +367,6 @@ class Planner:
                     build_deps=tuple(sorted(set(edges))),
                     build_requires=tuple(str(r) for r in reqs),
                 )
-
-
-def _as_dist(ref: Any) -> DistFile:
-    return DistFile(
-        filename=ref.filename, url=ref.url, version="", kind="sdist", sha256=ref.sha256,
-        requires_python=None, yanked=False, metadata=False, size=ref.size,
-    )  # fmt: skip
 
 
 def _plan_id(reqs: RequirementSet, targets: Sequence[Target], nodes: Sequence[PlanNode]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -232,16 +233,35 @@ def _build_requires_from_toml(text: bytes | None) -> tuple[str, ...]:
     return tuple(str(r) for r in system["requires"])
 
 
+_PYPROJECT = "pyproject.toml"
+
+
 def _pyproject_from_tar(tf: tarfile.TarFile) -> bytes | None:
-    """Stop at the top-level ``pyproject.toml``: most sdists put it near the start."""
+    """The top-level ``pyproject.toml``, reading as little of the stream as possible.
+
+    Archives written by ``tarfile.add`` (setuptools and friends since Python 3.7) and by
+    ``git archive`` list each folder's entries in sorted order. Once the top-level names
+    seen so far are sorted, include ``PKG-INFO`` and have passed ``pyproject.toml``, the
+    file is not there: stop instead of reading a 300 MB sdist to its end. An archive
+    whose names are not sorted is read in full."""
+    seen: list[str] = []
     for member in tf:
-        if (
-            member.isfile()
-            and member.name.count("/") == 1
-            and member.name.endswith("/pyproject.toml")
-        ):
+        parts = member.name.split("/")
+        if len(parts) < 2 or not parts[1]:
+            continue
+        top = parts[1]
+        if member.isfile() and len(parts) == 2 and top == _PYPROJECT:
             f = tf.extractfile(member)
             return f.read() if f else None
+        if not seen or seen[-1] != top:
+            seen.append(top)
+        if (
+            top > _PYPROJECT
+            and len(seen) >= 3
+            and "PKG-INFO" in seen
+            and all(a <= b for a, b in itertools.pairwise(seen))
+        ):
+            return None
     return None
 
 
@@ -293,7 +313,6 @@ class IndexClient:
             ),
         )
         self._memo: dict[str, Project | None] = {}
-        self._derived: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     # --- plumbing ---------------------------------------------------------------
@@ -395,42 +414,6 @@ class IndexClient:
             return None
         return Project(name, tuple(DistFile(*row) for row in entry["files"]))
 
-    # --- freshness and derived-answer memo --------------------------------------
-    def page_stamp(self, name: str) -> float | None:
-        """When the cached page of ``name`` was fetched, if it is still fresh."""
-        name = canonicalize_name(name)
-        try:
-            mtime = self._cache_path("projects", f"{name}.json").stat().st_mtime
-        except OSError:
-            return None
-        with self._lock:
-            fetched_now = name in self._memo
-        if fetched_now or (not self.refresh and time.time() - mtime < self.ttl):
-            return mtime
-        return None
-
-    def prefetch(self, names: Iterable[str]) -> None:
-        """Make sure every page is cached and fresh, fetching only what is not."""
-        stale = sorted({canonicalize_name(n) for n in names if self.page_stamp(n) is None})
-        self.map(self.project, stale)
-
-    def _memo_path(self) -> Path:
-        return self._cache_path("decisions.json")
-
-    def memo(self) -> dict[str, Any]:
-        """Answers derived from pages alone (e.g. "a compatible wheel exists"), keyed by
-        the caller; an entry is valid while its page stamp is unchanged."""
-        if self._derived is None:
-            try:
-                self._derived = dict(json.loads(self._memo_path().read_bytes()))
-            except (OSError, ValueError):
-                self._derived = {}
-        return self._derived
-
-    def save_memo(self) -> None:
-        if self._derived is not None:
-            self._write_atomic(self._memo_path(), json.dumps(self._derived).encode())
-
     def projects(self, names: Iterable[str]) -> dict[str, Project | None]:
         names = sorted({canonicalize_name(n) for n in names})
         return dict(zip(names, self.map(self.project, names), strict=True))
@@ -467,7 +450,7 @@ class IndexClient:
         self._write_atomic(path, json.dumps(fields).encode())
         return fields
 
-    def build_requires(self, file: DistFile) -> tuple[str, ...]:
+    def build_requires(self, file: FileRef) -> tuple[str, ...]:
         """``[build-system].requires`` of an sdist; cached forever by its hash."""
         key = file.sha256 or hashlib.sha256(file.url.encode()).hexdigest()
         path = self._cache_path("build-requires", f"{key}.json")

@@ -17,15 +17,16 @@ import re
 import subprocess
 import tempfile
 import time
+import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from packaging.utils import canonicalize_name
 
 from .errors import ResolutionError
-from .models import Target
+from .models import FileRef, Target
 from .target import uv_platform
 
 RESOLUTION_CACHE_SCHEMA = 1
@@ -34,10 +35,20 @@ _REQUESTED = "-r "
 
 
 @dataclass(frozen=True, slots=True)
+class PinnedFiles:
+    """What the resolver found installable for one pin: the sdist and the wheels that
+    match the target platform (uv's lock lists only those)."""
+
+    sdist: FileRef | None
+    wheels: tuple[FileRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Resolution:
     pins: dict[str, str]  # normalised name -> version
     deps: dict[str, tuple[str, ...]]  # name -> names it depends on
     requested: frozenset[str]
+    files: dict[str, PinnedFiles] = field(default_factory=dict)  # may be partial
 
 
 class Resolver(Protocol):
@@ -70,6 +81,34 @@ def parse_uv_output(text: str) -> Resolution:
             via.setdefault(canonicalize_name(parent), []).append(name)
     deps = {n: tuple(sorted(set(via.get(n, ())) & pins.keys())) for n in pins}
     return Resolution(pins, deps, frozenset(requested))
+
+
+def _file_ref(entry: dict[str, object]) -> FileRef | None:
+    url = entry.get("url")
+    if not isinstance(url, str):
+        return None
+    hashes = entry.get("hashes")
+    sha256 = hashes.get("sha256") if isinstance(hashes, dict) else None
+    size = entry.get("size")
+    return FileRef(
+        filename=url.rsplit("/", 1)[-1].split("#", 1)[0],
+        url=url,
+        sha256=sha256 if isinstance(sha256, str) else None,
+        size=size if isinstance(size, int) else None,
+    )
+
+
+def parse_pylock(text: str) -> dict[str, PinnedFiles]:
+    """Per pin, the sdist and target-compatible wheels from a PEP 751 ``pylock.toml``."""
+    doc = tomllib.loads(text)
+    out: dict[str, PinnedFiles] = {}
+    for pkg in doc.get("packages", []):
+        sdist = _file_ref(pkg["sdist"]) if isinstance(pkg.get("sdist"), dict) else None
+        wheels = tuple(
+            ref for w in pkg.get("wheels", []) if isinstance(w, dict) and (ref := _file_ref(w))
+        )
+        out[canonicalize_name(pkg["name"])] = PinnedFiles(sdist, wheels)
+    return out
 
 
 def _condense(stderr: str) -> str:
@@ -121,46 +160,67 @@ class UvResolver:
     ) -> Resolution:
         if not requirements:
             return Resolution({}, {}, frozenset())
-        cache = self.cache_dir / f"{self._key(requirements, constraints, target)}.txt"
+        cache = self.cache_dir / f"{self._key(requirements, constraints, target)}.json"
         if not self.refresh:
             try:
                 if time.time() - cache.stat().st_mtime < self.ttl:
-                    return parse_uv_output(cache.read_text())
-            except OSError:
+                    return self._parse(json.loads(cache.read_text()))
+            except (OSError, ValueError, KeyError):
                 pass
-        text = self._run(requirements, constraints, target)
-        resolution = parse_uv_output(text)
+        outputs = self._run(requirements, constraints, target)
+        resolution = self._parse(outputs)
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-        tmp.write_text(text)
+        tmp.write_text(json.dumps(outputs))
         os.replace(tmp, cache)
         return resolution
 
-    def _run(self, requirements: Sequence[str], constraints: Sequence[str], target: Target) -> str:
+    @staticmethod
+    def _parse(outputs: dict[str, str]) -> Resolution:
+        resolution = parse_uv_output(outputs["annotated"])
+        return replace(resolution, files=parse_pylock(outputs["pylock"]))
+
+    def _run(
+        self, requirements: Sequence[str], constraints: Sequence[str], target: Target
+    ) -> dict[str, str]:
+        """Two passes of uv: the lock (PEP 751: chosen files with URLs and hashes, only
+        those installable on the target), then the annotated pin list (the dependency
+        edges), answered offline from the cache the first pass filled."""
         with tempfile.TemporaryDirectory(prefix="refinery-resolve-") as tmp:
             req = Path(tmp, "requirements.in")
             req.write_text("\n".join(requirements) + "\n")
-            cmd = [
+            common = [
                 self.uv, "pip", "compile", str(req),
                 "--python-platform", uv_platform(target),
                 "--python-version", target.python,
                 "--index-url", self.index_url,
                 "--no-config", "--no-header", "--quiet",
-                "--annotation-style", "line",
                 "--index-strategy", "first-index",
             ]  # fmt: skip
             if constraints:
                 con = Path(tmp, "constraints.txt")
                 con.write_text("\n".join(constraints) + "\n")
-                cmd += ["--constraint", str(con)]
-            # uv settings that would change the answer are not inherited; where its cache
-            # lives is.
-            env = {
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith("UV_") or k in ("UV_CACHE_DIR", "UV_NO_CACHE")
-            }
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+                common += ["--constraint", str(con)]
+            lock = Path(tmp, "pylock.toml")
+            self._uv([*common, "--format", "pylock.toml", "-o", str(lock)], target)
+            pylock = lock.read_text()
+            annotated_cmd = [*common, "--annotation-style", "line"]
+            try:
+                annotated = self._uv([*annotated_cmd, "--offline"], target)
+            except ResolutionError:  # no cache (UV_NO_CACHE): ask the index again
+                annotated = self._uv(annotated_cmd, target)
+        return {"pylock": pylock, "annotated": annotated}
+
+    @staticmethod
+    def _uv(cmd: list[str], target: Target) -> str:
+        # uv settings that would change the answer are not inherited; where its cache
+        # lives is.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("UV_") or k in ("UV_CACHE_DIR", "UV_NO_CACHE")
+        }
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             raise ResolutionError(
                 f"cannot resolve for Python {target.python} on {target.platform}: "
