@@ -214,7 +214,9 @@ def _fail(
     status: NodeStatus = NodeStatus.FAILED,
     result: ProcResult | None = None,
     lines: Sequence[str] | None = None,
-    **extra: object,
+    wheel: Path | None = None,
+    auditwheel_show: str = "",
+    smoke: SmokeResult | None = None,
 ) -> BuildOutcome:
     attempt.note(f"!! {status}: {reason}")
     return BuildOutcome(
@@ -228,7 +230,9 @@ def _fail(
         reason=reason,
         matched_lines=why_lines(lines if lines is not None else attempt.lines),
         durations=attempt.durations(),
-        **extra,  # type: ignore[arg-type]
+        wheel=wheel,
+        auditwheel_show=auditwheel_show,
+        smoke=smoke,
     )
 
 
@@ -258,7 +262,8 @@ def build_node(
     come from hints; ``system_packages`` are recipe packages for the root's package
     manager. ``installer`` picks what fills pypa/build's isolated environment: ``uv``
     (for the target architecture, much faster under emulation), ``pip``, or ``auto``
-    (uv when it can be had). Never raises for a build problem: every failure is an outcome.
+    (uv when it can be had). A build problem never raises: every failure is an outcome;
+    only a root that cannot work at all raises :class:`BuildError` (the runner records it).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     log = log or workdir / "build.log"
@@ -293,8 +298,9 @@ def build_node(
         return _fail(attempt, root, python, str(exc))
     natives = native_sources(project)
     attempt.timed("fetch", time.monotonic() - t)
+    verified = "sha256 verified" if node.sdist.sha256 else "no sha256 given"
     attempt.note(
-        f"sdist {sdist.name} sha256 ok; native sources: {len(natives.files)} files, "
+        f"sdist {sdist.name} {verified}; native sources: {len(natives.files)} files, "
         f"setup.py mentions extensions: {natives.setup_mentions}, backend: {natives.backend}"
     )
 
