@@ -33,6 +33,7 @@ from .models import BuildRecord, InputRecord, NodeStatus, Plan, WheelRef, normal
 
 DEFAULT_STORE = "./.refinery/store"
 CAS_RETRIES = 20
+SUMMARY_SCHEMA = 1
 
 
 def now() -> str:
@@ -77,6 +78,19 @@ class BlobStore(Protocol):
 
     def list(self, prefix: str) -> Iterator[str]:
         """Keys under ``prefix``, in no promised order."""
+        ...
+
+    def list_tags(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """``(key, tag)`` under ``prefix`` from one listing, without reading objects.
+
+        The tag changes whenever the object's content does (S3: the ETag; a folder:
+        inode, size and mtime, since every write is a rename of a new file)."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None:
+        """Remove a derived object (index pages); ledger objects are never deleted."""
         ...
 
 
@@ -142,14 +156,44 @@ class LocalBlobStore:
         os.replace(self._temp(path, data), path)
 
     def list(self, prefix: str) -> Iterator[str]:
-        base = self._path(prefix) if prefix else self.root
-        if not base.exists():
-            return
-        for dirpath, _dirs, files in os.walk(base):
-            for f in files:
-                if f.startswith("."):
-                    continue
-                yield Path(dirpath, f).relative_to(self.root).as_posix()
+        for key, _tag in self._scan(prefix, stat=False):
+            yield key
+
+    def list_tags(self, prefix: str) -> Iterator[tuple[str, str]]:
+        return self._scan(prefix, stat=True)
+
+    def _scan(self, prefix: str, *, stat: bool) -> Iterator[tuple[str, str]]:
+        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        rel = base.relative_to(self.root).as_posix()
+        start = "" if rel == "." else rel + "/"
+        stack = [(str(base), start)]
+        while stack:
+            path, key_prefix = stack.pop()
+            try:
+                entries = os.scandir(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, f"{key_prefix}{entry.name}/"))
+                    elif stat:
+                        st = entry.stat(follow_symlinks=False)
+                        yield (
+                            f"{key_prefix}{entry.name}",
+                            f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}",
+                        )
+                    else:
+                        yield f"{key_prefix}{entry.name}", ""
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
 
 
 def open_blobs(url: str | None) -> BlobStore:
@@ -160,7 +204,9 @@ def open_blobs(url: str | None) -> BlobStore:
         path = Path(parsed.path if parsed.scheme == "file" else url)
         return LocalBlobStore(path)
     if parsed.scheme == "s3":
-        raise InputError(f"{url}: S3 stores are not available in this version (use a folder)")
+        from .s3 import open_s3
+
+        return open_s3(url)
     raise InputError(
         f"unsupported store URL {url!r} (use file://PATH, a path, or s3://BUCKET/PREFIX)"
     )
@@ -176,6 +222,10 @@ def log_key(name: str, version: str, python: str, attempt: int) -> str:
 
 def wheel_key(sha256: str, filename: str) -> str:
     return f"wheels/{sha256}/{filename}"
+
+
+def project_key(name: str) -> str:
+    return f"projects/{normalize_name(name)}.json"
 
 
 def wheel_metadata(path: Path) -> bytes:
@@ -250,8 +300,93 @@ class Store:
                 self.blobs.put_if_match(key, data, got[1] if got else None)
             except ConflictError:
                 continue
+            self.refresh_summary(name, versions=[(version, python)])
             return updated
         raise ConflictError(f"{key}: gave up after {CAS_RETRIES} lost compare-and-swap races")
+
+    # --- project summaries ------------------------------------------------------
+    # ``projects/<name>.json`` is what the index reads: one small object per project
+    # listing the files its records make servable. It is derived from records (and
+    # re-derived by ``refinery index --full``), refreshed after every record write, and
+    # written with compare-and-swap. Each refresh re-reads the records *after* reading
+    # the summary, so the last refresh always reflects the last record write.
+    def get_summary(self, name: str) -> ProjectSummary | None:
+        got = self.blobs.get(project_key(name))
+        return ProjectSummary.from_json(json.loads(got[0])) if got else None
+
+    def summary_entry(self, record: BuildRecord | None) -> SummaryEntry | None:
+        """What the index serves for ``record``: ``None`` unless its wheel is all there."""
+        if not usable_record(record):
+            return None
+        assert record is not None and record.wheel is not None
+        key = wheel_key(record.wheel.sha256, record.wheel.filename)
+        meta = self.blobs.get(key + ".metadata")
+        if meta is None or not self.blobs.exists(key):
+            return None
+        return SummaryEntry.make(record, meta[0])
+
+    def refresh_summary(
+        self,
+        name: str,
+        versions: list[tuple[str, str]] | None = None,
+        *,
+        known: dict[str, SummaryEntry | None] | None = None,
+    ) -> bool:
+        """Bring ``projects/<name>.json`` in line with the records. ``versions``: only
+        these ``(version, python)`` records changed (``None``: re-derive them all).
+        ``known`` supplies entries already derived. Returns whether it was written."""
+        name = normalize_name(name)
+        key = project_key(name)
+        for _ in range(CAS_RETRIES):
+            got = self.blobs.get(key)
+            current = ProjectSummary.from_json(json.loads(got[0])) if got else None
+            files = dict(current.files) if current else {}
+            if versions is None:
+                wanted = {
+                    k[len(f"records/{name}/") : -len(".json")]
+                    for k in self.blobs.list(f"records/{name}/")
+                    if k.endswith(".json")
+                }
+                files = {k: v for k, v in files.items() if k in wanted}
+            else:
+                wanted = {f"{v}/{p}" for v, p in versions}
+            for rel in sorted(wanted):
+                if known is not None and rel in known:
+                    entry = known[rel]
+                else:
+                    version, _, python = rel.rpartition("/")
+                    record = self.get_record(name, version, python)
+                    old = files.get(rel)
+                    if (
+                        old is not None
+                        and usable_record(record)
+                        and record is not None
+                        and record.wheel is not None
+                        and record.wheel.sha256 == old.sha256
+                    ):
+                        entry = old.evolve_from(record)
+                    else:
+                        entry = self.summary_entry(record)
+                if entry is None:
+                    files.pop(rel, None)
+                else:
+                    files[rel] = entry
+            if current is not None and files == current.files:
+                return False
+            summary = ProjectSummary(name, files)
+            data = json.dumps(summary.to_json(), sort_keys=True, separators=(",", ":")).encode()
+            try:
+                self.blobs.put_if_match(key, data, got[1] if got else None)
+            except ConflictError:
+                continue
+            return True
+        raise ConflictError(f"{key}: gave up after {CAS_RETRIES} lost compare-and-swap races")
+
+    def summaries(self) -> Iterator[tuple[str, str]]:
+        """``(project name, change tag)`` of every summary, from one listing."""
+        for key, tag in self.blobs.list_tags("projects/"):
+            if key.endswith(".json"):
+                yield key[len("projects/") : -len(".json")], tag
 
     def records(self) -> Iterator[BuildRecord]:
         for key in self.blobs.list("records/"):
@@ -280,6 +415,88 @@ class Store:
             got = self.blobs.get(key)
             if got:
                 yield InputRecord.from_json(json.loads(got[0]))
+
+
+def _yanked(record: BuildRecord) -> str | None:
+    """A record is yanked by its last ``yanked``/``unyanked`` event."""
+    state: str | None = None
+    for event in record.events:
+        if event.kind == "yanked":
+            state = event.message or "yanked"
+        elif event.kind == "unyanked":
+            state = None
+    return state
+
+
+def _requires_python(metadata: bytes) -> str | None:
+    from email.parser import BytesHeaderParser
+
+    value = BytesHeaderParser().parsebytes(metadata).get("Requires-Python")
+    return str(value).strip() if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryEntry:
+    """One servable wheel of a project, as the index lists it."""
+
+    version: str
+    filename: str
+    sha256: str
+    size: int | None
+    metadata_sha256: str
+    requires_python: str | None = None
+    yanked: str | None = None
+
+    @classmethod
+    def make(cls, record: BuildRecord, metadata: bytes) -> SummaryEntry:
+        assert record.wheel is not None
+        return cls(
+            version=record.version,
+            filename=record.wheel.filename,
+            sha256=record.wheel.sha256,
+            size=record.wheel.size,
+            metadata_sha256=sha256_bytes(metadata),
+            requires_python=_requires_python(metadata),
+            yanked=_yanked(record),
+        )
+
+    def evolve_from(self, record: BuildRecord) -> SummaryEntry:
+        """Same wheel, record changed: only the yanked state can differ."""
+        from dataclasses import replace
+
+        return replace(self, yanked=_yanked(record))
+
+    def to_json(self) -> list[object]:
+        return [self.version, self.filename, self.sha256, self.size, self.metadata_sha256,
+                self.requires_python, self.yanked]  # fmt: skip
+
+    @classmethod
+    def from_json(cls, row: list[object]) -> SummaryEntry:
+        return cls(*row)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSummary:
+    """``projects/<name>.json``: servable wheels keyed by ``<version>/<python>``."""
+
+    name: str
+    files: dict[str, SummaryEntry]
+    schema: int = SUMMARY_SCHEMA
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "schema": self.schema,
+            "name": self.name,
+            "files": {k: v.to_json() for k, v in sorted(self.files.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> ProjectSummary:
+        if data.get("schema") != SUMMARY_SCHEMA:
+            raise StoreError(f"project summary: unsupported schema {data.get('schema')!r}")
+        files = data["files"]
+        assert isinstance(files, dict)
+        return cls(str(data["name"]), {k: SummaryEntry.from_json(v) for k, v in files.items()})
 
 
 class StoreLookup(Protocol):
