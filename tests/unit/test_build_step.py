@@ -605,3 +605,21 @@ def test_node_selection_accepts_any_spelling() -> None:
         wanted = {_normal_selector(spelling)}
         assert selected(node, wanted) is (spelling != "Markup_Safe==2.1.5")
     assert not selected(node, {_normal_selector("markupsafe==2.1.5@3.12")})
+
+
+def test_auditwheel_runs_inside_when_the_root_has_it(
+    tmp_path: Path, tools: Tools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FakeSession, "host_auditwheel", False)
+    root = FakeRoot()
+    root.wheel_files = {"demo/_s.so": S390X_ELF, "demo/__init__.py": b""}
+    outcome = run_step(tmp_path, root, tools, NATIVE_SDIST)
+    calls = [argv for _purpose, argv, _env in root.calls if argv[0] == "auditwheel"]
+    wheel = str(tmp_path / "work/dist/demo-1.0-py3-none-any.whl")
+    assert calls == [
+        ("auditwheel", "show", wheel),
+        ("auditwheel", "repair", "-w", str(tmp_path / "work/wheelhouse"), wheel),
+    ]
+    # the fake repair writes nothing: the step says so instead of passing
+    assert outcome.status is NodeStatus.FAILED
+    assert outcome.reason == "auditwheel repair failed"
