@@ -40,6 +40,7 @@ HOOK_VERSION = 1
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 HOST_LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,30 @@ def host_mirrors(apt_dir: Path = Path("/etc/apt")) -> list[str]:
     return mirrors
 
 
-def host_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
+def host_distro(os_release: Path = Path("/etc/os-release")) -> str:
+    """``ID`` from os-release (``debian``, ``ubuntu``…), empty when unknown."""
+    try:
+        text = os_release.read_text()
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "ID":
+            return value.strip().strip('"').lower()
+    return ""
+
+
+def host_mirror(
+    apt_dir: Path = Path("/etc/apt"), os_release: Path = Path("/etc/os-release")
+) -> str:
+    """The Debian mirror the host's apt uses; deb.debian.org on non-Debian hosts.
+
+    An Ubuntu host (e.g. a GitHub runner) names Ubuntu mirrors, which carry no Debian
+    releases; there the public Debian redirector is the only sensible default (mmdebstrap
+    then also needs the ``debian-archive-keyring`` package).
+    """
+    if host_distro(os_release) not in ("debian", ""):
+        return FALLBACK_MIRROR
     mirrors = host_mirrors(apt_dir)
     return mirrors[0] if mirrors else FALLBACK_MIRROR
 
@@ -204,6 +228,11 @@ def _check_tools() -> None:
         raise BuildRootUnavailable(
             f"missing {', '.join(missing)}; install with "
             "`apt-get install mmdebstrap zstd qemu-user-static binfmt-support arch-test`"
+        )
+    if not DEBIAN_KEYRING.is_file():
+        raise BuildRootUnavailable(
+            f"{DEBIAN_KEYRING} is missing; install it with `apt-get install "
+            "debian-archive-keyring` (mmdebstrap verifies the Debian archive with it)"
         )
     if os.geteuid() != 0:
         raise BuildRootUnavailable(

@@ -327,11 +327,23 @@ def test_host_mirror_from_deb822_and_legacy(tmp_path: Path) -> None:
         "deb [arch=amd64] http://legacy.example/debian bookworm main\n"
         "deb http://security.debian.org/debian-security bookworm-security main\n"
     )
-    assert rootfs_image.host_mirror(tmp_path) == "http://legacy.example/debian"
+    debian = tmp_path / "os-release"
+    debian.write_text("ID=debian\n")
+    assert rootfs_image.host_mirror(tmp_path, debian) == "http://legacy.example/debian"
 
 
 def test_host_mirror_fallback(tmp_path: Path) -> None:
-    assert rootfs_image.host_mirror(tmp_path) == rootfs_image.FALLBACK_MIRROR
+    assert rootfs_image.host_mirror(tmp_path, tmp_path / "none") == rootfs_image.FALLBACK_MIRROR
+
+
+def test_host_mirror_on_ubuntu_is_debian_redirector(tmp_path: Path) -> None:
+    (tmp_path / "sources.list").write_text("deb http://archive.ubuntu.com/ubuntu noble main\n")
+    os_release = tmp_path / "os-release"
+    os_release.write_text('NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\n')
+    assert rootfs_image.host_distro(os_release) == "ubuntu"
+    assert rootfs_image.host_mirror(tmp_path, os_release) == rootfs_image.FALLBACK_MIRROR
+    os_release.write_text("ID=debian\n")
+    assert rootfs_image.host_mirror(tmp_path, os_release) == "http://archive.ubuntu.com/ubuntu"
 
 
 def test_mmdebstrap_command_and_ca_hooks(tmp_path: Path) -> None:
