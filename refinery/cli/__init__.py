@@ -8,4 +8,4 @@ from . import build, plan, store
 from .app import Settings, main
 from .plan import make_plan
 
-__all__ = ["Settings", "build", "main", "make_plan", "plan", "site"]
+__all__ = ["Settings", "build", "main", "make_plan", "plan", "store"]
