@@ -1,0 +1,92 @@
+"""``refinery site``: the status site (DESIGN §9) from the store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from .app import Settings, _guard, main
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--output",
+    "site_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("site"),
+    show_default=True,
+    help="Where the built site goes.",
+)
+@click.option(
+    "--docs-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("docs"),
+    show_default=True,
+    help="MkDocs sources; status pages are generated into DOCS/status/.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="mkdocs.yml [default: the one beside the docs directory].",
+)
+@click.option(
+    "--pip-index",
+    envvar="REFINERY_PIP_INDEX",
+    default="https://YOUR-INDEX/simple/",
+    show_default=True,
+    help="The served index users install from (shown in every pip command).",
+)
+@click.option(
+    "--hints-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("hints"),
+    show_default=True,
+)
+@click.option("--full", is_flag=True, help="Regenerate and rebuild every page.")
+@click.option("--markdown-only", is_flag=True, help="Write docs/status/ only; no MkDocs build.")
+@click.pass_obj
+@_guard
+def site(
+    settings: Settings,
+    site_dir: Path,
+    docs_dir: Path,
+    config_file: Path | None,
+    pip_index: str,
+    hints_dir: Path,
+    full: bool,
+    markdown_only: bool,
+) -> None:
+    """Generate the status pages from the store and build the site (mkdocs, strict).
+
+    Incremental: only packages whose records changed are regenerated and re-rendered.
+    """
+    from rich.console import Console
+
+    from ..site import SiteOptions, build_site
+    from ..store import Store
+
+    config = config_file or docs_dir.resolve().parent / "mkdocs.yml"
+    if not pip_index.endswith("/"):
+        pip_index += "/"
+    result = build_site(
+        Store.open(settings.store),
+        docs_dir=docs_dir,
+        site_dir=None if markdown_only else site_dir,
+        config_file=config,
+        options=SiteOptions(pip_index=pip_index, hints_dir=hints_dir),
+        full=full,
+    )
+    g = result.generated
+    where = docs_dir / "status" if markdown_only else site_dir
+    Console(stderr=True, highlight=False).print(
+        f"site: {result.packages} packages, {len(g.written)} pages written, {g.unchanged} "
+        f"unchanged, {len(g.removed)} removed, {g.logs_copied} logs copied; {result.mode} "
+        f"build in {result.seconds:.1f}s (read {result.load_seconds:.1f}s, generate "
+        f"{result.generate_seconds:.1f}s, mkdocs {result.mkdocs_seconds:.1f}s) → "
+        f"{os.path.relpath(where)}"
+    )

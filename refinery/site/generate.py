@@ -1,0 +1,347 @@
+"""Markdown for the status pages under ``docs/status/``, rendered with jinja2.
+
+Package pages are the bulk (one per project, 10,000 and more): each is regenerated only
+when the digest of its records changes (``.manifest.json``); the few aggregate pages are
+rendered every time but written only when their text changed, so their mtime — which is
+what an incremental mkdocs build looks at — moves only when they did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ..models import Attempt, NodeStatus
+from ..store import Store
+from . import plots, stats
+from .logs import Excerpt, excerpt
+from .model import FAILURE, QUEUE, Node, Package, SiteData, python_key
+
+#: Bump when templates or page logic change: every page is regenerated.
+GENERATOR_VERSION = "1"
+MANIFEST = ".manifest.json"
+MAX_EXCERPTS = 3  # failed attempts shown per node, newest first
+
+
+@dataclass(frozen=True, slots=True)
+class SiteOptions:
+    pip_index: str = "https://YOUR-INDEX/simple/"
+    hints_dir: Path = Path("hints")
+    recent: int = 20
+
+    def digest(self) -> str:
+        return hashlib.sha256(f"{GENERATOR_VERSION}\0{self.pip_index}".encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class GenerateResult:
+    written: list[str] = field(default_factory=list)  # paths relative to the status dir
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    logs_copied: int = 0
+
+
+# --- jinja --------------------------------------------------------------------------
+def md_cell(value: object) -> str:
+    """Text safe inside a Markdown table cell."""
+    text = html.escape(str(value or ""), quote=False).replace("|", "\\|")
+    return " ".join(text.split())
+
+
+def badge(status: object) -> str:
+    s = str(status)
+    return f'<span class="rf-st rf-{s}">{s}</span>'
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def when(value: str | None) -> str:
+    if not value:
+        return ""
+    return value.replace("T", " ").removesuffix("Z")[:16]
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("refinery.site", "templates"),
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(md=md_cell, h=html.escape, badge=badge, dur=duration, when=when)
+    return env
+
+
+# --- package pages --------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AttemptView:
+    attempt: Attempt
+    log_href: str | None  # relative to the package page
+    excerpt_html: str | None
+    excerpt: Excerpt | None
+    anchor: str
+
+
+def _log_path(key: str | None) -> str | None:
+    if not key or not key.startswith("logs/") or ".." in key.split("/"):
+        return None
+    return key
+
+
+def _attempt_views(
+    node: Node, store: Store, status_dir: Path, result: GenerateResult
+) -> list[AttemptView]:
+    views: list[AttemptView] = []
+    failed = [a for a in node.record.attempts if a.status and a.status != NodeStatus.BUILT]
+    show = {a.n for a in failed[-MAX_EXCERPTS:]}
+    for a in node.record.attempts:
+        key = _log_path(a.log)
+        href = text = None
+        if key is not None:
+            target = status_dir / key
+            data: bytes | None = None
+            if not target.exists():
+                got = store.blobs.get(key)
+                if got is not None:
+                    data = got[0]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+                    result.logs_copied += 1
+            if target.exists():
+                href = f"../{key}"
+                if a.n in show:
+                    text = (data if data is not None else target.read_bytes()).decode(
+                        "utf-8", "replace"
+                    )
+        anchor = f"{node.anchor}-a{a.n}"
+        ex = excerpt(text, a.matched_lines) if text is not None else None
+        views.append(AttemptView(a, href, ex.html(anchor) if ex else None, ex, anchor))
+    return views
+
+
+def _package_logs_present(pkg: Package, status_dir: Path) -> bool:
+    for n in pkg.nodes:
+        for a in n.record.attempts:
+            key = _log_path(a.log)
+            if key and not (status_dir / key).exists():
+                return False
+    return True
+
+
+# --- the generator ----------------------------------------------------------------------
+class Generator:
+    def __init__(self, store: Store, status_dir: Path, options: SiteOptions) -> None:
+        self.store = store
+        self.dir = status_dir
+        self.options = options
+        self.env = _environment()
+
+    def _write_if_changed(self, rel: str, text: str, result: GenerateResult) -> None:
+        path = self.dir / rel
+        try:
+            if path.read_text() == text:
+                result.unchanged += 1
+                return
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        result.written.append(rel)
+
+    def _render(self, template: str, **context: Any) -> str:
+        return self.env.get_template(template).render(**context)
+
+    def _manifest(self) -> dict[str, Any]:
+        try:
+            doc = json.loads((self.dir / MANIFEST).read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def run(self, data: SiteData) -> GenerateResult:
+        result = GenerateResult()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        old = self._manifest()
+        same_options = old.get("options") == self.options.digest()
+        old_pages: dict[str, str] = old.get("pages", {}) if same_options else {}
+        pages: dict[str, str] = {}
+
+        for name, pkg in data.packages.items():
+            rel = f"packages/{name}.md"
+            digest = pkg.digest
+            pages[rel] = digest
+            if (
+                old_pages.get(rel) == digest
+                and (self.dir / rel).exists()
+                and _package_logs_present(pkg, self.dir)
+            ):
+                result.unchanged += 1
+                continue
+            self._write_if_changed(rel, self.package_page(pkg, result), result)
+
+        for rel in sorted(set(old.get("pages", {})) - set(pages)):
+            (self.dir / rel).unlink(missing_ok=True)
+            result.removed.append(rel)
+
+        plan_pages = self.plan_pages(data)
+        for rel, text in plan_pages.items():
+            self._write_if_changed(rel, text, result)
+        for stale in sorted((self.dir / "plans").glob("*.md")) if (self.dir / "plans").is_dir() else ():
+            rel = f"plans/{stale.name}"
+            if rel not in plan_pages:
+                stale.unlink()
+                result.removed.append(rel)
+
+        for rel, render in self.aggregate_pages().items():
+            self._write_if_changed(rel, render(data), result)
+
+        manifest = {"options": self.options.digest(), "pages": pages}
+        tmp = self.dir / f"{MANIFEST}.tmp"
+        tmp.write_text(json.dumps(manifest, sort_keys=True))
+        tmp.replace(self.dir / MANIFEST)
+        return result
+
+    # --- pages ----------------------------------------------------------------------
+    def package_page(self, pkg: Package, result: GenerateResult) -> str:
+        nodes = pkg.ordered()
+        attempts = {n.record.key: _attempt_views(n, self.store, self.dir, result) for n in nodes}
+        return self._render(
+            "package.md.j2",
+            pkg=pkg,
+            nodes=nodes,
+            attempts=attempts,
+            versions=pkg.versions,
+            pythons=pkg.pythons,
+            pip_index=self.options.pip_index,
+            NodeStatus=NodeStatus,
+        )
+
+    def plan_pages(self, data: SiteData) -> dict[str, str]:
+        out = {
+            f"plans/{plan.plan_id}.md": self._render(
+                "plan.md.j2", plan=plan, packages=data.packages
+            )
+            for plan in data.plans
+        }
+        out["plans.md"] = self._render("plans.md.j2", plans=data.plans, inputs=data.inputs)
+        return out
+
+    def aggregate_pages(self) -> dict[str, Callable[[SiteData], str]]:
+        return {
+            "index.md": self.overview,
+            "builds.md": self.builds,
+            "inputs.md": self.inputs,
+            "hints.md": self.hints,
+        }
+
+    def overview(self, data: SiteData) -> str:
+        counts = data.counts()
+        nodes = list(data.nodes())
+        done = sum(counts[s] for s in (NodeStatus.BUILT, *FAILURE))
+        rate = f"{100 * counts[NodeStatus.BUILT] / done:.0f}%" if done else "–"
+        queue = {s: counts[s] for s in QUEUE}
+        stuck = [n for n in nodes if n.stuck]
+        return self._render(
+            "overview.md.j2",
+            data=data,
+            counts=counts,
+            statuses=list(NodeStatus),
+            total=sum(counts.values()),
+            packages=len(data.packages),
+            rate=rate,
+            queue=queue,
+            stuck=stuck,
+            recent=stats.recent_activity(nodes, self.options.recent),
+            plots=_plots(nodes),
+        )
+
+    def builds(self, data: SiteData) -> str:
+        nodes = list(data.nodes())
+        pythons = sorted({n.record.python for n in nodes}, key=python_key)
+        present = {n.record.status for n in nodes}
+        return self._render(
+            "builds.md.j2",
+            nodes=nodes,
+            pythons=pythons,
+            statuses=[s for s in NodeStatus if s in present],
+        )
+
+    def inputs(self, data: SiteData) -> str:
+        plan_ids = {p.plan_id for p in data.plans}
+        return self._render("inputs.md.j2", inputs=data.inputs, plan_ids=plan_ids)
+
+    def hints(self, data: SiteData) -> str:
+        from .catalog import load_catalog
+
+        catalog = load_catalog(self.options.hints_dir)
+        rows = stats.hint_stats(data.nodes(), catalog)
+        return self._render("hints.md.j2", rows=rows, catalog=catalog)
+
+
+def _plots(nodes: list[Node]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    hist = stats.duration_histogram(nodes)
+    labels = [label for _limit, label in stats.DURATION_BINS]
+    title = "Build attempt durations"
+    out["durations"] = (
+        plots.bar_chart(title, labels, [plots.Series("attempts", hist, plots.COLORS["duration"])])
+        if any(hist)
+        else plots.empty(title)
+    )
+    title = "Attempts built / failed over time"
+    outcomes = stats.outcomes_over_time(nodes)
+    if outcomes:
+        line, built, failed = outcomes
+        out["outcomes"] = plots.bar_chart(
+            title,
+            line.labels,
+            [
+                plots.Series("built", built, plots.COLORS["built"]),
+                plots.Series("failed", failed, plots.COLORS["failed"]),
+            ],
+        )
+    else:
+        out["outcomes"] = plots.empty(title)
+    title = "Queue over time (pending, leased, building, retry)"
+    queue = stats.queue_over_time(nodes)
+    out["queue"] = (
+        plots.line_chart(title, queue[0].labels, plots.Series("queued", queue[1], plots.COLORS["queue"]))
+        if queue
+        else plots.empty(title)
+    )
+    return out
+
+
+def clean(status_dir: Path, keep: Iterable[str] = ("README.md",)) -> None:
+    """Remove everything generated under ``status_dir`` (a full regeneration follows)."""
+    if not status_dir.is_dir():
+        return
+    keep = set(keep)
+    for child in status_dir.iterdir():
+        if child.name in keep:
+            continue
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
