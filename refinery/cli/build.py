@@ -89,6 +89,7 @@ def _run_builds(
     max_attempts: int,
     release: str | None,
     image: str | None,
+    installer: str = "auto",
 ) -> int:
     from rich.console import Console
 
@@ -109,6 +110,7 @@ def _run_builds(
             timeout=timeout,
             max_attempts=max_attempts,
             catalog_digest=result.catalog_digest,
+            installer=installer,
         )
     finally:
         render.finish()
@@ -123,6 +125,13 @@ _build_options = [
     click.option("--max-attempts", default=3, show_default=True),
     click.option("--release", default=None, help="Debian release of the rootfs backend."),
     click.option("--image", default=None, help="Container image (pinned by digest)."),
+    click.option(
+        "--installer",
+        type=click.Choice(["auto", "uv", "pip"]),
+        default="auto",
+        show_default=True,
+        help="What fills pypa/build's isolated environment (uv for s390x is ~3x faster).",
+    ),
 ]
 
 
@@ -147,6 +156,7 @@ def build(
     max_attempts: int,
     release: str | None,
     image: str | None,
+    installer: str,
 ) -> None:
     """Build the pending nodes of PLAN.json, wave by wave, into the store."""
     try:
@@ -170,6 +180,7 @@ def build(
             max_attempts=max_attempts,
             release=release,
             image=image,
+            installer=installer,
         )
     )
 
@@ -238,6 +249,7 @@ def run(
     max_attempts: int,
     release: str | None,
     image: str | None,
+    installer: str,
 ) -> None:
     """Plan and build REQUIREMENTS locally, into the store (default ./.refinery/store)."""
     from rich.console import Console
@@ -266,6 +278,7 @@ def run(
             max_attempts=max_attempts,
             release=release,
             image=image,
+            installer=installer,
         )
     )
 
@@ -289,6 +302,6 @@ def buildroot_create(release: str | None, force: bool) -> None:
     console = Console(stderr=True, highlight=False)
     image = None if force else rootfs_image.cached(spec)
     if image is None:
-        console.print(f"creating {spec.key} with mmdebstrap (about 5 minutes)…")
+        console.print(f"creating {spec.key} with mmdebstrap (about 3 minutes)…")
         image = rootfs_image.create(spec, on_line=lambda line: console.print(line, markup=False))
     print(image.tarball)
