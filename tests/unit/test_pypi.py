@@ -2,10 +2,17 @@ from __future__ import annotations
 
 import io
 import tarfile
+from pathlib import Path
 
 import pytest
 
-from refinery.pypi import LEGACY_BUILD_REQUIRES, _classify, build_requires_from_sdist
+from refinery.pypi import (
+    LEGACY_BUILD_REQUIRES,
+    IndexClient,
+    _classify,
+    build_requires_from_sdist,
+    parse_project_html,
+)
 from refinery.resolver import parse_pylock, parse_uv_output
 
 pytestmark = pytest.mark.unit
@@ -91,3 +98,38 @@ def test_uv_outputs() -> None:
     assert files["markupsafe"].sdist is not None
     assert files["markupsafe"].sdist.filename == "MarkupSafe-2.1.5.tar.gz"
     assert files["markupsafe"].wheels == ()
+
+
+def test_metadata_pep658_and_fallback(tmp_path: Path, fixture_index: str) -> None:
+    client = IndexClient(fixture_index, cache_dir=tmp_path)
+    project = client.project("withdeps")
+    assert project is not None
+    wheel = next(f for f in project.files if f.kind == "wheel")
+    assert wheel.metadata  # the index offers PEP 658 metadata for it
+    fields = client.metadata(wheel)
+    assert fields["name"] == ["withdeps"]
+    assert 'hostonly; platform_machine == "x86_64"' in fields["requires-dist"]
+    legacy = client.project("legacy")
+    assert legacy is not None
+    sdist = next(f for f in legacy.files if f.kind == "sdist")
+    assert not sdist.metadata  # no PEP 658 file: read PKG-INFO from the sdist itself
+    assert client.metadata(sdist)["version"] == ["0.5"]
+    # cached by file hash: a second client with the index gone still answers
+    offline = IndexClient("http://127.0.0.1:9/simple/", cache_dir=tmp_path)
+    assert offline.metadata(wheel)["name"] == ["withdeps"]
+
+
+def test_unknown_project_is_none(tmp_path: Path, fixture_index: str) -> None:
+    assert IndexClient(fixture_index, cache_dir=tmp_path).project("no-such-thing") is None
+
+
+def test_html_fallback() -> None:
+    page = (
+        '<a href="../../files/x-1.0.tar.gz#sha256=ab" data-requires-python="&gt;=3.8">'
+        "x-1.0.tar.gz</a>"
+    )
+    project = parse_project_html("x", "http://h/simple/x/", page)
+    (f,) = project.files
+    assert f.url == "http://h/files/x-1.0.tar.gz"
+    assert f.sha256 == "ab"
+    assert f.requires_python == ">=3.8"
