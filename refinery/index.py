@@ -288,32 +288,34 @@ class Index:
         if full:
             repaired = self._derive_summaries()
         tags = dict(self.store.summaries())
-        names = sorted(tags)
         old = manifest.projects if manifest and not full else {}
-        changed = [n for n in names if old.get(n, [None])[0] != tags[n]]
-        removed = sorted(set(old) - set(tags))
+        changed = [n for n in sorted(tags) if old.get(n, [None])[0] != tags[n]]
         upstream: dict[str, list[IndexFile]] = {}
         if self.overlay is not None and changed:
             upstream = upstream_files(self.overlay, changed)
-
         rendered: dict[str, Rendered] = dict(
             zip(changed, self._map(self._render_one(upstream), changed), strict=True)
         )
         self._expose_wheels(rendered.values())
 
+        # Every summary is tracked; only projects with at least one file are served.
         new = _Manifest(self.store.url, self.overlay is not None)
-        new.projects = {n: old[n] for n in names if n in old and n not in rendered}
+        new.projects = {n: old[n] for n in sorted(tags) if n in old and n not in rendered}
         for name, page in rendered.items():
             new.projects[name] = [tags[name], page.digest, str(len(page.files))]
         new.files = sum(int(entry[2]) for entry in new.projects.values())
-        written = [n for n, p in rendered.items() if old.get(n, [None, None])[1] != p.digest]
+        names = sorted(n for n, entry in new.projects.items() if int(entry[2]) > 0)
+        old_names = {n for n, entry in old.items() if len(entry) > 2 and int(entry[2]) > 0}
+        removed = sorted(old_names - set(names))
+        written = [n for n in names if n in rendered and old.get(n, [None, None])[1] !=
+                   rendered[n].digest]  # fmt: skip
 
         if full:
             self._switch_generation(rendered, names)
         else:
             assert current is not None
             self._update_generation(current, {n: rendered[n] for n in written}, removed,
-                                    names_changed=set(names) != set(old))  # fmt: skip
+                                    names_changed=set(names) != old_names)  # fmt: skip
         _write(self.out / MANIFEST, json.dumps(new.to_json()).encode())
         uploaded = self._upload(new, names) if upload else 0
         return IndexResult(

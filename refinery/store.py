@@ -371,8 +371,8 @@ class Store:
                     files.pop(rel, None)
                 else:
                     files[rel] = entry
-            if current is not None and files == current.files:
-                return False
+            if (current.files if current is not None else {}) == files:
+                return False  # unchanged (and no empty summary for a project never served)
             summary = ProjectSummary(name, files)
             data = json.dumps(summary.to_json(), sort_keys=True, separators=(",", ":")).encode()
             try:
