@@ -8,6 +8,7 @@ what an incremental mkdocs build looks at — moves only when they did.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -38,7 +39,18 @@ class SiteOptions:
     recent: int = 20
 
     def digest(self) -> str:
-        return hashlib.sha256(f"{GENERATOR_VERSION}\0{self.pip_index}".encode()).hexdigest()[:16]
+        key = f"{GENERATOR_VERSION}\0{_code_digest()}\0{self.pip_index}"
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _code_digest() -> str:
+    """Templates and page code: editing either regenerates every page."""
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for path in sorted([*here.glob("templates/*.j2"), here / "logs.py", here / "generate.py"]):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 @dataclass(slots=True)
@@ -202,6 +214,9 @@ class Generator:
 
         for rel in sorted(set(old.get("pages", {})) - set(pages)):
             (self.dir / rel).unlink(missing_ok=True)
+            name = rel.removeprefix("packages/").removesuffix(".md")
+            if name and "/" not in name and name not in data.packages:
+                shutil.rmtree(self.dir / "logs" / name, ignore_errors=True)
             result.removed.append(rel)
 
         plan_pages = self.plan_pages(data)

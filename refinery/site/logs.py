@@ -49,14 +49,14 @@ class Excerpt:
         out = ['<pre class="refinery-log">']
         for line in self.lines:
             if line is None:
-                out.append('<span class="gap">⋯</span>\n')
+                out.append('<span class="gap">⋯</span>')
                 continue
             anchor = f"{prefix}-L{line.number}"
             cls = ' class="hl"' if line.marked else ""
             text = line.text if len(line.text) <= MAX_LINE_CHARS else line.text[:MAX_LINE_CHARS] + "…"
             out.append(
                 f'<span id="{anchor}"{cls}><a class="ln" href="#{anchor}">{line.number}</a>'
-                f"{html.escape(text)}</span>\n"
+                f"{html.escape(text)}</span>"
             )
         out.append("</pre>")
         return "".join(out)

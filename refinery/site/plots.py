@@ -30,8 +30,9 @@ class Series:
 
 
 def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1.0
+    """A round axis maximum; at least 5, so five grid steps are whole numbers for counts."""
+    if value <= 5:
+        return 5.0
     step = 1.0
     while step * 10 < value:
         step *= 10
@@ -54,13 +55,13 @@ def _frame(title: str, top: float, body: list[str], legend: Sequence[Series]) ->
         f'<text x="{LEFT}" y="16" font-size="13" font-weight="bold" fill="currentColor">'
         f"{escape(title)}</text>",
     ]
-    for i in range(5):
-        y = TOP + plot_h - plot_h * i / 4
+    for i in range(6):
+        y = TOP + plot_h - plot_h * i / 5
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="currentColor" stroke-opacity="0.15"/>'
             f'<text x="{LEFT - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end" '
-            f'fill="currentColor">{_fmt(top * i / 4)}</text>'
+            f'fill="currentColor">{_fmt(top * i / 5)}</text>'
         )
     parts.extend(body)
     x = WIDTH - RIGHT
@@ -143,7 +144,7 @@ def line_chart(title: str, labels: Sequence[str], series: Series) -> str:
 def empty(title: str, message: str = "no data yet") -> str:
     return _frame(
         title,
-        1.0,
+        5.0,
         [
             f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" font-size="12" text-anchor="middle" '
             f'fill="currentColor" fill-opacity="0.6">{escape(message)}</text>'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -93,7 +94,7 @@ def outcomes_over_time(nodes: Iterable[Node]) -> tuple[Timeline, list[int], list
 
 
 def queue_over_time(nodes: Iterable[Node]) -> tuple[Timeline, list[int]] | None:
-    """How many nodes were pending/leased/building/retry, sampled per time bucket.
+    """How many nodes were pending/leased/building/retry at the end of each time bucket.
 
     Each record's events are a state machine: a node is in the queue from an event whose
     kind is a queue state until its next event (or until now, when it is still queued).
@@ -113,11 +114,18 @@ def queue_over_time(nodes: Iterable[Node]) -> tuple[Timeline, list[int]] | None:
         return None
     size = len(line.starts)
     delta = [0] * (size + 1)
+    origin, step = line.starts[0], line.step
+
+    def first_sample_at_or_after(at: datetime) -> int:
+        # Samples are taken at the end of each bucket: origin + step * (i + 1).
+        return max(0, math.ceil((at - origin) / step) - 1)
+
     for start, end in intervals:
-        a = line.index(start)
-        b = size if end is None else line.index(end) + 1
-        delta[a] += 1
-        delta[max(a + 1, b)] -= 1
+        a = first_sample_at_or_after(start)
+        b = size if end is None else min(size, first_sample_at_or_after(end))
+        if b > a:
+            delta[a] += 1
+            delta[b] -= 1
     values, running = [], 0
     for i in range(size):
         running += delta[i]

@@ -1,0 +1,95 @@
+"""Status site at scale: a synthetic store of N packages (default 10,000), then
+
+1. a full build (generate every page + ``mkdocs build``, strict),
+2. an incremental build after one record changed,
+3. an incremental build with nothing changed.
+
+Prints one line per measurement. Usage: ``python bench/site.py [--packages N] [--keep DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from fixtures.sitestore import ZLIB_ERROR, build_log, ts, write_synthetic_store  # noqa: E402
+
+from refinery.models import Attempt, NodeStatus  # noqa: E402
+from refinery.site import SiteOptions, build_site  # noqa: E402
+from refinery.store import Store  # noqa: E402
+
+
+def project(where: Path) -> tuple[Path, Path]:
+    """A copy of the MkDocs project (config + hand-written docs, no generated pages)."""
+    docs = where / "docs"
+    shutil.copytree(ROOT / "docs", docs, ignore=shutil.ignore_patterns("status"))
+    (docs / "status").mkdir()
+    shutil.copy(ROOT / "docs" / "status" / "README.md", docs / "status" / "README.md")
+    shutil.copy(ROOT / "mkdocs.yml", where / "mkdocs.yml")
+    return docs, where / "mkdocs.yml"
+
+
+def change_one(store: Store) -> str:
+    """Give pkg00042 a new failed attempt (a retry that did not help)."""
+    rec = next(r for r in store.records() if r.name == "pkg00042")
+    n = len(rec.attempts) + 1
+    log = store.put_log(rec.name, rec.version, rec.python, n,
+                        build_log(rec.name, rec.version, fail=ZLIB_ERROR))  # fmt: skip
+    attempt = Attempt(n, ts(99_000), ts(99_001), 61.0, "rootfs", hint_ids=("zlib-headers",),
+                      exit=1, log=log, status="failed", matched_lines=(ZLIB_ERROR,))  # fmt: skip
+    store.update_record(
+        rec.name, rec.version, rec.python,
+        lambda r: r.evolve(status=NodeStatus.FAILED, attempts=(*r.attempts, attempt))  # type: ignore[union-attr]
+        .with_event(ts(99_001), "failed", "build failed"),
+    )  # fmt: skip
+    return rec.key
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--packages", type=int, default=10_000)
+    parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temp dir)")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-site-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        t = time.perf_counter()
+        store = write_synthetic_store(work / "store", args.packages)
+        records = sum(1 for _ in store.blobs.list("records/"))
+        print(f"store: {args.packages} packages, {records} records in {time.perf_counter() - t:.1f}s")
+        docs, config = project(work / "project")
+        site = work / "site"
+        options = SiteOptions(pip_index="https://wheels.example/simple/")
+
+        def run(label: str) -> None:
+            t = time.perf_counter()
+            r = build_site(store, docs_dir=docs, site_dir=site, config_file=config, options=options)
+            wall = time.perf_counter() - t
+            print(
+                f"{label}: {wall:.1f}s {r.mode} (read {r.load_seconds:.1f}s, generate "
+                f"{r.generate_seconds:.1f}s, mkdocs {r.mkdocs_seconds:.1f}s; "
+                f"{len(r.generated.written)} pages written)"
+            )
+
+        run("full build")
+        key = change_one(store)
+        run(f"incremental after {key} changed")
+        run("incremental, nothing changed")
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        pages = sum(1 for _ in site.rglob("*.html"))
+        print(f"site: {pages} html pages; peak RSS {rss:.0f} MB; work dir {work}")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
