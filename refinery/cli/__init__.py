@@ -4,8 +4,8 @@
 import registers its commands.
 """
 
-from . import build, plan, site, store
+from . import build, gitops, plan, site, store
 from .app import Settings, main
 from .plan import make_plan
 
-__all__ = ["Settings", "build", "main", "make_plan", "plan", "site"]
+__all__ = ["Settings", "build", "gitops", "main", "make_plan", "plan", "site"]

@@ -1,0 +1,355 @@
+"""GitOps commands: ``mark-input``, ``dispatch``, ``comment``, ``reconcile``, ``status``.
+
+These are what the workflows under ``.github/workflows/`` run besides plan/build/publish.
+The GitHub token comes from ``$GITHUB_TOKEN`` (or ``$GH_TOKEN``), never from an option;
+the API URL from ``--api-url``/``$GITHUB_API_URL`` (GitHub Enterprise Server sets it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InputError
+from ..models import InputStatus, Plan
+from .app import Settings, _guard, main
+
+_github_options = [
+    click.option(
+        "--repo",
+        envvar="GITHUB_REPOSITORY",
+        metavar="OWNER/NAME",
+        help="Repository [default: $GITHUB_REPOSITORY].",
+    ),
+    click.option(
+        "--api-url",
+        envvar="GITHUB_API_URL",
+        default="https://api.github.com",
+        show_default=True,
+        help="GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).",
+    ),
+]
+
+
+def _with_github_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_github_options):
+        fn = option(fn)
+    return fn
+
+
+def _github(repo: str | None, api_url: str) -> Any:
+    from ..github import GitHub
+
+    if not repo:
+        raise InputError("--repo OWNER/NAME is required (or $GITHUB_REPOSITORY)")
+    token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
+    if not token:
+        raise InputError("no GitHub token: set $GITHUB_TOKEN (or $GH_TOKEN)")
+    quiet = os.environ.get("REFINERY_GITHUB_RETRY", "1") == "0"
+    return GitHub(repo, token, base_url=api_url, retry=not quiet, throttle=not quiet)
+
+
+def _load_plan(path: Path) -> Plan:
+    try:
+        return Plan.from_json(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise InputError("plan file not found", path=str(path)) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"not a plan: {exc}", path=str(path)) from None
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+# --- input status -----------------------------------------------------------------
+@main.command("mark-input")
+@click.argument("status", type=click.Choice([str(s) for s in InputStatus]))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path), help="Link this plan.")
+@click.option("--reason", default="", help="Why (for failed).")
+@click.option("--reason-file", type=click.Path(path_type=Path), help="Read the reason from here.")
+@click.option("--commit", envvar="GITHUB_SHA", default=None, help="[default: $GITHUB_SHA]")
+@click.pass_obj
+@_guard
+def mark_input(
+    settings: Settings,
+    status: str,
+    files: tuple[Path, ...],
+    plan_file: Path | None,
+    reason: str,
+    reason_file: Path | None,
+    commit: str | None,
+) -> None:
+    """Record STATUS for requirement FILES (input status per file@commit)."""
+    from ..models import InputRecord
+    from ..store import Store, now
+    from .build import _git_commit, re_slug
+
+    plan_id = _load_plan(plan_file).plan_id if plan_file and plan_file.exists() else None
+    if reason_file is not None and reason_file.exists():
+        lines = [ln.strip() for ln in reason_file.read_text(errors="replace").splitlines()]
+        errors = [ln for ln in lines if "error" in ln.lower()] or [ln for ln in lines if ln]
+        reason = reason or (errors[-1] if errors else "")
+    store = Store.open(settings.store)
+    for f in files:
+        record = InputRecord(
+            input_id=re_slug(str(f)),
+            path=str(f),
+            commit=commit or _git_commit(f.resolve()),
+            status=InputStatus(status),
+            plan_id=plan_id,
+            reason=reason[:500],
+            updated=now(),
+        )
+        store.put_input(record)
+        _err(f"input {record.path}@{record.commit[:12]}: {status}")
+
+
+# --- dispatch ---------------------------------------------------------------------
+def _next_attempt(settings: Settings, keys: Sequence[str]) -> int:
+    from ..models import parse_node_key
+    from ..store import Store
+
+    store = Store.open(settings.store)
+    best = 1
+    for key in keys:
+        name, version, python = parse_node_key(key)
+        record = store.get_record(name, version, python)
+        if record is not None:
+            best = max(best, len(record.attempts) + 1)
+    return best
+
+
+@main.command()
+@click.argument("nodes", nargs=-1, required=True, metavar="NAME==VER@PY...")
+@click.option("--attempt", type=int, help="Attempt number [default: next one in the store].")
+@click.option("--fix", "fixes", multiple=True, metavar="HINT_ID", help="Fix to apply; repeat.")
+@click.option("--plan", "plan_id", default=None, help="Plan the nodes belong to.")
+@click.option("--workflow", default="build.yml", show_default=True)
+@click.option("--ref", default="main", show_default=True, help="Branch to run the workflow on.")
+@_with_github_options
+@click.pass_obj
+@_guard
+def dispatch(
+    settings: Settings,
+    nodes: tuple[str, ...],
+    attempt: int | None,
+    fixes: tuple[str, ...],
+    plan_id: str | None,
+    workflow: str,
+    ref: str,
+    repo: str | None,
+    api_url: str,
+) -> None:
+    """Re-dispatch NODES (``name==version@python``) through build.yml's workflow_dispatch."""
+    from ..github import dispatch_inputs
+    from ..models import node_key, parse_node_key
+
+    keys: list[str] = []
+    for raw in nodes:
+        try:
+            keys.append(node_key(*parse_node_key(raw)))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    attempt = attempt or _next_attempt(settings, keys)
+    inputs = dispatch_inputs(keys, attempt=attempt, fixes=fixes, plan_id=plan_id)
+    with _github(repo, api_url) as gh:
+        gh.dispatch(workflow, ref, inputs)
+    _err(f"dispatched {workflow}@{ref}: {len(keys)} node(s), attempt {attempt}")
+
+
+# --- PR comment and check run -------------------------------------------------------
+@main.command()
+@click.argument("plan_file", metavar="PLAN.json", type=click.Path(path_type=Path), required=False)
+@click.option("--error-file", type=click.Path(path_type=Path),
+              help="Planning failed: comment this output instead of a plan.")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the body here.")
+@click.option("--pr", type=int, help="Upsert the comment on this pull request.")
+@click.option("--head-sha", help="The PR head it is for (checked; the check run goes there).")
+@click.option("--author", help="Only edit comments by this login (e.g. github-actions[bot]).")
+@click.option("--check", is_flag=True, help="Also create a check run with the plan summary.")
+@click.option("--run-url", help="Link to the run in the comment.")
+@_with_github_options
+@_guard
+def comment(
+    plan_file: Path | None,
+    error_file: Path | None,
+    output: Path | None,
+    pr: int | None,
+    head_sha: str | None,
+    author: str | None,
+    check: bool,
+    run_url: str | None,
+    repo: str | None,
+    api_url: str,
+) -> None:
+    """Render the plan comment; with --pr, upsert ONE comment on the pull request."""
+    from ..github import COMMENT_MARKER, check_conclusion, plan_comment
+    from ..render import plan_summary
+
+    if plan_file is not None and plan_file.exists():
+        result = _load_plan(plan_file)
+        body = plan_comment(result, run_url=run_url)
+        title, summary, conclusion = plan_summary(result), body, check_conclusion(result)
+    elif error_file is not None:
+        text = error_file.read_text(errors="replace") if error_file.exists() else ""
+        tail = "\n".join(text.strip().splitlines()[-40:]).replace("```", "'''")
+        link = f"\n[Run log]({run_url})\n" if run_url else ""
+        heading = "### s390x wheel plan: planning failed"
+        body = f"{COMMENT_MARKER}\n{heading}\n\n```\n{tail}\n```\n{link}"
+        title, summary, conclusion = "planning failed", body, "failure"
+    else:
+        raise InputError("give PLAN.json (or --error-file when planning failed)")
+    if output is not None:
+        output.write_text(body)
+    elif pr is None:
+        sys.stdout.write(body)
+    if pr is None and not check:
+        return
+    if check and not head_sha:
+        raise InputError("--check needs --head-sha")
+    with _github(repo, api_url) as gh:
+        if pr is not None:
+            done = gh.upsert_comment(pr, body, author=author, expect_head_sha=head_sha)
+            _err(f"comment {done.action}: {done.url}")
+        if check:
+            assert head_sha is not None
+            url = gh.check_run(head_sha, title, summary, conclusion=conclusion,
+                               details_url=run_url)  # fmt: skip
+            _err(f"check run: {url}")
+
+
+# --- reconcile ----------------------------------------------------------------------
+def _group_for_dispatch(items: Sequence[Any], batch: int) -> list[tuple[list[str], int]]:
+    by_python: dict[str, list[Any]] = {}
+    for item in items:
+        by_python.setdefault(item.python, []).append(item)
+    out: list[tuple[list[str], int]] = []
+    for python in sorted(by_python):
+        group = by_python[python]
+        for i in range(0, len(group), batch):
+            chunk = group[i : i + batch]
+            out.append(([r.key for r in chunk], max(r.next_attempt for r in chunk)))
+    return out
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Report only; change nothing.")
+@click.option("--upstream/--no-upstream", default=True, show_default=True,
+              help="Ask the index whether upstream now ships compatible s390x wheels.")  # fmt: skip
+@click.option("--platform", default="manylinux_2_28_s390x", show_default=True)
+@click.option("--dispatch", "do_dispatch", is_flag=True, help="Re-dispatch requeued nodes.")
+@click.option("--workflow", default="build.yml", show_default=True)
+@click.option("--ref", default="main", show_default=True)
+@click.option("--batch", default=20, show_default=True, help="Nodes per dispatch.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--summary", type=click.Path(path_type=Path), envvar="GITHUB_STEP_SUMMARY",
+              help="Append a Markdown report here [default: $GITHUB_STEP_SUMMARY].")  # fmt: skip
+@_with_github_options
+@click.pass_obj
+@_guard
+def reconcile(
+    settings: Settings,
+    dry_run: bool,
+    upstream: bool,
+    platform: str,
+    do_dispatch: bool,
+    workflow: str,
+    ref: str,
+    batch: int,
+    as_json: bool,
+    summary: Path | None,
+    repo: str | None,
+    api_url: str,
+) -> None:
+    """Expired leases back to pending (and re-dispatched); upstream s390x wheels noticed."""
+    from ..github import dispatch_inputs
+    from ..reconcile import expire_leases, upstream_wheels
+    from ..store import Store
+
+    store = Store.open(settings.store)
+    requeued = expire_leases(store, dry_run=dry_run)
+    found: list[Any] = []
+    if upstream:
+        from ..pypi import IndexClient, default_cache_dir
+
+        index = IndexClient(settings.index_url, cache_dir=settings.cache_dir or default_cache_dir())
+        found = list(upstream_wheels(store.records(), index, platform=platform))
+    dispatched: list[dict[str, Any]] = []
+    if do_dispatch and requeued and not dry_run:
+        with _github(repo, api_url) as gh:
+            for keys, attempt in _group_for_dispatch(requeued, max(1, batch)):
+                gh.dispatch(workflow, ref, dispatch_inputs(keys, attempt=attempt))
+                dispatched.append({"nodes": keys, "attempt": attempt})
+    report = {
+        "requeued": [
+            {"node": r.key, "was": r.was, "lease_expires": r.lease_expires,
+             "plan_id": r.plan_id, "next_attempt": r.next_attempt}
+            for r in requeued
+        ],
+        "dispatched": dispatched,
+        "upstream": [{"node": u.key, "status": u.status, "wheel": u.filename, "url": u.url}
+                     for u in found],
+        "dry_run": dry_run,
+    }  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        for r in requeued:
+            click.echo(f"requeued {r.key} (was {r.was}, lease expired {r.lease_expires})")
+        for d in dispatched:
+            click.echo(f"dispatched {' '.join(d['nodes'])} (attempt {d['attempt']})")
+        for u in found:
+            click.echo(f"upstream {u.key}: {u.filename}")
+        if not requeued and not found:
+            click.echo("nothing to reconcile")
+    if summary is not None:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(_reconcile_markdown(report))
+
+
+def _reconcile_markdown(report: dict[str, Any]) -> str:
+    lines = ["### Reconcile", ""]
+    lines.append(f"{len(report['requeued'])} expired lease(s) back to pending, "
+                 f"{len(report['dispatched'])} dispatch(es), "
+                 f"{len(report['upstream'])} node(s) with an upstream s390x wheel.")  # fmt: skip
+    if report["requeued"]:
+        lines += ["", "| node | was | lease expired | next attempt |", "|---|---|---|---|"]
+        lines += [f"| {r['node']} | {r['was']} | {r['lease_expires']} | {r['next_attempt']} |"
+                  for r in report["requeued"]]  # fmt: skip
+    if report["upstream"]:
+        lines += ["", "| node | our status | upstream wheel |", "|---|---|---|"]
+        lines += [f"| {u['node']} | {u['status']} | [{u['wheel']}]({u['url']}) |"
+                  for u in report["upstream"]]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+# --- status -------------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+@_guard
+def status(settings: Settings, as_json: bool) -> None:
+    """Counts per status of build records and inputs in the store."""
+    from ..reconcile import status_counts
+    from ..store import Store
+
+    store = Store.open(settings.store)
+    counts = status_counts(store)
+    if as_json:
+        sys.stdout.write(json.dumps({"store": store.url, **counts}, indent=2) + "\n")
+        return
+    click.echo(f"store {store.url}")
+    for what in ("nodes", "inputs"):
+        row = counts[what]
+        total = sum(row.values())
+        parts = ", ".join(f"{n} {s}" for s, n in row.items()) or "none"
+        click.echo(f"{what}: {total} ({parts})")
+
