@@ -105,6 +105,20 @@ class RunSummary:
         return out
 
 
+def planned_constraints(plan: Plan, node: PlanNode) -> tuple[str, ...]:
+    """Pin the build environment to the versions the plan chose for the node's build
+    dependencies, so a build uses the numpy (say) that an earlier wave built."""
+    out: list[str] = []
+    for key in node.build_deps:
+        try:
+            dep = plan.node(key)
+        except KeyError:
+            continue
+        if dep.status is not NodeStatus.MISSING:
+            out.append(f"{dep.name}=={dep.version}")
+    return tuple(out)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -369,7 +383,10 @@ class _Run:
                 find_links=self.wheels,
                 extra_index=self.extra_index,
                 env=fix.env if fix else None,
-                constraints=fix.constraints if fix else (),
+                constraints=(
+                    *planned_constraints(self.plan, node),
+                    *(fix.constraints if fix else ()),
+                ),
                 system_packages=fix.system_packages if fix else (),
                 timeout=self.timeout,
                 on_line=on_line,

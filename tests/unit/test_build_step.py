@@ -623,3 +623,22 @@ def test_auditwheel_runs_inside_when_the_root_has_it(
     # the fake repair writes nothing: the step says so instead of passing
     assert outcome.status is NodeStatus.FAILED
     assert outcome.reason == "auditwheel repair failed"
+
+
+@pytest.mark.unit
+def test_build_environment_is_pinned_to_the_planned_build_dependencies() -> None:
+    from refinery.build.runner import planned_constraints
+    from refinery.models import NodeStatus, Plan, PlanNode
+
+    def mk(name: str, version: str, status: NodeStatus, build: tuple[str, ...] = ()) -> PlanNode:
+        return PlanNode(name, version, "3.11", status, "", False, build_deps=build)
+
+    app = mk("scipy", "1.14.1", NodeStatus.PENDING,
+             ("numpy==2.1.3@3.11", "meson-python==0.17.1@3.11", "ghost==>=1@3.11"))  # fmt: skip
+    plan = Plan(
+        "p", (), (),
+        (app, mk("numpy", "2.1.3", NodeStatus.PENDING), mk("meson-python", "0.17.1",
+         NodeStatus.REUSED), mk("ghost", ">=1", NodeStatus.MISSING)),
+        (), {},
+    )  # fmt: skip
+    assert planned_constraints(plan, app) == ("numpy==2.1.3", "meson-python==0.17.1")
