@@ -123,7 +123,9 @@ class S3BlobStore:
             import boto3
             from botocore.config import Config
 
-            self._client = boto3.client(
+            # A session of our own: the standard chain is read now, not cached from
+            # whatever boto3's default session saw first.
+            self._client = boto3.session.Session().client(
                 "s3",
                 config=Config(
                     signature_version="s3v4",
