@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from refinery.build.errors import SdistError
+from refinery.store import sha256_file
 
 # ELF e_machine values of the architectures we care about.
 E_MACHINE = {"s390x": 22, "x86_64": 62, "aarch64": 183, "ppc64le": 21}
@@ -29,14 +29,6 @@ _NON_SHIPPED_DIRS = frozenset(
 _SETUP_NATIVE = re.compile(r"ext_modules|Extension\(|cythonize|CFFI|cffi_modules|rust_extensions")
 _NATIVE_BACKENDS = ("mesonpy", "scikit_build_core", "maturin", "setuptools_rust", "pybind11")
 _NOT_MODULES = frozenset({"tests", "test", "testing", "docs", "doc", "examples", "benchmarks"})
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch_sdist(url: str, sha256: str | None, dest_dir: Path, timeout: float = 300) -> Path:

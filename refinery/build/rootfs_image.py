@@ -23,6 +23,7 @@ from pathlib import Path
 from refinery.build import binfmt
 from refinery.build.errors import BuildRootUnavailable
 from refinery.build.proc import OnLine, run
+from refinery.store import sha256_file
 
 DEFAULT_RELEASE = "bookworm"
 DEFAULT_ARCH = "s390x"
@@ -214,14 +215,6 @@ def mmdebstrap_command(spec: RootfsSpec, mirror: str, out: Path, hooks: list[str
     return argv
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_tools() -> None:
     missing = [tool for tool in ("mmdebstrap", "zstd", "tar") if shutil.which(tool) is None]
     if missing:
@@ -289,7 +282,7 @@ def create(
                 f"mmdebstrap failed (exit {result.exit_code}) making {spec.key}:\n{tail}"
             )
         seconds = time.monotonic() - started
-        digest = _sha256_file(partial)
+        digest = sha256_file(partial)
         partial.replace(tarball)
     finally:
         partial.unlink(missing_ok=True)
