@@ -20,9 +20,9 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from refinery.build.errors import BuildError
 from refinery.build.proc import OnLine
 from refinery.build.roots import BuildRoot
 from refinery.build.step import BuildOutcome, build_node
+from refinery.hints.models import Remedy as Fix
 from refinery.models import (
     Attempt,
     BuildRecord,
@@ -42,17 +43,6 @@ from refinery.models import (
 from refinery.store import Store, log_key
 
 LEASE_MARGIN = 600.0
-
-
-@dataclass(frozen=True)
-class Fix:
-    """What to change before the next attempt (from a hint)."""
-
-    hint_ids: tuple[str, ...] = ()
-    recipes: tuple[str, ...] = ()  # human-readable: "apt: libyaml-dev"
-    system_packages: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    constraints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,6 +59,9 @@ class BuildEvent:
 
 OnEvent = Callable[[BuildEvent], None]
 Advise = Callable[[PlanNode, BuildOutcome, int], Fix | None]
+FirstFix = Callable[[PlanNode], Fix | None]
+
+__all__ = ["Advise", "BuildEvent", "FirstFix", "Fix", "NodeResult", "RunSummary", "build_plan"]
 
 
 @dataclass(frozen=True)
@@ -164,6 +157,7 @@ class _Run:
         max_attempts: int,
         catalog_digest: str,
         installer: str = "auto",
+        first_fix: FirstFix | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
@@ -175,6 +169,7 @@ class _Run:
         self.timeout = timeout
         self.extra_index = tuple(extra_index)
         self.advise = advise
+        self.first_fix = first_fix
         self.max_attempts = max_attempts
         self.catalog_digest = catalog_digest or plan.catalog_digest
         self.installer = installer
@@ -288,7 +283,8 @@ class _Run:
                         log=log,
                         status=str(status),
                         reason=outcome.reason,
-                        matched_lines=outcome.matched_lines,
+                        matched_lines=(next_fix.matched_lines if next_fix else ())
+                        or outcome.matched_lines,
                         auditwheel=outcome.auditwheel_show,
                     )
             updated = current.evolve(
@@ -302,7 +298,8 @@ class _Run:
             updated = updated.with_event(_now(), str(status), message)
             if next_fix is not None:
                 hints = ", ".join(next_fix.hint_ids) or "a fix"
-                updated = updated.with_event(_now(), "retry", f"applying {hints}")
+                recipes = f" ({'; '.join(next_fix.recipes)})" if next_fix.recipes else ""
+                updated = updated.with_event(_now(), "retry", f"applying {hints}{recipes}")
             return updated
 
         return self.store.update_record(node.name, node.version, node.python, change)
@@ -317,7 +314,7 @@ class _Run:
             status = current.status if current else NodeStatus.PENDING
             return NodeResult(key, status, why, current.wheel if current else None)
         self.emit(BuildEvent("leased", key, f"until {record.lease_expires}", wave=wave))
-        fix: Fix | None = None
+        fix = self.first_fix(node) if self.first_fix is not None else None
         outcome: BuildOutcome | None = None
         wheel: WheelRef | None = None
         attempts = 0
@@ -357,6 +354,8 @@ class _Run:
                     outcome=outcome,
                 )
             )
+            if next_fix.delay > 0:
+                time.sleep(next_fix.delay)
             fix = next_fix
         self.emit(
             BuildEvent(
@@ -444,11 +443,15 @@ def build_plan(
     max_attempts: int = 3,
     catalog_digest: str = "",
     installer: str = "auto",
+    first_fix: FirstFix | None = None,
 ) -> RunSummary:
     """Build the plan's pending nodes wave by wave with ``jobs`` builds in parallel.
 
     ``only`` restricts the run to these node keys (``name==version@python``) or
     ``name==version`` pairs. Returns one :class:`NodeResult` per node considered.
+    ``first_fix`` gives a fix to apply before a node's first attempt (learned hints);
+    ``advise`` one for the next attempt after a failure (its ``delay`` is waited out in
+    status ``retry``), up to ``max_attempts`` attempts.
     """
     emit = on_event or _ignore
     root.prepare(on_line=lambda line: emit(BuildEvent("line", None, line)))
@@ -466,6 +469,7 @@ def build_plan(
         max_attempts=max_attempts,
         catalog_digest=catalog_digest,
         installer=installer,
+        first_fix=first_fix,
     )
     wanted = {_normal_selector(item) for item in only} if only is not None else None
     results: list[NodeResult] = []

@@ -1,0 +1,246 @@
+"""Typed, frozen models of the hint catalog (DESIGN §5.4). Imports nothing of ours but
+``refinery.models``; the loader builds them from ``hints/*.yaml``.
+
+A :class:`Hint` says "when the log shows this, apply that": log patterns, a scope, a
+:class:`HintFix` with system packages per package manager, env vars, extra build
+requirements and pip constraints, a note and evidence. A :class:`PackageEntry` is a
+learned, per-package decision: apply these hints' fixes before the first attempt.
+:class:`Remedy` is what the build runner applies to one attempt (one package manager,
+fixes merged); the runner knows it as ``Fix``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from refinery.models import normalize_name
+
+MANAGERS = ("apt", "dnf", "yum")
+BACKENDS = ("native", "container", "rootfs", "cross")
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where an item was defined: ``file:line`` (1-based) for every message."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Where a hint applies; an empty field means "anywhere"."""
+
+    packages: tuple[str, ...] = ()  # PEP 503-normalised names
+    python: str = ""  # a PEP 440 specifier on the Python version, e.g. ">=3.12"
+    backends: tuple[str, ...] = ()  # rootfs, container, native, cross
+
+    def applies(
+        self, package: str | None = None, python: str | None = None, backend: str | None = None
+    ) -> bool:
+        """``None`` for a fact means "unknown": the scope does not exclude it."""
+        if self.packages and package is not None and normalize_name(package) not in self.packages:
+            return False
+        if self.python and python is not None:
+            try:
+                if Version(python) not in SpecifierSet(self.python):
+                    return False
+            except InvalidVersion:
+                return False
+        return not (self.backends and backend is not None and backend not in self.backends)
+
+    @property
+    def specificity(self) -> int:
+        """Package scope weighs most; Python and backend scopes add one each."""
+        return (4 if self.packages else 0) + bool(self.python) + bool(self.backends)
+
+
+@dataclass(frozen=True, slots=True)
+class HintFix:
+    """What a hint changes. System packages are per package manager; ``yum`` falls back
+    to the ``dnf`` names (same RPM names on RHEL-family images)."""
+
+    apt: tuple[str, ...] = ()
+    dnf: tuple[str, ...] = ()
+    yum: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    build_requires: tuple[str, ...] = ()  # extra PEP 508 build requirements
+    constraints: tuple[str, ...] = ()  # pip constraints, e.g. "cython<3"
+
+    def packages_for(self, manager: str) -> tuple[str, ...]:
+        if manager == "yum":
+            return self.yum or self.dnf
+        if manager == "dnf":
+            return self.dnf
+        if manager == "apt":
+            return self.apt
+        return ()
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.apt or self.dnf or self.yum or self.env or self.build_requires or self.constraints
+        )
+
+    def applicable(self, manager: str) -> bool:
+        """Whether anything of this fix can be applied in a root using ``manager``."""
+        return bool(
+            self.packages_for(manager) or self.env or self.build_requires or self.constraints
+        )
+
+    def recipes(self, manager: str) -> tuple[str, ...]:
+        """Human-readable lines in the original system's recipe spelling."""
+        out: list[str] = []
+        packages = self.packages_for(manager)
+        if packages:
+            out.append(f"{manager}: {' '.join(packages)}")
+        out += [f"env: {k}={v}" for k, v in self.env.items()]
+        out += [f"pip: {c}" for c in self.constraints]
+        out += [f"build-requires: {r}" for r in self.build_requires]
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A build a hint fixed: the node key, where, and when."""
+
+    build: str  # name==version@python
+    backend: str = ""
+    image: str = ""
+    attempt: int | None = None
+    at: str = ""
+    log: str = ""  # store key of the failing attempt's log
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    id: str
+    patterns: tuple[re.Pattern[str], ...]
+    fix: HintFix
+    scope: Scope = Scope()
+    note: str = ""
+    evidence: tuple[Evidence, ...] = ()
+    location: Location | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PackageEntry:
+    """Learned: apply ``hints`` to ``package`` before its first attempt."""
+
+    package: str  # normalised
+    hints: tuple[str, ...]
+    python: str = ""  # optional specifier
+    note: str = ""
+    evidence: tuple[Evidence, ...] = ()
+    location: Location | None = None
+
+    def applies(self, package: str, python: str | None = None) -> bool:
+        return Scope(packages=(self.package,), python=self.python).applies(package, python)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    hints: tuple[Hint, ...] = ()
+    packages: tuple[PackageEntry, ...] = ()
+    digest: str = ""
+    files: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[Hint]:
+        return iter(self.hints)
+
+    def __len__(self) -> int:
+        return len(self.hints)
+
+    def get(self, hint_id: str) -> Hint | None:
+        for hint in self.hints:
+            if hint.id == hint_id:
+                return hint
+        return None
+
+    def for_package(self, package: str, python: str | None = None) -> tuple[PackageEntry, ...]:
+        return tuple(p for p in self.packages if p.applies(package, python))
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """Everything to change before one attempt, for one root (one package manager).
+
+    The build runner applies it in a fresh throwaway root (``refinery.build.runner.Fix``
+    is this class). ``recipes`` are human-readable lines for the record; ``matched_lines``
+    are the log lines of the failed attempt that made the hints match; ``delay`` is the
+    backoff to wait before the attempt.
+    """
+
+    hint_ids: tuple[str, ...] = ()
+    recipes: tuple[str, ...] = ()  # human-readable: "apt: libyaml-dev"
+    system_packages: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    constraints: tuple[str, ...] = ()
+    build_requires: tuple[str, ...] = ()
+    matched_lines: tuple[str, ...] = ()
+    delay: float = 0.0
+
+    @classmethod
+    def from_hints(cls, hints: tuple[Hint, ...], manager: str) -> Remedy:
+        out = cls()
+        for hint in hints:
+            out = out.plus(hint, manager)
+        return out
+
+    def plus(self, hint: Hint, manager: str) -> Remedy:
+        """This remedy with ``hint``'s fix for ``manager`` merged in (order kept, no dups)."""
+        fix = hint.fix
+        env = dict(self.env)
+        env.update(fix.env)
+        merged = Remedy(
+            hint_ids=_union(self.hint_ids, (hint.id,)),
+            system_packages=_union(self.system_packages, fix.packages_for(manager)),
+            env=env,
+            constraints=_union(self.constraints, fix.constraints),
+            build_requires=_union(self.build_requires, fix.build_requires),
+            matched_lines=self.matched_lines,
+            delay=self.delay,
+        )
+        return merged.with_recipes(manager)
+
+    def with_recipes(self, manager: str) -> Remedy:
+        summary = HintFix(
+            apt=self.system_packages if manager == "apt" else (),
+            dnf=self.system_packages if manager == "dnf" else (),
+            yum=self.system_packages if manager == "yum" else (),
+            env=self.env,
+            constraints=self.constraints,
+            build_requires=self.build_requires,
+        )
+        return Remedy(
+            hint_ids=self.hint_ids,
+            recipes=summary.recipes(manager),
+            system_packages=self.system_packages,
+            env=self.env,
+            constraints=self.constraints,
+            build_requires=self.build_requires,
+            matched_lines=self.matched_lines,
+            delay=self.delay,
+        )
+
+    def adds_to(self, hint: Hint, manager: str) -> bool:
+        """Whether ``hint`` would change anything this remedy does not already do."""
+        fix = hint.fix
+        return bool(
+            set(fix.packages_for(manager)) - set(self.system_packages)
+            or any(self.env.get(k) != v for k, v in fix.env.items())
+            or set(fix.constraints) - set(self.constraints)
+            or set(fix.build_requires) - set(self.build_requires)
+        )
+
+
+def _union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*a, *b)))
