@@ -274,7 +274,13 @@ class Index:
         self.overlay = overlay
         self.local = isinstance(store.blobs, LocalBlobStore)
         self.workers = workers or (1 if self.local else 32)
-        self.renderer = Renderer()
+        self._renderer: Renderer | None = None
+
+    @property
+    def renderer(self) -> Renderer:
+        if self._renderer is None:  # compiling the templates costs milliseconds
+            self._renderer = Renderer()
+        return self._renderer
 
     # --- public -----------------------------------------------------------------
     def build(self, *, full: bool = False, upload: bool = False) -> IndexResult:
