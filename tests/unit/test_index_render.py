@@ -199,3 +199,27 @@ def test_serve_negotiates(store: Store, tmp_path: Path) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_cli_publish_then_index(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from fixtures.wheels import built_wheel
+
+    from refinery.cli import main
+
+    staging = Store.open(str(tmp_path / "staging"))
+    built_wheel(staging, tmp_path / "w", "clipkg", "1.0")
+    store = str(tmp_path / "store")
+    runner = CliRunner()
+    result = runner.invoke(main, ["--store", store, "publish", "--from", str(tmp_path / "staging")])
+    assert result.exit_code == 0, result.output
+    assert "published 1 records, 1 new wheels" in result.output
+    out = tmp_path / "idx"
+    result = runner.invoke(main, ["--store", store, "index", "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["schema"] == 1 and doc["projects"] == 1 and doc["full"] is True
+    result = runner.invoke(main, ["--store", store, "index", "-o", str(out)])
+    assert "index (incremental): 1 projects, 1 files, 0 pages rendered" in result.output
+    result = runner.invoke(main, ["--store", "s3://", "index", "-o", str(out)])
+    assert result.exit_code == 2 and "names no bucket" in result.output
