@@ -87,17 +87,22 @@ def mark_input(
     reason_file: Path | None,
     commit: str | None,
 ) -> None:
-    """Record STATUS for requirement FILES (input status per file@commit)."""
+    """Record STATUS for requirement FILES (input status per file@commit).
+
+    With --plan, the plan is stored too and the inputs link to it."""
     from ..models import InputRecord
     from ..store import Store, now
     from .build import _git_commit, re_slug
 
-    plan_id = _load_plan(plan_file).plan_id if plan_file and plan_file.exists() else None
+    linked = _load_plan(plan_file) if plan_file and plan_file.exists() else None
+    plan_id = linked.plan_id if linked else None
     if reason_file is not None and reason_file.exists():
         lines = [ln.strip() for ln in reason_file.read_text(errors="replace").splitlines()]
         errors = [ln for ln in lines if "error" in ln.lower()] or [ln for ln in lines if ln]
         reason = reason or (errors[-1] if errors else "")
     store = Store.open(settings.store)
+    if linked is not None:
+        store.put_plan(linked)  # plans/<plan_id>.json: what the input was planned into
     for f in files:
         record = InputRecord(
             input_id=re_slug(str(f)),

@@ -1,0 +1,407 @@
+"""The workflows under .github/workflows: lint, policy, and their steps run for real.
+
+The run tests execute each job's own ``run:`` blocks (parsed from the YAML, env values
+substituted) with bash against a local store and the fixture index, so the workflows
+and the CLI cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures.actions import WORKFLOWS, evaluate, interpolate, load, read_outputs, run_job
+
+from refinery.models import NodeStatus, Plan, PlanNode
+from refinery.planner import build_matrix
+
+pytestmark = pytest.mark.unit
+
+NAMES = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
+PIN = re.compile(r"^\s*(?:-\s+)?uses:\s*([^@\s]+)@(\S+)(.*)$")
+
+
+def test_the_workflows_exist() -> None:
+    expected = {"plan.yml", "plan-comment.yml", "main.yml", "build.yml", "publish.yml",
+                "reconcile.yml", "ci.yml"}  # fmt: skip
+    assert expected <= set(NAMES)
+
+
+# --- lint -----------------------------------------------------------------------------
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed (pip install -e '.[dev]')")
+    return found
+
+
+def test_actionlint_passes() -> None:
+    proc = subprocess.run(
+        [_tool("actionlint"), *(str(WORKFLOWS / n) for n in NAMES)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_github_workflow_schema_passes() -> None:
+    proc = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+         *(str(WORKFLOWS / n) for n in NAMES)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- policy ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_actions_pinned_by_full_sha_with_version_comment(name: str) -> None:
+    for line in (WORKFLOWS / name).read_text().splitlines():
+        m = PIN.match(line)
+        if not m or m.group(1).startswith("./"):
+            continue
+        assert re.fullmatch(r"[0-9a-f]{40}", m.group(2)), line
+        assert re.search(r"#\s*v\d+\.\d+\.\d+\b", m.group(3)), line
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_least_privilege_and_concurrency(name: str) -> None:
+    doc = load(name)
+    assert doc["permissions"] == {}, "top-level permissions must be {}"
+    has_group = "concurrency" in doc
+    for job_id, job in doc["jobs"].items():
+        assert "permissions" in job, f"{job_id}: grant permissions per job"
+        has_group = has_group or "concurrency" in job
+        for step in job.get("steps", []):
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False, job_id
+    assert has_group, f"{name}: no concurrency group"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_expressions_reach_scripts_only_through_env(name: str) -> None:
+    for job in load(name)["jobs"].values():
+        for step in job.get("steps", []):
+            assert "${{" not in step.get("run", ""), step.get("name")
+
+
+def test_only_trusted_jobs_get_store_credentials() -> None:
+    """Store credentials: publish (and reconcile), our code only; build jobs get none."""
+    for name in NAMES:
+        for job_id, job in load(name)["jobs"].items():
+            aws = [
+                s for s in job.get("steps", [])
+                if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials")
+            ]  # fmt: skip
+            if not aws:
+                continue
+            assert job["permissions"].get("id-token") == "write"
+            if (name, job_id) == ("main.yml", "plan"):  # optional read-only role
+                assert all("AWS_PLAN_ROLE_ARN" in str(s.get("if")) for s in aws)
+            else:
+                assert (name, job_id) in {("publish.yml", "publish"),
+                                          ("reconcile.yml", "reconcile")}  # fmt: skip
+    build = load("build.yml")["jobs"]["build"]
+    assert build["permissions"] == {"contents": "read"}
+    assert "secrets" not in json.dumps(build)
+    publish = load("publish.yml")["jobs"]["publish"]
+    assert publish["concurrency"] == {"group": "refinery-publish", "cancel-in-progress": False}
+    deploy = load("publish.yml")["jobs"]["deploy"]
+    assert any("actions/deploy-pages@" in s.get("uses", "") for s in deploy["steps"])
+
+
+def test_qemu_binfmt_image_is_pinned() -> None:
+    steps = load("build.yml")["jobs"]["build"]["steps"]
+    (qemu,) = [s for s in steps if "docker/setup-qemu-action@" in s.get("uses", "")]
+    image = qemu["with"]["image"]
+    assert re.search(r":qemu-v\d+\.\d+\.\d+", image) and not image.endswith(":latest")
+    assert "container" in qemu["if"]
+
+
+def test_plan_on_pull_request_is_read_only() -> None:
+    doc = load("plan.yml")
+    assert set(doc["on"]) == {"pull_request"}
+    assert doc["jobs"]["plan"]["permissions"] == {"contents": "read"}
+    comment = load("plan-comment.yml")
+    assert set(comment["on"]) == {"workflow_run"}
+    steps = comment["jobs"]["comment"]["steps"]
+    checkout = steps[0]
+    assert "ref" not in checkout["with"], "never check out the fork's code with a write token"
+
+
+# --- matrix: the workflow side of sharding -------------------------------------------
+def _wave_jobs(doc: dict[str, Any]) -> list[str]:
+    return sorted((j for j in doc["jobs"] if j.startswith("wave-")), key=lambda j: int(j[5:]))
+
+
+def test_600_nodes_reach_wave_jobs_under_256_each_exactly_once_in_order(tmp_path: Path) -> None:
+    from refinery.cli.plan import _write_github_output
+
+    sizes = [450, 100, 50]
+    waves = [[f"p{w}-{i}==1.0@3.11" for i in range(n)] for w, n in enumerate(sizes)]
+    nodes = tuple(
+        PlanNode(k.split("==")[0], "1.0", "3.11", NodeStatus.PENDING, "", True, wave=w)
+        for w, keys in enumerate(waves) for k in keys
+    )  # fmt: skip
+    plan = Plan("p600", ("requirements/big.txt",), (), nodes, tuple(map(tuple, waves)),
+                {"include": [s.to_json() for s in build_matrix(waves)]})  # fmt: skip
+    out = tmp_path / "github_output"
+    os.environ["GITHUB_OUTPUT"] = str(out)
+    try:
+        _write_github_output(plan)
+    finally:
+        del os.environ["GITHUB_OUTPUT"]
+    step_outputs = read_outputs(out)
+    doc = load("main.yml")
+    plan_job = doc["jobs"]["plan"]
+    ctx: dict[str, Any] = {"steps": {"plan": {"outputs": step_outputs},
+                                     "gate": {"outputs": {"build": "true"}}}}  # fmt: skip
+    job_outputs = {k: interpolate(v, ctx) for k, v in plan_job["outputs"].items()}
+    needs = {"plan": {"outputs": job_outputs, "result": "success"}}
+    seen: list[str] = []
+    ran: list[int] = []
+    for job_id in _wave_jobs(doc):
+        job = doc["jobs"][job_id]
+        wave = int(job_id[5:])
+        if wave > 0:  # dependency order: each wave waits for the one before
+            assert f"wave-{wave - 1}" in job["needs"]
+        if not evaluate(job["if"][3:-2], {"needs": needs}):
+            continue
+        ran.append(wave)
+        matrix = interpolate(job["strategy"]["matrix"], {"needs": needs})
+        assert 0 < len(matrix["include"]) <= 256
+        assert job["with"]["wave"] == wave
+        for entry in matrix["include"]:
+            assert entry["wave"] == wave
+            nodes_arg = interpolate(job["with"]["nodes"], {"matrix": entry})
+            seen += nodes_arg.split(" ")
+    assert ran == [0, 1, 2]  # empty waves skipped by `if:`
+    assert seen == [k for w in waves for k in w]  # every node once, in wave order
+    assert len(set(seen)) == 600
+    assert int(job_outputs["waves"]) <= len(_wave_jobs(doc))
+    assert "matrix_wave_0" in plan_job["outputs"]
+    assert all(f"matrix_wave_{i}" in plan_job["outputs"] for i in range(len(_wave_jobs(doc))))
+    assert plan_job["env"]["MAX_WAVES"] == str(len(_wave_jobs(doc)))
+
+
+# --- the jobs, run --------------------------------------------------------------------
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+        cwd=repo, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A checkout: requirements/ with one file in the base commit, one added after."""
+    root = tmp_path / "repo"
+    (root / "requirements").mkdir(parents=True)
+    (root / "hints").mkdir()
+    (root / "requirements" / "old.txt").write_text("purepkg==1.0\n")
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", ".")
+    _git(root, "commit", "-q", "-m", "base")
+    (root / "requirements" / "demo.txt").write_text("cybuild==1.0\npurepkg==1.1\n")
+    _git(root, "add", ".")
+    _git(root, "commit", "-q", "-m", "add demo")
+    return root
+
+
+@pytest.fixture
+def host_env(fixture_index: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "REFINERY_"))}
+    env["REFINERY_INDEX_URL"] = fixture_index
+    env["REFINERY_CACHE"] = str(tmp_path / "cache")
+    return env
+
+
+def _store_json(store: Path, prefix: str) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((store / prefix).glob("*.json"))]
+
+
+def test_main_plan_job_on_push(repo: Path, host_env: dict[str, str]) -> None:
+    base = _git(repo, "rev-parse", "HEAD~1")
+    head = _git(repo, "rev-parse", "HEAD")
+    result = run_job(
+        "main.yml", "plan", workdir=repo, host_env=host_env,
+        context={"github": {"event_name": "push", "sha": head, "event": {"before": base}},
+                 "vars": {}},
+    )  # fmt: skip
+    assert result.status == "success", [(s.name, s.stderr[-2000:]) for s in result.steps]
+    assert result.step("inputs").outputs["files"] == "requirements/demo.txt"
+    assert "Inputs failed" not in result.ran()
+    out = result.outputs
+    assert out["build"] == "true" and out["waves"] == "1"
+    matrix = json.loads(out["matrix_wave_0"])
+    assert matrix["include"][0]["nodes"] == ["cybuild==1.0@3.11"]
+    assert out["matrix_wave_1"] == ""
+    # the plan table went to the step summary; the plan and input status to staging
+    assert "cybuild" in result.summary
+    staging = repo / ".refinery" / "staging"
+    (record,) = _store_json(staging, "inputs")
+    assert record["status"] == "queued" and record["path"] == "requirements/demo.txt"
+    assert record["commit"] == head and record["plan_id"] == out["plan_id"]
+    assert (staging / "plans" / f"{out['plan_id']}.json").exists()
+    plan = json.loads((repo / ".refinery" / "plan" / "plan.json").read_text())
+    assert plan["plan_id"] == out["plan_id"]
+
+
+def test_main_plan_job_respects_auto_build_off(repo: Path, host_env: dict[str, str]) -> None:
+    result = run_job(
+        "main.yml", "plan", workdir=repo, host_env=host_env,
+        context={"github": {"event_name": "push", "sha": _git(repo, "rev-parse", "HEAD"),
+                            "event": {"before": _git(repo, "rev-parse", "HEAD~1")}},
+                 "vars": {"AUTO_BUILD": "false"}},
+    )  # fmt: skip
+    assert result.status == "success"
+    assert result.outputs["build"] == "false"
+    (record,) = _store_json(repo / ".refinery" / "staging", "inputs")
+    assert record["status"] == "planned"
+    doc = load("main.yml")
+    assert doc["jobs"]["plan"]["if"].startswith("github.event_name == 'workflow_dispatch'")
+    assert not evaluate(doc["jobs"]["plan"]["if"], {"github": {"event_name": "push"},
+                                                    "vars": {"AUTO_PLAN": "false"}})  # fmt: skip
+
+
+def test_main_plan_job_records_a_failed_input(repo: Path, host_env: dict[str, str]) -> None:
+    (repo / "requirements" / "demo.txt").write_text("cybuild==1.0\ngit+https://x/y.git\n")
+    result = run_job(
+        "main.yml", "plan", workdir=repo, host_env=host_env,
+        context={"github": {"event_name": "workflow_dispatch", "sha": "f" * 40},
+                 "inputs": {"inputs": "requirements/demo.txt", "build": True}},
+    )  # fmt: skip
+    assert result.status == "failure"
+    assert result.step("plan").outcome == "failure"
+    assert "::error file=requirements/demo.txt,line=2::" in result.step("plan").stderr
+    assert "Inputs failed" in result.ran()
+    (record,) = _store_json(repo / ".refinery" / "staging", "inputs")
+    assert record["status"] == "failed" and "line 2" not in record["reason"]
+    assert "requirements/demo.txt:2" in record["reason"] or "URL" in record["reason"]
+    assert result.outputs["build"] == "false"
+
+
+def test_pr_plan_job_writes_summary_and_comment_body(repo: Path, host_env: dict[str, str]) -> None:
+    result = run_job(
+        "plan.yml", "plan", workdir=repo, host_env=host_env,
+        context={"github": {"event_name": "pull_request",
+                            "event": {"pull_request": {"number": 7, "base": {
+                                "sha": _git(repo, "rev-parse", "HEAD~1")}}}}},
+    )  # fmt: skip
+    assert result.status == "success", [(s.name, s.stderr[-2000:]) for s in result.steps]
+    pr = repo / ".refinery" / "pr"
+    assert (pr / "number").read_text().strip() == "7"
+    body = (pr / "comment.md").read_text()
+    assert body.startswith("<!-- wheel-refinery:plan -->")
+    assert "To build (1)" in body and "cybuild" in body and "Reused" in body
+    assert "cybuild" in result.summary
+    Plan.from_json(json.loads((pr / "plan.json").read_text()))
+
+
+def test_build_job_replans_dispatched_nodes(repo: Path, host_env: dict[str, str]) -> None:
+    """The dispatch entry of build.yml: everything up to the build root, for real."""
+    result = run_job(
+        "build.yml", "build", workdir=repo, host_env=host_env,
+        context={"inputs": {"nodes": "cybuild==1.0@3.11 x86only==1.0@3.11", "attempt": "2",
+                            "fixes": "zlib-headers", "plan": ""}, "vars": {}},
+        skip=("Install refinery", "Build", "Summary"),
+    )  # fmt: skip
+    assert result.status == "success", [(s.name, s.stderr[-2000:]) for s in result.steps]
+    assert "Plan dispatched nodes" in result.ran()
+    assert result.step("Build").env == {} and "Plan of this run" not in result.ran()
+    plan = Plan.from_json(json.loads((repo / ".refinery" / "plan" / "plan.json").read_text()))
+    pending = {n.key for n in plan.nodes if n.status is NodeStatus.PENDING}
+    assert {"cybuild==1.0@3.11", "x86only==1.0@3.11"} <= pending
+    assert "attempt 2; fixes: zlib-headers" in result.step("replan").stdout
+
+
+def test_build_job_refuses_a_malformed_node(repo: Path, host_env: dict[str, str]) -> None:
+    result = run_job(
+        "build.yml", "build", workdir=repo, host_env=host_env,
+        context={"inputs": {"nodes": "x;rm -rf /==1@3.11", "plan": ""}},
+        skip=("Install refinery", "Build", "Summary"),
+    )  # fmt: skip
+    assert result.step("replan").outcome == "failure"
+    assert "::error::not a node key" in result.step("replan").stdout
+
+
+def test_build_job_builds_its_shard_with_the_chosen_backend(
+    repo: Path, host_env: dict[str, str]
+) -> None:
+    """Call mode: the Build step's command line, with a stand-in ``refinery build``."""
+    plan_dir = repo / ".refinery" / "plan"
+    plan_dir.mkdir(parents=True)
+    (plan_dir / "plan.json").write_text("{}")
+    log = repo / "calls.log"
+    fake = repo / "fakebin"
+    fake.mkdir()
+    (fake / "refinery").write_text(
+        f'#!/bin/sh\necho "$REFINERY_BACKEND|$REFINERY_STORE|$*" >> "{log}"\n'
+    )
+    (fake / "refinery").chmod(0o755)
+    seen: list[tuple[str, dict[str, Any]]] = []
+    result = run_job(
+        "build.yml", "build", workdir=repo, host_env=host_env, bin_dir=fake,
+        context={"inputs": {"nodes": "a==1@3.11 b==2@3.11", "wave": 1, "shard": 3,
+                            "plan-artifact": "plan"},
+                 "vars": {"REFINERY_BACKEND": "native", "S390X_RUNNER": "s390x-large"},
+                 "github": {"run_id": "99"}},
+        uses=lambda action, with_, _wd: seen.append((action.split("@")[0], with_)),
+    )  # fmt: skip
+    assert result.status == "success", [(s.name, s.stderr) for s in result.steps]
+    actions = [a for a, _ in seen]
+    assert "docker/setup-qemu-action" not in actions  # native: no emulation
+    assert actions.count("actions/download-artifact") == 2  # plan + earlier waves
+    upload = dict(seen)["actions/upload-artifact"]
+    assert upload["name"] == "staging-w1-s3" and upload["path"] == ".refinery/staging"
+    runs_on = load("build.yml")["jobs"]["build"]["runs-on"]
+    native = {"REFINERY_BACKEND": "native", "S390X_RUNNER": "s390x-large"}
+    assert interpolate(runs_on, {"vars": native}) == "s390x-large"
+    assert interpolate(runs_on, {"vars": {}}) == "ubuntu-24.04"
+    calls = log.read_text().splitlines()
+    assert calls[0] == (
+        "native|.refinery/staging|build .refinery/plan/plan.json --node a==1@3.11 --node b==2@3.11"
+    )
+    assert calls[1] == "native|.refinery/staging|status"
+
+
+@pytest.mark.integration
+def test_publish_job_publishes_indexes_and_builds_the_site(
+    repo: Path, host_env: dict[str, str], tmp_path: Path
+) -> None:
+    from fixtures.pyindex import Dist, make_wheel
+
+    from refinery.models import BuildRecord, NodeStatus
+    from refinery.store import Store
+
+    staging = repo / ".refinery" / "staging"
+    wheel_name, data, _ = make_wheel(Dist("cybuild", "1.0"), "cp311-cp311-manylinux_2_17_s390x")
+    wheel = tmp_path / wheel_name
+    wheel.write_bytes(data)
+    stage = Store.open(str(staging))
+    ref = stage.put_wheel(wheel)
+    stage.update_record("cybuild", "1.0", "3.11", lambda _r: BuildRecord(
+        "cybuild", "1.0", "3.11", NodeStatus.BUILT, wheel=ref))  # fmt: skip
+    store = tmp_path / "store"
+    (repo / "docs").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "mkdocs.yml", repo / "mkdocs.yml")
+    for src in (Path(__file__).resolve().parents[2] / "docs").iterdir():
+        if src.name != "status":
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / "docs" / src.name)
+    result = run_job(
+        "publish.yml", "publish", workdir=repo, host_env=host_env,
+        context={"vars": {"REFINERY_STORE": str(store),
+                          "REFINERY_INDEX_URL": "https://wheels.example.org/simple/"},
+                 "inputs": {"artifacts": "staging-*"}, "github": {"event_name": "push"}},
+        uses=lambda *_: None, timeout=600,
+    )  # fmt: skip
+    assert result.status == "success", [(s.name, s.stderr[-3000:]) for s in result.steps]
+    assert Store.open(str(store)).get_record("cybuild", "1.0", "3.11") is not None
+    assert (repo / ".refinery" / "index" / "simple" / "cybuild" / "index.html").exists()
+    assert (repo / ".refinery" / "site" / "index.html").exists()
+    assert "built" in result.summary
