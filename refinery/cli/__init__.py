@@ -4,8 +4,8 @@
 import registers its commands.
 """
 
-from . import build, gitops, plan, site, store
+from . import build, gitops, hints, plan, site, store
 from .app import Settings, main
 from .plan import make_plan
 
-__all__ = ["Settings", "build", "gitops", "main", "make_plan", "plan", "site"]
+__all__ = ["Settings", "build", "gitops", "hints", "main", "make_plan", "plan", "site", "store"]
