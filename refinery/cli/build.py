@@ -90,14 +90,20 @@ def _run_builds(
     release: str | None,
     image: str | None,
     installer: str = "auto",
+    hints_dir: Path = Path("hints"),
+    retry_backoff: float = 0.0,
 ) -> int:
     from rich.console import Console
 
     from ..build.runner import build_plan
     from ..store import Store
+    from .hints import make_advisor
 
     store = Store.open(settings.store)
     root = _select_root(settings, release, image)
+    advisor = make_advisor(
+        hints_dir, root.backend, max_attempts=max_attempts, backoff=retry_backoff
+    )
     render = _BuildRenderer()
     try:
         summary = build_plan(
@@ -109,8 +115,10 @@ def _run_builds(
             only=list(nodes) or None,
             timeout=timeout,
             max_attempts=max_attempts,
-            catalog_digest=result.catalog_digest,
+            catalog_digest=advisor.catalog.digest if hints_dir.is_dir() else result.catalog_digest,
             installer=installer,
+            advise=advisor,
+            first_fix=advisor.first_fix,
         )
     finally:
         render.finish()
@@ -122,7 +130,21 @@ def _run_builds(
 _build_options = [
     click.option("--jobs", "-j", default=1, show_default=True, help="Builds in parallel."),
     click.option("--timeout", default=3600.0, show_default=True, help="Seconds per attempt."),
-    click.option("--max-attempts", default=3, show_default=True),
+    click.option("--max-attempts", default=3, show_default=True, help="Attempts per node."),
+    click.option(
+        "--hints",
+        "hints_dir",
+        default=Path("hints"),
+        show_default=True,
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Hint catalog: fixes for failed attempts (and learned ones before the first).",
+    ),
+    click.option(
+        "--retry-backoff",
+        default=5.0,
+        show_default=True,
+        help="Seconds before the first retry; doubles for each further retry.",
+    ),
     click.option("--release", default=None, help="Debian release of the rootfs backend."),
     click.option("--image", default=None, help="Container image (pinned by digest)."),
     click.option(
@@ -154,6 +176,8 @@ def build(
     jobs: int,
     timeout: float,
     max_attempts: int,
+    hints_dir: Path,
+    retry_backoff: float,
     release: str | None,
     image: str | None,
     installer: str,
@@ -181,6 +205,8 @@ def build(
             release=release,
             image=image,
             installer=installer,
+            hints_dir=hints_dir,
+            retry_backoff=retry_backoff,
         )
     )
 
@@ -247,6 +273,8 @@ def run(
     jobs: int,
     timeout: float,
     max_attempts: int,
+    hints_dir: Path,
+    retry_backoff: float,
     release: str | None,
     image: str | None,
     installer: str,
@@ -279,6 +307,8 @@ def run(
             release=release,
             image=image,
             installer=installer,
+            hints_dir=hints_dir,
+            retry_backoff=retry_backoff,
         )
     )
 
