@@ -148,7 +148,7 @@ class GitHub:
     def repo(self) -> Any:
         if self._repo is None:
             with _translated(f"repository {self.repo_name}"):
-                self._repo = self._gh.get_repo(self.repo_name, lazy=True)
+                self._repo = self._gh.get_repo(self.repo_name)
         return self._repo
 
     def close(self) -> None:
