@@ -20,21 +20,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from fixtures.sitestore import ZLIB_ERROR, build_log, ts, write_synthetic_store  # noqa: E402
+from fixtures.sitestore import (  # noqa: E402
+    ZLIB_ERROR,
+    build_log,
+    site_project,
+    ts,
+    write_synthetic_store,
+)
 
 from refinery.models import Attempt, NodeStatus  # noqa: E402
 from refinery.site import SiteOptions, build_site  # noqa: E402
 from refinery.store import Store  # noqa: E402
-
-
-def project(where: Path) -> tuple[Path, Path]:
-    """A copy of the MkDocs project (config + hand-written docs, no generated pages)."""
-    docs = where / "docs"
-    shutil.copytree(ROOT / "docs", docs, ignore=shutil.ignore_patterns("status"))
-    (docs / "status").mkdir()
-    shutil.copy(ROOT / "docs" / "status" / "README.md", docs / "status" / "README.md")
-    shutil.copy(ROOT / "mkdocs.yml", where / "mkdocs.yml")
-    return docs, where / "mkdocs.yml"
 
 
 def change_one(store: Store) -> str:
@@ -64,8 +60,10 @@ def main() -> None:
         t = time.perf_counter()
         store = write_synthetic_store(work / "store", args.packages)
         records = sum(1 for _ in store.blobs.list("records/"))
-        print(f"store: {args.packages} packages, {records} records in {time.perf_counter() - t:.1f}s")
-        docs, config = project(work / "project")
+        print(
+            f"store: {args.packages} packages, {records} records in {time.perf_counter() - t:.1f}s"
+        )
+        docs, config = site_project(work / "project")
         site = work / "site"
         options = SiteOptions(pip_index="https://wheels.example/simple/")
 

@@ -1,7 +1,7 @@
 // Builds table filter: package text, status, Python; state kept in the URL fragment.
 (function () {
   function setup() {
-    var table = document.querySelector("table.rf-builds");
+    var table = document.getElementById("rf-table");
     var q = document.getElementById("rf-q");
     if (!table || !q) return;
     var status = document.getElementById("rf-status");

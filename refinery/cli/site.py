@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -83,10 +82,10 @@ def site(
     )
     g = result.generated
     where = docs_dir / "status" if markdown_only else site_dir
-    Console(stderr=True, highlight=False).print(
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
         f"site: {result.packages} packages, {len(g.written)} pages written, {g.unchanged} "
-        f"unchanged, {len(g.removed)} removed, {g.logs_copied} logs copied; {result.mode} "
-        f"build in {result.seconds:.1f}s (read {result.load_seconds:.1f}s, generate "
+        f"unchanged, {len(g.removed)} removed, {result.logs_published} logs published; "
+        f"{result.mode} build in {result.seconds:.1f}s (read {result.load_seconds:.1f}s, generate "
         f"{result.generate_seconds:.1f}s, mkdocs {result.mkdocs_seconds:.1f}s) → "
-        f"{os.path.relpath(where)}"
+        f"{where}"
     )

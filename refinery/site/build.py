@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from ..errors import InputError, RefineryError
 from ..store import Store
-from .generate import GenerateResult, Generator, SiteOptions
+from .generate import GenerateResult, Generator, SiteOptions, log_keys, publish_logs
 from .model import load
 
 STAMP = ".refinery-site.json"
@@ -43,6 +44,7 @@ class SiteBuild:
     generate_seconds: float = 0.0
     mkdocs_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    logs_published: int = 0
 
     @property
     def seconds(self) -> float:
@@ -166,9 +168,16 @@ def build_site(
     if dirty:
         for rel in generated.removed:
             (site_dir / "status" / rel).with_suffix(".html").unlink(missing_ok=True)
+            name = rel.removeprefix("packages/").removesuffix(".md")
+            if rel.startswith("packages/") and name not in data.packages:
+                shutil.rmtree(site_dir / "status" / "logs" / name, ignore_errors=True)
     # A failed build leaves a half-written site: the next one must be full.
     stamp_file.unlink(missing_ok=True)
     result.warnings = run_mkdocs(config_file, docs_dir, site_dir, dirty=dirty, strict=strict)
+    # Logs go straight into the site (not through docs/: 10,000s of files MkDocs would
+    # walk and copy on every build). Incremental: only the regenerated packages' logs.
+    changed = [data.packages[n] for n in generated.regenerated] if dirty else data.packages.values()
+    result.logs_published = publish_logs(store, log_keys(changed), site_dir / "status")
     stamp_file.write_text(json.dumps({"stamp": stamp}))
     result.mode = "incremental" if dirty else "full"
     result.mkdocs_seconds = time.perf_counter() - t2

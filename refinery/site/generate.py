@@ -12,8 +12,9 @@ import functools
 import hashlib
 import html
 import json
+import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ class GenerateResult:
     written: list[str] = field(default_factory=list)  # paths relative to the status dir
     unchanged: int = 0
     removed: list[str] = field(default_factory=list)
-    logs_copied: int = 0
+    regenerated: list[str] = field(default_factory=list)  # packages whose page was rendered
 
 
 # --- jinja --------------------------------------------------------------------------
@@ -119,44 +120,65 @@ def _log_path(key: str | None) -> str | None:
     return key
 
 
-def _attempt_views(
-    node: Node, store: Store, status_dir: Path, result: GenerateResult
-) -> list[AttemptView]:
+def _attempt_views(node: Node, store: Store) -> list[AttemptView]:
+    """The node's attempts; the logs of the last failed ones are read for their excerpts.
+
+    Log files are published into the built site by :func:`publish_logs`, not here."""
     views: list[AttemptView] = []
     failed = [a for a in node.record.attempts if a.status and a.status != NodeStatus.BUILT]
     show = {a.n for a in failed[-MAX_EXCERPTS:]}
     for a in node.record.attempts:
         key = _log_path(a.log)
-        href = text = None
-        if key is not None:
-            target = status_dir / key
-            data: bytes | None = None
-            if not target.exists():
-                got = store.blobs.get(key)
-                if got is not None:
-                    data = got[0]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(data)
-                    result.logs_copied += 1
-            if target.exists():
-                href = f"../{key}"
-                if a.n in show:
-                    text = (data if data is not None else target.read_bytes()).decode(
-                        "utf-8", "replace"
-                    )
+        text = None
+        if key is not None and a.n in show:
+            got = store.blobs.get(key)
+            text = got[0].decode("utf-8", "replace") if got else None
         anchor = f"{node.anchor}-a{a.n}"
         ex = excerpt(text, a.matched_lines) if text is not None else None
+        href = f"../{key}" if key else None
         views.append(AttemptView(a, href, ex.html(anchor) if ex else None, ex, anchor))
     return views
 
 
-def _package_logs_present(pkg: Package, status_dir: Path) -> bool:
-    for n in pkg.nodes:
-        for a in n.record.attempts:
-            key = _log_path(a.log)
-            if key and not (status_dir / key).exists():
-                return False
-    return True
+def log_keys(packages: Iterable[Package]) -> Iterator[str]:
+    for pkg in packages:
+        for n in pkg.nodes:
+            for a in n.record.attempts:
+                key = _log_path(a.log)
+                if key:
+                    yield key
+
+
+def publish_logs(store: Store, keys: Iterable[str], status_site: Path) -> int:
+    """Put the given logs under ``status_site`` (the built site's ``status/``) when absent:
+    hard links from a local store, else copies. Logs are immutable, so present is current.
+    """
+    from ..store import LocalBlobStore
+
+    root = store.blobs.root if isinstance(store.blobs, LocalBlobStore) else None
+    made: set[Path] = set()
+    count = 0
+    for key in keys:
+        target = status_site / key
+        if target.exists():
+            continue
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+        if root is not None:
+            try:
+                os.link(root / key, target)
+                count += 1
+                continue
+            except FileNotFoundError:
+                continue
+            except OSError:
+                pass  # another filesystem: copy
+        got = store.blobs.get(key)
+        if got is not None:
+            target.write_bytes(got[0])
+            count += 1
+    return count
 
 
 # --- the generator ----------------------------------------------------------------------
@@ -166,6 +188,7 @@ class Generator:
         self.dir = status_dir
         self.options = options
         self.env = _environment()
+        self.plan_ids: set[str] = set()
 
     def _write_if_changed(self, rel: str, text: str, result: GenerateResult) -> None:
         path = self.dir / rel
@@ -198,31 +221,33 @@ class Generator:
         same_options = old.get("options") == self.options.digest()
         old_pages: dict[str, str] = old.get("pages", {}) if same_options else {}
         pages: dict[str, str] = {}
+        self.plan_ids = {p.plan_id for p in data.plans}
 
         for name, pkg in data.packages.items():
             rel = f"packages/{name}.md"
-            digest = pkg.digest
+            plans = "".join(
+                "1" if n.record.plan_id in self.plan_ids else "0"
+                for n in pkg.nodes
+                if n.record.plan_id
+            )
+            digest = f"{pkg.digest}:{plans}"
             pages[rel] = digest
-            if (
-                old_pages.get(rel) == digest
-                and (self.dir / rel).exists()
-                and _package_logs_present(pkg, self.dir)
-            ):
+            if old_pages.get(rel) == digest and (self.dir / rel).exists():
                 result.unchanged += 1
                 continue
-            self._write_if_changed(rel, self.package_page(pkg, result), result)
+            result.regenerated.append(name)
+            self._write_if_changed(rel, self.package_page(pkg), result)
 
         for rel in sorted(set(old.get("pages", {})) - set(pages)):
             (self.dir / rel).unlink(missing_ok=True)
-            name = rel.removeprefix("packages/").removesuffix(".md")
-            if name and "/" not in name and name not in data.packages:
-                shutil.rmtree(self.dir / "logs" / name, ignore_errors=True)
             result.removed.append(rel)
 
         plan_pages = self.plan_pages(data)
         for rel, text in plan_pages.items():
             self._write_if_changed(rel, text, result)
-        for stale in sorted((self.dir / "plans").glob("*.md")) if (self.dir / "plans").is_dir() else ():
+        for stale in (
+            sorted((self.dir / "plans").glob("*.md")) if (self.dir / "plans").is_dir() else ()
+        ):
             rel = f"plans/{stale.name}"
             if rel not in plan_pages:
                 stale.unlink()
@@ -238,12 +263,17 @@ class Generator:
         return result
 
     # --- pages ----------------------------------------------------------------------
-    def package_page(self, pkg: Package, result: GenerateResult) -> str:
+    def package_page(self, pkg: Package) -> str:
         nodes = pkg.ordered()
-        attempts = {n.record.key: _attempt_views(n, self.store, self.dir, result) for n in nodes}
+        attempts = {n.record.key: _attempt_views(n, self.store) for n in nodes}
+        summary = f"{pkg.name} " + ", ".join(
+            f"{n.record.version} py{n.record.python} {n.record.status}" for n in nodes[:6]
+        )
         return self._render(
-            "package.md.j2",
+            "package.html.j2",
             pkg=pkg,
+            summary=summary,
+            plan_ids=self.plan_ids,
             nodes=nodes,
             attempts=attempts,
             versions=pkg.versions,
@@ -274,7 +304,7 @@ class Generator:
         counts = data.counts()
         nodes = list(data.nodes())
         done = sum(counts[s] for s in (NodeStatus.BUILT, *FAILURE))
-        rate = f"{100 * counts[NodeStatus.BUILT] / done:.0f}%" if done else "–"
+        rate = f"{100 * counts[NodeStatus.BUILT] / done:.0f}%" if done else "-"
         queue = {s: counts[s] for s in QUEUE}
         stuck = [n for n in nodes if n.stuck]
         return self._render(
@@ -341,7 +371,9 @@ def _plots(nodes: list[Node]) -> dict[str, str]:
     title = "Queue over time (pending, leased, building, retry)"
     queue = stats.queue_over_time(nodes)
     out["queue"] = (
-        plots.line_chart(title, queue[0].labels, plots.Series("queued", queue[1], plots.COLORS["queue"]))
+        plots.line_chart(
+            title, queue[0].labels, plots.Series("queued", queue[1], plots.COLORS["queue"])
+        )
         if queue
         else plots.empty(title)
     )

@@ -108,7 +108,10 @@ class Package:
         """Newest version first, then Python ascending."""
         return sorted(
             self.nodes,
-            key=lambda n: (version_key(n.record.version), [-p for p in python_key(n.record.python)]),
+            key=lambda n: (
+                version_key(n.record.version),
+                [-p for p in python_key(n.record.python)],
+            ),
             reverse=True,
         )
 

@@ -89,7 +89,9 @@ def _x_labels(labels: Sequence[str], slot: float) -> list[str]:
     return out
 
 
-def bar_chart(title: str, labels: Sequence[str], series: Sequence[Series], *, unit: str = "") -> str:
+def bar_chart(
+    title: str, labels: Sequence[str], series: Sequence[Series], *, unit: str = ""
+) -> str:
     """Stacked bars, one per label."""
     n = max(1, len(labels))
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
@@ -100,7 +102,7 @@ def bar_chart(title: str, labels: Sequence[str], series: Sequence[Series], *, un
     bar = max(1.0, slot * 0.75)
     body: list[str] = []
     for i, label in enumerate(labels):
-        y = TOP + plot_h
+        y: float = TOP + plot_h
         for s in series:
             v = s.values[i]
             if v <= 0:

@@ -13,12 +13,12 @@ from .model import FAILURE, QUEUE, Node, parse_time
 
 DURATION_BINS: tuple[tuple[float, str], ...] = (
     (30, "<30s"),
-    (60, "30s–1m"),
-    (120, "1–2m"),
-    (300, "2–5m"),
-    (600, "5–10m"),
-    (1800, "10–30m"),
-    (3600, "30–60m"),
+    (60, "30s-1m"),
+    (120, "1-2m"),
+    (300, "2-5m"),
+    (600, "5-10m"),
+    (1800, "10-30m"),
+    (3600, "30-60m"),
     (float("inf"), ">1h"),
 )
 
@@ -61,9 +61,10 @@ def timeline(times: Sequence[datetime]) -> Timeline | None:
     if not times:
         return None
     first, last = min(times), max(times)
-    for step, fmt in _BUCKETS:
-        if (last - first) / step < MAX_BUCKETS:
-            break
+    step, fmt = next(
+        ((step, fmt) for step, fmt in _BUCKETS if (last - first) / step < MAX_BUCKETS),
+        _BUCKETS[-1],
+    )
     epoch = datetime(2000, 1, 1, tzinfo=first.tzinfo)
     start = epoch + step * int((first - epoch) / step)
     count = int((last - start) / step) + 1
@@ -163,7 +164,7 @@ class HintStats:
 
     @property
     def rate(self) -> str:
-        return f"{100 * self.fixed / self.fired:.0f}%" if self.fired else "–"
+        return f"{100 * self.fixed / self.fired:.0f}%" if self.fired else "-"
 
 
 def hint_stats(nodes: Iterable[Node], catalog: dict[str, str]) -> list[HintStats]:
