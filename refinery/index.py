@@ -322,7 +322,8 @@ class Index:
             assert current is not None
             self._update_generation(current, {n: rendered[n] for n in written}, removed,
                                     names_changed=set(names) != old_names)  # fmt: skip
-        _write(self.out / MANIFEST, json.dumps(new.to_json()).encode())
+        if full or rendered or removed or new.projects != old:
+            _write(self.out / MANIFEST, json.dumps(new.to_json()).encode())
         uploaded = self._upload(new, names) if upload else 0
         return IndexResult(
             out=str(self.out),
