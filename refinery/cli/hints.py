@@ -155,7 +155,7 @@ def match(
         where = f"  ({m.hint.location})" if m.hint.location else ""
         print(f"{m.hint.id}{where}")
         for line in m.lines:
-            print(f"  matched L{line.number}: {line.text}")
+            print(f"  matched L{line.number}: {line.text.strip()}")
         for fix_line in _fix_lines(m, managers):
             print(f"  fix {fix_line}")
         if m.hint.note:

@@ -121,22 +121,22 @@ class _FileLoader:
         self.problems.append(Problem(self.loc(line), message))
 
     def mapping(self, node: Any, line: int | None, what: str, keys: Sequence[str]) -> bool:
-        """Check ``node`` is a mapping with only ``keys`` (and the required ones)."""
+        """Check ``node`` is a mapping with only ``keys`` (and the required ones).
+
+        False only when it is not a mapping: unknown or missing keys are reported and
+        the caller goes on, so one run reports every problem of the file."""
         if not isinstance(node, Mapping):
             self.problem(line, f"{what} must be a mapping, not {_kind(node)}")
             return False
-        ok = True
         for key in node:
             if key not in keys:
                 hint = closest(str(key), keys)
                 did = f"; did you mean {hint!r}?" if hint else f"; valid keys: {', '.join(keys)}"
                 self.problem(_line_of_key(node, key) or line, f"unknown key {key!r} in {what}{did}")
-                ok = False
         for key in REQUIRED.get(what.split(maxsplit=1)[0], ()):
             if key not in node:
                 self.problem(_line_of(node) or line, f"{what} needs {key!r}")
-                ok = False
-        return ok
+        return True
 
     def string(self, node: Any, key: str, line: int | None, what: str) -> str:
         value = node.get(key)

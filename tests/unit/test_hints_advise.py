@@ -1,0 +1,234 @@
+"""Matching, ranking and the advisor; the runner's retry record, learned first fixes and
+known failures, with a fake build step (no build root)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from refinery.build.runner import build_plan
+from refinery.build.step import BuildOutcome
+from refinery.hints import load_catalog
+from refinery.hints.advise import Advisor, RetrySettings, manager_for_backend
+from refinery.hints.matcher import as_log_lines, read_log, scan
+from refinery.hints.models import Catalog, Hint, HintFix, PackageEntry, Scope
+from refinery.models import FileRef, NodeStatus, Plan, PlanNode, Target
+from refinery.planner import _Decider
+from refinery.store import Store
+
+pytestmark = pytest.mark.unit
+
+HINTS = Path(__file__).resolve().parents[2] / "hints"
+
+
+def hint(hid: str, *patterns: str, scope: Scope | None = None, **fix: Any) -> Hint:
+    return Hint(hid, tuple(re.compile(p) for p in patterns), HintFix(**fix), scope or Scope())
+
+
+def node(name: str = "demo", python: str = "3.11") -> PlanNode:
+    return PlanNode(
+        name, "1.0", python, NodeStatus.PENDING, "", True, wave=0,
+        sdist=FileRef(f"{name}-1.0.tar.gz", f"file:///x/{name}-1.0.tar.gz", "ab" * 32),
+    )  # fmt: skip
+
+
+def outcome(tmp_path: Path, text: str, status: NodeStatus = NodeStatus.FAILED) -> BuildOutcome:
+    log = tmp_path / f"{abs(hash(text))}.log"
+    log.write_text(text)
+    return BuildOutcome(status, "rootfs", "img", "3.11", log, exit_code=1, reason="boom")
+
+
+# --- matcher --------------------------------------------------------------------------
+def test_ranking_scope_then_patterns_then_position() -> None:
+    generic = hint("generic", "zlib\\.h", apt=("zlib1g-dev",))
+    scoped = hint("scoped", "zlib\\.h", scope=Scope(packages=("demo",)), apt=("x",))
+    two = hint("two", "zlib\\.h", "-lz", apt=("y",))
+    late = hint("late", "later line", apt=("z",))
+    lines = as_log_lines(["fatal error: zlib.h: No such file", "cannot find -lz", "later line"])
+    ranked = [m.hint.id for m in scan([generic, late, two, scoped], lines, package="demo")]
+    assert ranked == ["scoped", "two", "late", "generic"]
+    # out of scope: another package never sees the package-scoped hint
+    assert "scoped" not in [m.hint.id for m in scan([scoped], lines, package="other")]
+    # unknown package (``hints match`` without --package): scope does not exclude
+    assert [m.hint.id for m in scan([scoped], lines)] == ["scoped"]
+
+
+def test_scope_python_and_backend() -> None:
+    newer = hint("newer", "x", scope=Scope(python=">=3.12", backends=("container",)), apt=("p",))
+    lines = as_log_lines(["x"])
+    assert scan([newer], lines, python="3.11") == []
+    assert scan([newer], lines, python="3.12", backend="rootfs") == []
+    assert len(scan([newer], lines, python="3.12", backend="container")) == 1
+
+
+def test_own_phase_and_command_lines_never_match() -> None:
+    zlib = hint("zlib", "zlib1g-dev", apt=("zlib1g-dev",))
+    lines = as_log_lines(["==> recipes: apt: zlib1g-dev", "$ sh -c apt-get install zlib1g-dev"])
+    assert scan([zlib], lines) == []
+    colored = as_log_lines(["\x1b[31mfatal error: zlib1g-dev\x1b[0m"])
+    assert scan([zlib], colored)[0].lines[0].text == "fatal error: zlib1g-dev"
+
+
+def test_read_log_is_bounded_and_keeps_line_numbers(tmp_path: Path) -> None:
+    log = tmp_path / "big.log"
+    log.write_text("".join(f"line {i}\n" for i in range(1, 100_001)))
+    tail = read_log(log, max_bytes=1000, max_lines=50)
+    assert len(tail) == 50
+    assert tail[-1].number == 100_000 and tail[-1].text == "line 100000"
+    assert tail[0].number == 99_951 and tail[0].text == "line 99951"
+    by_bytes = read_log(log, max_bytes=24)
+    assert by_bytes[-1].text == "line 100000" and by_bytes[-1].number == 100_000
+
+
+# --- advisor --------------------------------------------------------------------------
+def test_advisor_applies_new_fixes_cumulatively_and_drops_tried_ones(tmp_path: Path) -> None:
+    catalog = Catalog(
+        hints=(
+            hint("zlib", "zlib\\.h", apt=("zlib1g-dev",), dnf=("zlib-devel",)),
+            hint("ffi", "ffi\\.h", apt=("libffi-dev",)),
+            hint("dnf-only", "zlib\\.h", dnf=("something",)),
+            hint("same", "zlib\\.h", apt=("zlib1g-dev",)),
+        )
+    )
+    advisor = Advisor(catalog, "apt", RetrySettings(max_attempts=4, backoff=2.0))
+    n = node()
+    first = advisor(n, outcome(tmp_path, "fatal error: zlib.h: No such file\n"), 1)
+    assert first is not None
+    assert first.hint_ids == ("zlib",) and first.system_packages == ("zlib1g-dev",)
+    assert first.recipes == ("apt: zlib1g-dev",)
+    assert first.matched_lines == ("fatal error: zlib.h: No such file",)
+    assert first.delay == 2.0
+    assert set(advisor.decisions[0].dropped) == {"dnf-only", "same"}
+    # attempt 2 fails on zlib again and on ffi: zlib is not tried twice, ffi is added
+    second = advisor(n, outcome(tmp_path, "zlib.h\nfatal error: ffi.h\n"), 2)
+    assert second is not None
+    assert second.hint_ids == ("zlib", "ffi")
+    assert second.system_packages == ("zlib1g-dev", "libffi-dev")
+    assert second.recipes == ("apt: zlib1g-dev libffi-dev",)
+    assert second.delay == 4.0  # exponential
+    # attempt 3: nothing new applies
+    assert advisor(n, outcome(tmp_path, "zlib.h\nffi.h\n"), 3) is None
+
+
+def test_advisor_respects_max_attempts_and_recipe_failures(tmp_path: Path) -> None:
+    catalog = Catalog(hints=(hint("zlib", "zlib\\.h", apt=("zlib1g-dev",)),))
+    advisor = Advisor(catalog, "apt", RetrySettings(max_attempts=2))
+    assert advisor(node(), outcome(tmp_path, "zlib.h"), 2) is None
+    failed_recipe = outcome(tmp_path, "zlib.h", NodeStatus.SYSTEM_RECIPE_FAILED)
+    assert Advisor(catalog, "apt")(node("b"), failed_recipe, 1) is None
+    assert Advisor(catalog, "apt")(node("c"), outcome(tmp_path, "all good"), 1) is None
+
+
+def test_backoff_is_capped() -> None:
+    settings = RetrySettings(backoff=10, backoff_max=25)
+    assert [settings.delay(n) for n in (1, 2, 3)] == [10, 20, 25]
+    assert RetrySettings().delay(3) == 0
+
+
+def test_managers_per_backend() -> None:
+    assert manager_for_backend("rootfs") == "apt"
+    assert manager_for_backend("container") == "dnf"
+    assert manager_for_backend("native", "yum") == "yum"
+
+
+def test_first_fix_from_learned_package_entries() -> None:
+    catalog = Catalog(
+        hints=(hint("zlib", "zlib\\.h", apt=("zlib1g-dev",), dnf=("zlib-devel",)),),
+        packages=(PackageEntry("demo", ("zlib",)), PackageEntry("other", ("zlib",), ">=3.13")),
+    )
+    fix = Advisor(catalog, "dnf").first_fix(node())
+    assert fix is not None and fix.system_packages == ("zlib-devel",) and fix.hint_ids == ("zlib",)
+    assert Advisor(catalog, "dnf").first_fix(node("other")) is None  # python scope
+    assert Advisor(catalog, "dnf").first_fix(node("third")) is None
+
+
+# --- the runner with the advisor (fake build step) ------------------------------------
+class StubRoot:
+    backend = "rootfs"
+    arch = "s390x"
+    image = "stub@sha256:0"
+
+    def prepare(self, on_line: Any = None) -> None:
+        return None
+
+
+def fake_build(fail_without: str, lines: Sequence[str]) -> Any:
+    """A build step that fails with ``lines`` unless ``fail_without`` is installed."""
+    calls: list[dict[str, Any]] = []
+
+    def build_node(n: PlanNode, root: Any, *, log: Path, system_packages: Sequence[str] = (),
+                   env: Mapping[str, str] | None = None, constraints: Sequence[str] = (),
+                   **_: Any) -> BuildOutcome:  # fmt: skip
+        calls.append({"packages": tuple(system_packages), "env": dict(env or {})})
+        log.parent.mkdir(parents=True, exist_ok=True)
+        ok = fail_without in system_packages
+        log.write_text("==> build\n" + ("built\n" if ok else "\n".join(lines) + "\n"))
+        status = NodeStatus.BUILT if ok else NodeStatus.FAILED
+        return BuildOutcome(status, root.backend, root.image, n.python, log,
+                            exit_code=0 if ok else 1, reason="" if ok else "wheel build failed",
+                            matched_lines=() if ok else tuple(lines[-1:]))  # fmt: skip
+
+    build_node.calls = calls  # type: ignore[attr-defined]
+    return build_node
+
+
+def test_runner_records_both_attempts_hint_and_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fake_build(
+        "zlib1g-dev", ["gcc -c x.c", "x.c:1:10: fatal error: zlib.h: No such file or directory"]
+    )
+    monkeypatch.setattr("refinery.build.runner.build_node", fake)
+    catalog = load_catalog(HINTS)
+    n = node("zdemo")
+    plan = Plan("p", (), (Target(),), (n,), ((n.key,),), {}, catalog_digest=catalog.digest)
+    store = Store.open(str(tmp_path / "store"))
+    advisor = Advisor(catalog, "apt")
+    summary = build_plan(plan, store, StubRoot(), advise=advisor, first_fix=advisor.first_fix,  # type: ignore[arg-type]
+                         workdir=tmp_path / "run")  # fmt: skip
+    assert summary.results[0].status is NodeStatus.BUILT and summary.results[0].attempts == 2
+    record = store.get_record("zdemo", "1.0", "3.11")
+    assert record is not None
+    one, two = record.attempts
+    assert (one.status, one.hint_ids, one.recipes) == ("failed", (), ())
+    assert one.matched_lines == ("x.c:1:10: fatal error: zlib.h: No such file or directory",)
+    assert (two.status, two.hint_ids, two.recipes) == ("built", ("zlib",), ("apt: zlib1g-dev",))
+    assert fake.calls[1]["packages"] == ("zlib1g-dev",)
+    assert [e.kind for e in record.events] == [
+        "leased", "building", "failed", "retry", "building", "built",
+    ]  # fmt: skip
+
+
+def test_a_failure_is_recorded_with_sdist_hash_and_catalog_digest_then_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fake_build("never", ["error: something nobody knows"])
+    monkeypatch.setattr("refinery.build.runner.build_node", fake)
+    hints = tmp_path / "hints"
+    hints.mkdir()
+    (hints / "a.yaml").write_text("hints:\n  - id: z\n    match: [zzz]\n    fix: {apt: [z]}\n")
+    catalog = load_catalog(hints)
+    n = node("broken")
+    plan = Plan("p", (), (Target(),), (n,), ((n.key,),), {})
+    store = Store.open(str(tmp_path / "store"))
+    build_plan(plan, store, StubRoot(), advise=Advisor(catalog, "apt"),  # type: ignore[arg-type]
+               catalog_digest=catalog.digest, workdir=tmp_path / "run")  # fmt: skip
+    record = store.get_record("broken", "1.0", "3.11")
+    assert record is not None and record.status is NodeStatus.FAILED
+    assert len(record.attempts) == 1  # no hint matched: no retry
+    assert n.sdist is not None
+    assert record.sdist_sha256 == n.sdist.sha256 and record.catalog_digest == catalog.digest
+    # the planner: same sdist + same catalog -> skipped_known_failure ...
+    base = PlanNode("broken", "1.0", "3.11", NodeStatus.MISSING, "", True)
+    decided = _Decider(None, store, catalog.digest).conclude(base, Target(), None, n.sdist)  # type: ignore[arg-type]
+    assert decided.status is NodeStatus.SKIPPED_KNOWN_FAILURE
+    # ... and a catalog change (a new hint) makes it eligible again
+    (hints / "b.yaml").write_text("hints:\n  - id: y\n    match: [nobody]\n    fix: {apt: [y]}\n")
+    changed = load_catalog(hints).digest
+    assert changed != catalog.digest
+    again = _Decider(None, store, changed).conclude(base, Target(), None, n.sdist)  # type: ignore[arg-type]
+    assert again.status is NodeStatus.PENDING

@@ -1,0 +1,219 @@
+"""The starter catalog in ``hints/``: every entry matches a realistic log excerpt of its
+failure mode and does not match a near miss; the lxml case end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from refinery.cli import main
+from refinery.hints import load_catalog
+from refinery.hints.matcher import as_log_lines, scan
+from refinery.hints.models import Catalog
+
+pytestmark = pytest.mark.unit
+
+HINTS = Path(__file__).resolve().parents[2] / "hints"
+
+LXML_530 = """\
+Collecting lxml==5.3.0
+  Downloading lxml-5.3.0.tar.gz (3.7 MB)
+  Installing build dependencies: started
+  Getting requirements to build wheel: started
+  Getting requirements to build wheel: finished with status 'error'
+  error: subprocess-exited-with-error
+  × Getting requirements to build wheel did not run successfully.
+  │ exit code: 1
+  ╰─> [4 lines of output]
+      <string>:67: DeprecationWarning: pkg_resources is deprecated as an API.
+      Building lxml version 5.3.0.
+      Building without Cython.
+      Error: Please make sure the libxml2 and libxslt development packages are installed.
+      [end of output]
+"""  # noqa: RUF001 (pip's own box-drawing and multiplication sign)
+
+# id -> (an excerpt it must match, a near miss it must not match)
+CASES: dict[str, tuple[str, str]] = {
+    "zlib": (
+        "src/crcmod/_crcfunext.c:4:10: fatal error: zlib.h: No such file or directory\n"
+        "    4 | #include <zlib.h>\n"
+        "compilation terminated.\n"
+        "error: command '/usr/bin/s390x-linux-gnu-gcc' failed with exit code 1",
+        "checking for zlib.h... yes\n"
+        "-- Found ZLIB: /usr/lib/s390x-linux-gnu/libz.so (found version 1.2.13)",
+    ),
+    "libxml2-libxslt": (
+        LXML_530,
+        "Building lxml version 5.3.0.\n"
+        "Using build configuration of libxml2 2.9.14 and libxslt 1.1.35",
+    ),
+    "libffi": (
+        "  c/_cffi_backend.c:15:10: fatal error: ffi.h: No such file or directory\n"
+        "     15 | #include <ffi.h>\n"
+        "  compilation terminated.",
+        "  Package libffi was found in the pkg-config search path: libffi 3.4.4",
+    ),
+    "openssl": (
+        "  build/temp.linux-s390x-cpython-311/_openssl.c:575:10: fatal error: "
+        "openssl/opensslv.h: No such file or directory",
+        "  #include <openssl/opensslv.h> found OpenSSL 3.0.15 3 Sep 2024",
+    ),
+    "pillow-image-libs": (
+        "  The headers or library files could not be found for jpeg,\n"
+        "  a required dependency when compiling Pillow from source.\n"
+        "  Please see the install instructions at:\n"
+        "     https://pillow.readthedocs.io/en/latest/installation/basic-installation.html",
+        "  --- JPEG support available\n  --- FREETYPE2 support available",
+    ),
+    "libpq": (
+        "  Error: pg_config executable not found.\n"
+        "  pg_config is required to build psycopg2 from source.  Please add the directory\n"
+        "  containing pg_config to the $PATH or specify the full executable path with the\n"
+        "  option:",
+        "  running build_ext\n  pg_config found at /usr/bin/pg_config",
+    ),
+    "libyaml": (
+        "  ext/_yaml.h:2:10: fatal error: yaml.h: No such file or directory\n"
+        "      2 | #include <yaml.h>\n"
+        "  Error compiling module, falling back to pure Python modules",
+        "  Error compiling module, falling back to pure Python modules",
+    ),
+    "c-compiler": (
+        "  error: command 'gcc' failed: No such file or directory",
+        "  error: command '/usr/bin/gcc' failed with exit code 1",
+    ),
+    "rust-toolchain": (
+        "      error: can't find Rust compiler\n"
+        "      If you are using an outdated pip version, it is possible a prebuilt wheel is "
+        "available for this package but pip is not able to install from it.",
+        "      Compiling cryptography-rust v0.1.0 (/tmp/pip-install/src/rust)\n"
+        "      Finished release [optimized] target(s) in 4m 12s",
+    ),
+    "cmake": (
+        "  FileNotFoundError: [Errno 2] No such file or directory: 'cmake'",
+        "  -- The C compiler identification is GNU 12.2.0\n  -- Configuring done (cmake 3.25.1)",
+    ),
+    "ninja": (
+        "  ../meson.build:1:0: ERROR: Could not find ninja version 1.8.2 or newer.",
+        "  [12/80] Compiling C object src/foo.c.o (ninja)",
+    ),
+    "meson": (
+        "  FileNotFoundError: [Errno 2] No such file or directory: 'meson'",
+        "  The Meson build system\n  Version: 1.6.0",
+    ),
+    "fortran": (
+        "  ../meson.build:1:0: ERROR: Unknown compiler(s): [['gfortran'], ['flang-new'], "
+        "['flang'], ['nvfortran'], ['pgfortran'], ['ifort'], ['ifx'], ['g95']]",
+        "  Fortran compiler for the host machine: gfortran (gcc 12.2.0)",
+    ),
+    "openblas": (
+        '  ../scipy/meson.build:163:9: ERROR: Dependency "OpenBLAS" not found, '
+        "tried pkgconfig and cmake",
+        '  Run-time dependency openblas found: YES 0.3.21\n  Dependency "OpenBLAS" found: YES',
+    ),
+    "pkg-config": (
+        "  ../meson.build:20:0: ERROR: Pkg-config binary for machine host not found. "
+        "Giving up.\n  Did not find pkg-config by name 'pkg-config'",
+        "  Found pkg-config: /usr/bin/pkg-config (1.8.1)",
+    ),
+    "cython-pin": (
+        '  File "/tmp/build-env/lib/python3.11/site-packages/setuptools/_distutils/cmd.py", '
+        "line 107, in __getattr__\n      raise AttributeError(attr)\n"
+        "  AttributeError: cython_sources",
+        "  Cythonizing sources\n  Compiling yaml/_yaml.pyx because it changed.",
+    ),
+    "network-timeout": (
+        "  WARNING: Retrying (Retry(total=4)) after connection broken by "
+        "'ReadTimeoutError(\"HTTPSConnectionPool(host='pypi.org', port=443): Read timed out. "
+        "(read timeout=15)\")'\n"
+        "  pip._vendor.urllib3.exceptions.ReadTimeoutError: HTTPSConnectionPool"
+        "(host='files.pythonhosted.org', port=443): Read timed out.",
+        "  Downloading setuptools-75.8.0-py3-none-any.whl (1.2 MB)\n  timeout=15 retries=5",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(HINTS)
+
+
+def ids(catalog: Catalog, text: str) -> list[str]:
+    return [m.hint.id for m in scan(catalog, as_log_lines(text.splitlines()))]
+
+
+def test_every_entry_has_a_case(catalog: Catalog) -> None:
+    assert sorted(h.id for h in catalog.hints) == sorted(CASES)
+    for hint in catalog.hints:
+        assert hint.note, f"{hint.id} has no note"
+        assert hint.fix.packages_for("apt") or not hint.fix.packages_for("dnf"), hint.id
+        assert bool(hint.fix.packages_for("apt")) == bool(hint.fix.packages_for("dnf")), hint.id
+
+
+@pytest.mark.parametrize("hint_id", sorted(CASES))
+def test_entry_matches_its_failure_and_not_a_near_miss(catalog: Catalog, hint_id: str) -> None:
+    positive, negative = CASES[hint_id]
+    assert ids(catalog, positive)[:1] == [hint_id], ids(catalog, positive)
+    assert hint_id not in ids(catalog, negative)
+
+
+def test_no_entry_matches_a_clean_build_log(catalog: Catalog) -> None:
+    clean = """\
+==> build: python -m build --wheel --installer uv
+* Creating isolated environment: venv+uv...
+* Installing packages in isolated environment:
+  - setuptools>=61
+running bdist_wheel
+building 'refinery_fixture_zlib._zcrc' extension
+s390x-linux-gnu-gcc -Wsign-compare -DNDEBUG -g -fwrapv -O2 -Wall -fPIC -I/usr/include/python3.11 -c src/refinery_fixture_zlib/_zcrc.c -o build/temp/_zcrc.o
+s390x-linux-gnu-gcc -shared build/temp/_zcrc.o -lz -o build/lib/_zcrc.cpython-311-s390x-linux-gnu.so
+Successfully built refinery_fixture_zlib-0.1.0-cp311-cp311-linux_s390x.whl
+"""  # noqa: E501
+    assert ids(catalog, clean) == []
+
+
+def test_lxml_530_yields_apt_and_dnf_packages(catalog: Catalog) -> None:
+    (match,) = scan(catalog, as_log_lines(LXML_530.splitlines()))
+    fix = match.hint.fix
+    assert fix.packages_for("apt") == ("libxml2-dev", "libxslt1-dev")
+    assert fix.packages_for("dnf") == ("libxml2-devel", "libxslt-devel")
+    assert fix.packages_for("yum") == ("libxml2-devel", "libxslt-devel")  # falls back to dnf
+    assert match.lines[0].number == 13
+    assert "Please make sure the libxml2 and libxslt" in match.lines[0].text
+
+
+def test_cli_match_prints_fixes_for_every_manager(tmp_path: Path) -> None:
+    log = tmp_path / "lxml.log"
+    log.write_text(LXML_530)
+    runner = CliRunner()
+    result = runner.invoke(main, ["hints", "match", str(log), "--hints", str(HINTS)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("libxml2-libxslt")
+    assert "fix apt: libxml2-dev libxslt1-dev" in result.output
+    assert "fix dnf: libxml2-devel libxslt-devel" in result.output
+    assert "matched L13: Error: Please make sure the libxml2" in result.output
+    only_dnf = runner.invoke(
+        main, ["hints", "match", str(log), "--hints", str(HINTS), "--manager", "dnf", "--json"]
+    )
+    assert only_dnf.exit_code == 0
+    (doc,) = json.loads(only_dnf.output)
+    assert doc["id"] == "libxml2-libxslt"
+    assert doc["fix"] == {
+        "dnf": ["libxml2-devel", "libxslt-devel"],
+        "env": {},
+        "constraints": [],
+        "build_requires": [],
+    }
+    clean = tmp_path / "clean.log"
+    clean.write_text("Successfully built demo-1.0-py3-none-any.whl\n")
+    none = runner.invoke(main, ["hints", "match", str(clean), "--hints", str(HINTS)])
+    assert none.exit_code == 1 and "no hint" in none.output
+
+
+def test_cli_check_accepts_the_catalog() -> None:
+    result = CliRunner().invoke(main, ["hints", "check", str(HINTS)])
+    assert result.exit_code == 0, result.output
+    assert f"{len(CASES)} hints" in result.output
