@@ -73,9 +73,10 @@ def _versions() -> str:
 
 
 def _stamp(config_file: Path, docs_dir: Path) -> str:
-    """What must be unchanged for an incremental build: config, nav pages, tool versions."""
+    """What must be unchanged for an incremental build: config, hooks, nav pages, versions."""
     h = hashlib.sha256()
     h.update(config_file.read_bytes() + b"\0" + _versions().encode() + b"\0")
+    h.update(HOOKS.read_bytes() + b"\0")
     h.update(str(docs_dir.resolve()).encode() + b"\0")
     listed = []
     for path in docs_dir.rglob("*.md"):

@@ -75,7 +75,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
 
 def on_page_context(context: Any, page: Any, config: Any, nav: Any) -> Any:
-    if page.meta.get("refinery") == "html":
+    if page.meta.get("refinery") == "html" and page.meta.get("summary"):
         _state["light"].append(
             {"location": page.url, "title": page.title or "", "text": page.meta.get("summary", "")}
         )
