@@ -144,3 +144,42 @@ def test_cli_learn_writes_the_entry_and_the_next_build_applies_it(tmp_path: Path
     assert again.exit_code == 0 and "nothing to learn" in again.output
     only = runner.invoke(main, [*args, "--node", "nope==1.0@3.11"])
     assert only.exit_code == 2
+
+
+def test_cli_learn_proposes_a_pull_request_on_actions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proposed: list[dict[str, object]] = []
+
+    class FakeGitHub:
+        def __init__(self, repo: str, token: str | None, **kwargs: object) -> None:
+            assert (repo, token) == ("org/farm", "t0ken")
+
+        def __enter__(self) -> FakeGitHub:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def propose_file(self, path: str, content: str, **kwargs: object) -> str:
+            proposed.append({"path": path, "content": content, **kwargs})
+            return "https://github.com/org/farm/pull/7"
+
+    monkeypatch.setattr("refinery.github.GitHub", FakeGitHub)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_TOKEN", "t0ken")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "org/farm")
+    hints = tmp_path / "hints"
+    shutil.copytree(HINTS, hints)
+    store = Store.open(str(tmp_path / "store"))
+    store.update_record("zlib-user", "1.0", "3.11", lambda _r: record("zlib-user"))
+    result = CliRunner().invoke(
+        main, ["--store", str(tmp_path / "store"), "hints", "learn", "--hints", str(hints)]
+    )
+    assert result.exit_code == 0, result.output
+    (pr,) = proposed
+    assert str(pr["path"]).endswith("learned.yaml")
+    assert "package: zlib-user" in str(pr["content"])
+    assert str(pr["branch"]).startswith("refinery/learned-hints-")
+    assert "```diff" in str(pr["body"])
+    assert "proposed as https://github.com/org/farm/pull/7" in result.output
