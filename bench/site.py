@@ -52,17 +52,24 @@ def change_one(store: Store) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packages", type=int, default=10_000)
-    parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temp dir)")
+    parser.add_argument(
+        "--keep", type=Path, help="work here and keep it; an existing store there is reused"
+    )
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-site-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         t = time.perf_counter()
-        store = write_synthetic_store(work / "store", args.packages)
+        if (work / "store" / "records").is_dir():
+            store = Store.open(str(work / "store"))
+            how = "reused"
+        else:
+            store = write_synthetic_store(work / "store", args.packages)
+            how = "written"
         records = sum(1 for _ in store.blobs.list("records/"))
-        print(
-            f"store: {args.packages} packages, {records} records in {time.perf_counter() - t:.1f}s"
-        )
+        print(f"store: {records} records {how} in {time.perf_counter() - t:.1f}s")
+        for old in ("project", "site"):
+            shutil.rmtree(work / old, ignore_errors=True)
         docs, config = site_project(work / "project")
         site = work / "site"
         options = SiteOptions(pip_index="https://wheels.example/simple/")
