@@ -185,6 +185,23 @@ def test_lxml_530_yields_apt_and_dnf_packages(catalog: Catalog) -> None:
     assert "Please make sure the libxml2 and libxslt" in match.lines[0].text
 
 
+# what `refinery build` logged for lxml 5.3.0 in the emulated bookworm root (no headers)
+LXML_530_ROOTFS = """\
+* Getting build dependencies for wheel...
+Building lxml version 5.3.0.
+Building without Cython.
+Error: Please make sure the libxml2 and libxslt development packages are installed.
+
+TIP pass --env-dir and --sdist-extract-dir to keep the build environment and sources, then see https://build.pypa.io/en/stable/how-to/troubleshooting.html#debug-a-failed-build for help debugging a failed build
+ERROR Backend subprocess exited when trying to invoke get_requires_for_build_wheel
+!! failed: wheel build failed with exit code 1
+"""  # noqa: E501
+
+
+def test_lxml_530_from_the_rootfs_build_log(catalog: Catalog) -> None:
+    assert ids(catalog, LXML_530_ROOTFS) == ["libxml2-libxslt"]
+
+
 def test_cli_match_prints_fixes_for_every_manager(tmp_path: Path) -> None:
     log = tmp_path / "lxml.log"
     log.write_text(LXML_530)
