@@ -39,7 +39,7 @@ def change_one(store: Store) -> str:
     n = len(rec.attempts) + 1
     log = store.put_log(rec.name, rec.version, rec.python, n,
                         build_log(rec.name, rec.version, fail=ZLIB_ERROR))  # fmt: skip
-    attempt = Attempt(n, ts(99_000), ts(99_001), 61.0, "rootfs", hint_ids=("zlib-headers",),
+    attempt = Attempt(n, ts(99_000), ts(99_001), 61.0, "rootfs", hint_ids=("zlib",),
                       exit=1, log=log, status="failed", matched_lines=(ZLIB_ERROR,))  # fmt: skip
     store.update_record(
         rec.name, rec.version, rec.python,

@@ -1,11 +1,39 @@
-"""Hint ids and notes for the Hints page: the catalog module when it offers a loader,
-else a tolerant read of ``hints/*.yaml`` (ids and notes only; validation is not ours)."""
+"""Hint ids, notes and fixes for the Hints page: the catalog module's loader when it
+loads, else a tolerant read of ``hints/*.yaml`` (validation is ``refinery hints check``'s
+job; a broken catalog must not break the status site)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+MANAGERS = ("apt", "dnf", "yum")
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    note: str = ""
+    fix: str = ""  # one line for people: "apt: zlib1g-dev · dnf: zlib-devel · env: X=1"
+
+
+def fix_summary(fix: Any) -> str:
+    """A hint's fix in one line, from the catalog model or from raw YAML."""
+
+    def get(key: str) -> Any:
+        return fix.get(key) if isinstance(fix, Mapping) else getattr(fix, key, None)
+
+    parts = []
+    for key in (*MANAGERS, "build_requires", "constraints"):
+        values = get(key)
+        if values:
+            items = [values] if isinstance(values, str) else list(values)
+            parts.append(f"{key}: {' '.join(str(v) for v in items)}")
+    env = get("env")
+    if isinstance(env, Mapping) and env:
+        parts.append("env: " + " ".join(f"{k}={v}" for k, v in env.items()))
+    return " · ".join(parts)
 
 
 def _walk(doc: Any) -> Iterable[dict[str, Any]]:
@@ -19,7 +47,7 @@ def _walk(doc: Any) -> Iterable[dict[str, Any]]:
             yield from _walk(item)
 
 
-def _from_module(directory: Path) -> dict[str, str] | None:
+def _from_module(directory: Path) -> dict[str, CatalogEntry] | None:
     from .. import hints
 
     loader = getattr(hints, "load_catalog", None)
@@ -30,16 +58,17 @@ def _from_module(directory: Path) -> dict[str, str] | None:
     except Exception:  # a broken catalog must not break the status site
         return None
     items = catalog.values() if isinstance(catalog, dict) else getattr(catalog, "hints", catalog)
-    out: dict[str, str] = {}
+    out: dict[str, CatalogEntry] = {}
     for hint in items or ():
         hid = getattr(hint, "id", None)
         if isinstance(hid, str):
-            out[hid] = str(getattr(hint, "note", "") or "")
+            note = str(getattr(hint, "note", "") or "")
+            out[hid] = CatalogEntry(note, fix_summary(getattr(hint, "fix", None)))
     return out
 
 
-def load_catalog(directory: Path) -> dict[str, str]:
-    """``{hint id: note}`` for every hint the catalog in ``directory`` defines."""
+def load_catalog(directory: Path) -> dict[str, CatalogEntry]:
+    """Every hint the catalog in ``directory`` defines, by id."""
     if not directory.is_dir():
         return {}
     found = _from_module(directory)
@@ -49,12 +78,13 @@ def load_catalog(directory: Path) -> dict[str, str]:
     from ruamel.yaml.error import YAMLError
 
     yaml = YAML(typ="safe")
-    out: dict[str, str] = {}
+    out: dict[str, CatalogEntry] = {}
     for path in sorted(directory.glob("*.y*ml")):
         try:
             doc = yaml.load(path.read_text())
         except (OSError, YAMLError):
             continue
         for hint in _walk(doc):
-            out[hint["id"]] = str(hint.get("note", "") or "").strip()
+            note = str(hint.get("note", "") or "").strip()
+            out[hint["id"]] = CatalogEntry(note, fix_summary(hint.get("fix") or {}))
     return out

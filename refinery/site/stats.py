@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..models import NodeStatus
+from .catalog import CatalogEntry
 from .model import FAILURE, QUEUE, Node, parse_time
 
 DURATION_BINS: tuple[tuple[float, str], ...] = (
@@ -160,6 +161,7 @@ class HintStats:
     fixed: int = 0  # of those, attempts that built
     packages: set[str] = field(default_factory=set)
     note: str = ""
+    fix: str = ""
     in_catalog: bool = False
 
     @property
@@ -167,9 +169,9 @@ class HintStats:
         return f"{100 * self.fixed / self.fired:.0f}%" if self.fired else "-"
 
 
-def hint_stats(nodes: Iterable[Node], catalog: dict[str, str]) -> list[HintStats]:
+def hint_stats(nodes: Iterable[Node], catalog: Mapping[str, CatalogEntry]) -> list[HintStats]:
     stats: dict[str, HintStats] = {
-        hid: HintStats(hid, note=note, in_catalog=True) for hid, note in catalog.items()
+        hid: HintStats(hid, note=e.note, fix=e.fix, in_catalog=True) for hid, e in catalog.items()
     }
     for n in nodes:
         for a in n.record.attempts:

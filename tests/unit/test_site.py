@@ -15,7 +15,7 @@ from fixtures.sitestore import ZLIB_ERROR, build_log, ts, write_demo_store
 from refinery.cli import main
 from refinery.models import Attempt
 from refinery.site import Generator, SiteOptions, load, plots, stats
-from refinery.site.catalog import load_catalog
+from refinery.site.catalog import CatalogEntry, load_catalog
 from refinery.site.generate import log_keys, publish_logs
 from refinery.site.logs import excerpt, is_error
 from refinery.store import Store
@@ -93,11 +93,13 @@ def test_excerpt_is_bounded() -> None:
 # --- statistics and plots -------------------------------------------------------------------
 def test_hint_stats_count_fired_and_fixed(store: Store) -> None:
     data = load(store)
-    rows = {s.hint_id: s for s in stats.hint_stats(data.nodes(), {"unused-hint": "a note"})}
-    zlib = rows["zlib-headers"]
+    catalog = {"unused-hint": CatalogEntry("a note", "apt: x")}
+    rows = {s.hint_id: s for s in stats.hint_stats(data.nodes(), catalog)}
+    zlib = rows["zlib"]
     assert (zlib.fired, zlib.fixed, zlib.rate) == (3, 1, "33%")
     assert zlib.packages == {"zlib-user", "broken"}
     assert rows["unused-hint"].fired == 0 and rows["unused-hint"].in_catalog
+    assert rows["unused-hint"].fix == "apt: x"
 
 
 def test_outcomes_and_queue_over_time(store: Store) -> None:
@@ -139,9 +141,9 @@ def test_package_page_shows_attempts_hints_logs_and_commands(store: Store, tmp_p
     page = (status / "packages" / "zlib-user.md").read_text()
     assert "refinery: html" in page.split("---")[1]
     assert page.count("<tr><td>1</td>") == 1 and page.count("<tr><td>2</td>") == 1
-    assert '<a href="../hints.html#zlib-headers"><code>zlib-headers</code></a>' in page
+    assert '<a href="../hints.html#zlib"><code>zlib</code></a>' in page
     assert "<code>apt: zlib1g-dev</code>" in page
-    assert 'class="rf-ev rf-ev-retry">retry</span> applying zlib-headers' in page
+    assert 'class="rf-ev rf-ev-retry">retry</span> applying zlib' in page
     assert f"pip install --index-url {INDEX} zlib-user==2.0" in page
     assert "refinery --backend rootfs build plan.json --node zlib-user==2.0@3.11" in page
     # the failed attempt's excerpt: the zlib line highlighted and anchored; the log copied
@@ -175,7 +177,8 @@ def test_aggregate_pages(store: Store, tmp_path: Path) -> None:
     assert builds.count('<tr data-s="') == 7
     assert '<tr data-s="failed" data-p="3.12" data-n="broken">' in builds
     hints = (status / "hints.md").read_text()
-    assert re.search(r"`zlib-headers` \| 3 \| 1 \| 33% \|", hints)
+    assert re.search(r"\[`zlib`\]\(#zlib\) \| 3 \| 1 \| 33% \|", hints)
+    assert "### zlib { #zlib }" in hints
     inputs = (status / "inputs.md").read_text()
     assert "[f00dfeed12345678](plans/f00dfeed12345678.md)" in inputs
     plan = (status / "plans" / "f00dfeed12345678.md").read_text()
@@ -238,16 +241,20 @@ def test_empty_store(tmp_path: Path) -> None:
     assert "No hint has fired yet" in (status / "hints.md").read_text()
 
 
-def test_catalog_from_yaml(tmp_path: Path) -> None:
+def test_catalog_from_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "zlib.yaml").write_text(
-        "# comment\n- id: zlib-headers\n  note: install zlib headers\n- id: other\n"
+        "# comment\n- id: zlib\n  note: install zlib headers\n"
+        "  fix: {apt: [zlib1g-dev], dnf: [zlib-devel], env: {A: '1'}}\n- id: other\n"
     )
     (tmp_path / "more.yaml").write_text("hints:\n  - id: third\n    note: x\n")
     (tmp_path / "broken.yaml").write_text("- id: [unclosed\n")
+    monkeypatch.setattr("refinery.site.catalog._from_module", lambda _d: None)
     assert load_catalog(tmp_path) == {
-        "zlib-headers": "install zlib headers",
-        "other": "",
-        "third": "x",
+        "zlib": CatalogEntry(
+            "install zlib headers", "apt: zlib1g-dev · dnf: zlib-devel · env: A=1"
+        ),
+        "other": CatalogEntry(),
+        "third": CatalogEntry("x"),
     }
     assert load_catalog(tmp_path / "absent") == {}
 
@@ -277,3 +284,12 @@ def test_cli_without_mkdocs_config_is_a_usage_error(store: Store, tmp_path: Path
     )
     assert result.exit_code == 2
     assert "no mkdocs configuration" in result.output
+
+
+def test_catalog_from_the_hints_module() -> None:
+    """The repository's catalog, through refinery.hints.load_catalog."""
+    catalog = load_catalog(Path(__file__).resolve().parents[2] / "hints")
+    if not catalog:
+        pytest.skip("no hints/*.yaml in this checkout")
+    assert all(isinstance(e, CatalogEntry) for e in catalog.values())
+    assert any(e.fix.startswith("apt: ") for e in catalog.values())
