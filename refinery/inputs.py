@@ -20,6 +20,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from .errors import InputError
+from .models import InputRecord, InputStatus
 
 _INDEX_OPTIONS = {
     "-i": "--index-url",
@@ -293,4 +294,51 @@ def parse_files(paths: list[Path], root: Path | None = None) -> RequirementSet:
         requirements=tuple(reader.requirements),
         constraints=tuple(reader.constraints),
         digest=reader.digest.hexdigest(),
+    )
+
+
+# --- input status per file@commit ------------------------------------------------------
+def input_id(path: Path | str) -> str:
+    """The store id of a requirements file: its path, made safe for a key."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(path)).strip("-")
+
+
+def source_commit(path: Path) -> str:
+    """The commit that last changed ``path``, or ``worktree`` when it has local edits
+    (or is not in a git checkout)."""
+    import subprocess
+
+    path = path.resolve()
+    try:
+        last = subprocess.run(
+            ["git", "log", "-1", "--format=%H", "--", str(path)],
+            cwd=path.parent, capture_output=True, text=True, check=False, timeout=10,
+        )  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", str(path)],
+            cwd=path.parent, capture_output=True, text=True, check=False, timeout=10,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return "worktree"
+    commit = last.stdout.strip()
+    return "worktree" if not commit or dirty.stdout.strip() else commit
+
+
+def input_record(
+    path: Path,
+    status: InputStatus | str,
+    *,
+    plan_id: str | None = None,
+    reason: str = "",
+    commit: str | None = None,
+    updated: str = "",
+) -> InputRecord:
+    return InputRecord(
+        input_id=input_id(path),
+        path=str(path),
+        commit=commit or source_commit(path),
+        status=InputStatus(status),
+        plan_id=plan_id,
+        reason=reason[:500],
+        updated=updated,
     )

@@ -211,49 +211,19 @@ def build(
     )
 
 
-def _git_commit(path: Path) -> str:
-    import subprocess
-
-    try:
-        proc = subprocess.run(
-            ["git", "log", "-1", "--format=%H", "--", str(path)],
-            cwd=path.parent, capture_output=True, text=True, check=False, timeout=10,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
-        return "worktree"
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", str(path)],
-        cwd=path.parent, capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
-    commit = proc.stdout.strip()
-    return "worktree" if not commit or dirty else commit
-
-
-def _record_inputs(settings: Settings, files: Sequence[Path], status: str, plan_id: str | None,
-                   reason: str = "") -> None:  # fmt: skip
-    from ..models import InputRecord, InputStatus
+def _record_inputs(
+    settings: Settings,
+    files: Sequence[Path],
+    status: str,
+    plan_id: str | None,
+    reason: str = "",
+) -> None:
+    from ..inputs import input_record
     from ..store import Store, now
 
     store = Store.open(settings.store)
     for f in files:
-        input_id = re_slug(str(f))
-        store.put_input(
-            InputRecord(
-                input_id,
-                str(f),
-                _git_commit(f.resolve()),
-                InputStatus(status),
-                plan_id,
-                reason,
-                now(),
-            )
-        )
-
-
-def re_slug(path: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", path).strip("-")
+        store.put_input(input_record(f, status, plan_id=plan_id, reason=reason, updated=now()))
 
 
 @main.command()
@@ -261,6 +231,13 @@ def re_slug(path: str) -> str:
 @click.option("--python", "pythons", multiple=True, metavar="3.N")
 @click.option("--platform", default="manylinux_2_28_s390x", show_default=True)
 @click.option("--refresh", is_flag=True, help="Ignore cached index pages and resolutions.")
+@click.option(
+    "--index-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("index"),
+    show_default=True,
+    help="Where the pip index of the store is rendered.",
+)
 @_with_build_options
 @click.pass_obj
 @_guard
@@ -270,6 +247,7 @@ def run(
     pythons: tuple[str, ...],
     platform: str,
     refresh: bool,
+    index_dir: Path,
     jobs: int,
     timeout: float,
     max_attempts: int,
@@ -279,7 +257,8 @@ def run(
     image: str | None,
     installer: str,
 ) -> None:
-    """Plan and build REQUIREMENTS locally, into the store (default ./.refinery/store)."""
+    """Plan, build and index REQUIREMENTS locally: wheels, logs and records go to the
+    store (default ./.refinery/store), the pip index to --index-dir."""
     from rich.console import Console
 
     from ..render import plan_summary, plan_table
@@ -288,7 +267,7 @@ def run(
     _record_inputs(settings, requirements, "planning", None)
     try:
         result = make_plan(settings, requirements, pythons=pythons, platform=platform,
-                           refresh=refresh)  # fmt: skip
+                           refresh=refresh, hints_dir=hints_dir)  # fmt: skip
     except RefineryError as exc:
         _record_inputs(settings, requirements, "failed", None, str(exc))
         raise
@@ -297,20 +276,29 @@ def run(
     console = Console(stderr=True)
     console.print(plan_table(result))
     console.print(plan_summary(result))
-    sys.exit(
-        _run_builds(
-            settings,
-            result,
-            jobs=jobs,
-            timeout=timeout,
-            max_attempts=max_attempts,
-            release=release,
-            image=image,
-            installer=installer,
-            hints_dir=hints_dir,
-            retry_backoff=retry_backoff,
-        )
+    code = _run_builds(
+        settings,
+        result,
+        jobs=jobs,
+        timeout=timeout,
+        max_attempts=max_attempts,
+        release=release,
+        image=image,
+        installer=installer,
+        hints_dir=hints_dir,
+        retry_backoff=retry_backoff,
     )
+    from ..index import build_index
+
+    indexed = build_index(Store.open(settings.store), index_dir, cache_dir=settings.cache_dir)
+    simple = (index_dir / "simple").absolute()
+    console.print(
+        f"index: {indexed.projects} projects, {indexed.files} files -> {simple}/\n"
+        f"install on s390x: pip install --index-url {simple.as_uri()}/ NAME "
+        f"(or serve it: refinery serve {index_dir})",
+        soft_wrap=True,
+    )
+    sys.exit(code)
 
 
 @main.group()

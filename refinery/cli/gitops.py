@@ -90,9 +90,8 @@ def mark_input(
     """Record STATUS for requirement FILES (input status per file@commit).
 
     With --plan, the plan is stored too and the inputs link to it."""
-    from ..models import InputRecord
+    from ..inputs import input_record
     from ..store import Store, now
-    from .build import _git_commit, re_slug
 
     linked = _load_plan(plan_file) if plan_file and plan_file.exists() else None
     plan_id = linked.plan_id if linked else None
@@ -104,14 +103,8 @@ def mark_input(
     if linked is not None:
         store.put_plan(linked)  # plans/<plan_id>.json: what the input was planned into
     for f in files:
-        record = InputRecord(
-            input_id=re_slug(str(f)),
-            path=str(f),
-            commit=commit or _git_commit(f.resolve()),
-            status=InputStatus(status),
-            plan_id=plan_id,
-            reason=reason[:500],
-            updated=now(),
+        record = input_record(
+            f, status, plan_id=plan_id, reason=reason, commit=commit, updated=now()
         )
         store.put_input(record)
         _err(f"input {record.path}@{record.commit[:12]}: {status}")
@@ -357,4 +350,3 @@ def status(settings: Settings, as_json: bool) -> None:
         total = sum(row.values())
         parts = ", ".join(f"{n} {s}" for s, n in row.items()) or "none"
         click.echo(f"{what}: {total} ({parts})")
-

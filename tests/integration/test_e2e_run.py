@@ -26,7 +26,7 @@ def test_run_example(tmp_path: Path) -> None:
     store = tmp_path / "store"
     proc = subprocess.run(
         [sys.executable, "-m", "refinery", "--store", str(store), "--backend", "rootfs",
-         "run", "requirements/example.txt"],
+         "run", "requirements/example.txt", "--index-dir", str(tmp_path / "index")],
         cwd=ROOT, capture_output=True, text=True, check=False, timeout=3000,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -50,3 +50,16 @@ def test_run_example(tmp_path: Path) -> None:
     inputs = json.loads((store / "inputs" / "requirements-example.txt.json").read_text())
     assert inputs["status"] == "queued"
     assert inputs["plan_id"] == plans[0].stem
+    # the run ends with a pip index of the store: pip resolves our wheel from it
+    page = (tmp_path / "index" / "simple" / "markupsafe" / "index.html").read_text()
+    assert "markupsafe-2.1.5-cp311-cp311-manylinux" in page
+    assert "data-core-metadata" in page
+    dl = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+         "--platform", "manylinux2014_s390x", "--python-version", "3.11",
+         "--index-url", (tmp_path / "index" / "simple").as_uri() + "/",
+         "--no-cache-dir", "-d", str(tmp_path / "dl"), "crcmod==1.7"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert dl.returncode == 0, dl.stderr
+    assert any(p.name.startswith("crcmod-1.7-") for p in (tmp_path / "dl").iterdir())
