@@ -92,6 +92,7 @@ def _run_builds(
     installer: str = "auto",
     hints_dir: Path = Path("hints"),
     retry_backoff: float = 0.0,
+    fixes: Sequence[str] = (),
 ) -> int:
     from rich.console import Console
 
@@ -102,7 +103,7 @@ def _run_builds(
     store = Store.open(settings.store)
     root = _select_root(settings, release, image)
     advisor = make_advisor(
-        hints_dir, root.backend, max_attempts=max_attempts, backoff=retry_backoff
+        hints_dir, root.backend, max_attempts=max_attempts, backoff=retry_backoff, forced=fixes
     )
     render = _BuildRenderer()
     try:
@@ -166,6 +167,14 @@ def _with_build_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @main.command()
 @click.argument("plan_file", metavar="PLAN.json", type=click.Path(path_type=Path))
 @click.option("--node", "nodes", multiple=True, metavar="NAME==VER[@PY]", help="Only these.")
+@click.option(
+    "--fix",
+    "fixes",
+    multiple=True,
+    metavar="HINT_ID",
+    envvar="REFINERY_FIXES",
+    help="Apply this hint's fix before the first attempt (a re-dispatch's fixes); repeat.",
+)
 @_with_build_options
 @click.pass_obj
 @_guard
@@ -173,6 +182,7 @@ def build(
     settings: Settings,
     plan_file: Path,
     nodes: tuple[str, ...],
+    fixes: tuple[str, ...],
     jobs: int,
     timeout: float,
     max_attempts: int,
@@ -199,6 +209,7 @@ def build(
             settings,
             result,
             nodes=nodes,
+            fixes=fixes,
             jobs=jobs,
             timeout=timeout,
             max_attempts=max_attempts,

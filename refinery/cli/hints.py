@@ -7,6 +7,7 @@ import difflib
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,12 @@ def root_manager(backend: str) -> str | None:
 
 
 def make_advisor(
-    hints_dir: Path, backend: str, *, max_attempts: int = 3, backoff: float = 0.0
+    hints_dir: Path,
+    backend: str,
+    *,
+    max_attempts: int = 3,
+    backoff: float = 0.0,
+    forced: Sequence[str] = (),
 ) -> Advisor:
     """The runner's ``advise`` (and ``first_fix``) from the catalog in ``hints_dir``."""
     from ..hints import load_catalog
@@ -45,7 +51,7 @@ def make_advisor(
 
     catalog = load_catalog(hints_dir)
     settings = RetrySettings(max_attempts=max_attempts, backoff=backoff)
-    return Advisor(catalog, root_manager(backend), settings)
+    return Advisor(catalog, root_manager(backend), settings, forced=forced)
 
 
 @main.group()

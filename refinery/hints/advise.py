@@ -15,10 +15,12 @@ Nothing here imports the build stage: the outcome is read through a small protoc
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from refinery.errors import InputError
 from refinery.hints.matcher import MAX_BYTES, MAX_LINES, Match, as_log_lines, read_log, scan
 from refinery.hints.models import Catalog, Remedy
 from refinery.models import NodeStatus, PlanNode
@@ -85,23 +87,30 @@ class Advisor:
         catalog: Catalog,
         manager: str | None,
         settings: RetrySettings | None = None,
+        forced: Sequence[str] = (),
     ) -> None:
         self.catalog = catalog
         self.manager = manager or ""
         self.settings = settings or RetrySettings()
+        unknown = [h for h in forced if catalog.get(h) is None]
+        if unknown:
+            raise InputError(f"--fix {', '.join(unknown)}: no such hint in the catalog")
+        # Hints asked for by hand (a re-dispatch's fixes): applied before attempt 1.
+        self.forced = tuple(dict.fromkeys(forced))
         self.decisions: list[Decision] = []
         self._applied: dict[str, Remedy] = {}
         self._lock = threading.Lock()
 
     # --- before the first attempt -------------------------------------------------
     def first_fix(self, node: PlanNode) -> Remedy | None:
-        """Learned per-package entries: their hints' fixes apply from the first attempt."""
+        """Learned per-package entries and forced hints: their fixes apply from the
+        first attempt."""
         remedy = Remedy()
-        for entry in self.catalog.for_package(node.name, node.python):
-            for hint_id in entry.hints:
-                hint = self.catalog.get(hint_id)
-                if hint is not None and hint.fix.applicable(self.manager):
-                    remedy = remedy.plus(hint, self.manager)
+        learned = [h for e in self.catalog.for_package(node.name, node.python) for h in e.hints]
+        for hint_id in dict.fromkeys([*learned, *self.forced]):
+            hint = self.catalog.get(hint_id)
+            if hint is not None and hint.fix.applicable(self.manager):
+                remedy = remedy.plus(hint, self.manager)
         if not remedy.hint_ids:
             return None
         with self._lock:

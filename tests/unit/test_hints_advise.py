@@ -146,6 +146,29 @@ def test_first_fix_from_learned_package_entries() -> None:
     assert Advisor(catalog, "dnf").first_fix(node("third")) is None
 
 
+def test_forced_fixes_apply_before_the_first_attempt() -> None:
+    from refinery.errors import InputError
+
+    catalog = Catalog(
+        hints=(
+            hint("zlib", "zlib\\.h", apt=("zlib1g-dev",)),
+            hint("libffi", "ffi\\.h", apt=("libffi-dev",)),
+        ),
+        packages=(PackageEntry("demo", ("zlib",)),),
+    )
+    advisor = Advisor(catalog, "apt", forced=("libffi",))
+    fix = advisor.first_fix(node())
+    assert fix is not None
+    assert fix.hint_ids == ("zlib", "libffi")  # learned first
+    assert fix.system_packages == ("zlib1g-dev", "libffi-dev")
+    other = advisor.first_fix(node("other"))
+    assert other is not None and other.hint_ids == ("libffi",)
+    again = Advisor(catalog, "apt", forced=("zlib",)).first_fix(node())
+    assert again is not None and again.hint_ids == ("zlib",)  # no repeats
+    with pytest.raises(InputError, match=r"--fix nosuch: no such hint in the catalog"):
+        Advisor(catalog, "apt", forced=("nosuch",))
+
+
 # --- the runner with the advisor (fake build step) ------------------------------------
 class StubRoot:
     backend = "rootfs"
