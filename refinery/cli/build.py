@@ -249,6 +249,14 @@ def _record_inputs(
     show_default=True,
     help="Where the pip index of the store is rendered.",
 )
+@click.option(
+    "--site-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("site"),
+    show_default=True,
+    help="Where the status site is built (needs mkdocs.yml and docs/ here).",
+)
+@click.option("--no-site", is_flag=True, help="Skip the status site.")
 @_with_build_options
 @click.pass_obj
 @_guard
@@ -259,6 +267,8 @@ def run(
     platform: str,
     refresh: bool,
     index_dir: Path,
+    site_dir: Path,
+    no_site: bool,
     jobs: int,
     timeout: float,
     max_attempts: int,
@@ -268,8 +278,9 @@ def run(
     image: str | None,
     installer: str,
 ) -> None:
-    """Plan, build and index REQUIREMENTS locally: wheels, logs and records go to the
-    store (default ./.refinery/store), the pip index to --index-dir."""
+    """Plan, build, index and report REQUIREMENTS locally: wheels, logs and records go
+    to the store (default ./.refinery/store), the pip index to --index-dir, the status
+    site to --site-dir."""
     from rich.console import Console
 
     from ..render import plan_summary, plan_table
@@ -309,6 +320,26 @@ def run(
         f"(or serve it: refinery serve {index_dir})",
         soft_wrap=True,
     )
+    config = Path("mkdocs.yml")
+    if no_site:
+        pass
+    elif not (config.is_file() and Path("docs").is_dir()):
+        console.print("site: skipped (no mkdocs.yml and docs/ here; run from the repository)")
+    else:
+        from ..site import SiteOptions, build_site
+
+        built = build_site(
+            Store.open(settings.store),
+            docs_dir=Path("docs"),
+            site_dir=site_dir,
+            config_file=config,
+            options=SiteOptions(pip_index=simple.as_uri() + "/"),
+        )
+        console.print(
+            f"site: {built.packages} packages in {built.seconds:.1f}s -> "
+            f"{(site_dir / 'index.html').absolute()}",
+            soft_wrap=True,
+        )
     sys.exit(code)
 
 

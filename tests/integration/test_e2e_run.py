@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,11 +24,16 @@ def elf_machine(data: bytes) -> int:
 
 
 def test_run_example(tmp_path: Path) -> None:
+    # a checkout of our own: the run writes docs/status/ and site/ beside mkdocs.yml
+    repo = tmp_path / "repo"
+    for part in ("requirements", "hints", "docs"):
+        shutil.copytree(ROOT / part, repo / part, ignore=shutil.ignore_patterns("status"))
+    shutil.copy(ROOT / "mkdocs.yml", repo / "mkdocs.yml")
     store = tmp_path / "store"
     proc = subprocess.run(
         [sys.executable, "-m", "refinery", "--store", str(store), "--backend", "rootfs",
          "run", "requirements/example.txt", "--index-dir", str(tmp_path / "index")],
-        cwd=ROOT, capture_output=True, text=True, check=False, timeout=3000,
+        cwd=repo, capture_output=True, text=True, check=False, timeout=3000,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     for name, version in (("markupsafe", "2.1.5"), ("crcmod", "1.7")):
@@ -63,3 +69,8 @@ def test_run_example(tmp_path: Path) -> None:
     )  # fmt: skip
     assert dl.returncode == 0, dl.stderr
     assert any(p.name.startswith("crcmod-1.7-") for p in (tmp_path / "dl").iterdir())
+    # and with the status site: one page per package, its attempts and log
+    site = repo / "site"
+    assert (site / "index.html").is_file()
+    pages = [p for p in site.rglob("*.html") if "markupsafe" in p.as_posix()]
+    assert pages, "no package page for markupsafe"
