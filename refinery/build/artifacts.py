@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import tomllib
 import urllib.request
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -84,6 +86,51 @@ def unpack_sdist(sdist: Path, dest: Path) -> Path:
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0]
     return dest
+
+
+_LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
+_LEGACY_REQUIRES = ("setuptools>=40.8.0",)
+_REQUIRES = re.compile(r"(?ms)^(requires\s*=\s*)\[.*?\]")
+_TABLE = re.compile(r"(?m)^\[build-system\]\s*$")
+
+
+def add_build_requires(project: Path, extra: Sequence[str]) -> tuple[str, ...]:
+    """Add ``extra`` to the sdist's ``[build-system].requires`` (a hint's fix: pypa/build
+    installs them in its isolated environment). Returns the resulting list.
+
+    Only the ``requires`` array is rewritten (the rest of the file is left as it was);
+    the result is parsed again and must say what was meant."""
+    path = project / "pyproject.toml"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SdistError(f"pyproject.toml does not parse: {exc}") from None
+    system = doc.get("build-system")
+    current = tuple(system.get("requires", _LEGACY_REQUIRES)) if system else _LEGACY_REQUIRES
+    wanted = tuple(dict.fromkeys([*current, *extra]))
+    array = "[" + ", ".join(json.dumps(r) for r in wanted) + "]"
+    if system is None:
+        text += f'\n[build-system]\nrequires = {array}\nbuild-backend = "{_LEGACY_BACKEND}"\n'
+    else:
+        table = _TABLE.search(text)
+        if table is None:
+            raise SdistError("pyproject.toml: cannot find the [build-system] table to edit")
+        head, body = text[: table.end()], text[table.end() :]
+        nxt = re.search(r"(?m)^\[", body)
+        section, rest = (body[: nxt.start()], body[nxt.start() :]) if nxt else (body, "")
+        if _REQUIRES.search(section):
+            section = _REQUIRES.sub(lambda m: m.group(1) + array, section, count=1)
+        else:
+            section = f"\nrequires = {array}" + section
+        if "build-backend" not in section:
+            section = f'\nbuild-backend = "{_LEGACY_BACKEND}"' + section
+        text = head + section + rest
+    got = tomllib.loads(text).get("build-system", {}).get("requires")
+    if tuple(got or ()) != wanted:
+        raise SdistError(f"pyproject.toml: could not add build requirements {list(extra)}")
+    path.write_text(text, encoding="utf-8")
+    return wanted
 
 
 @dataclass(frozen=True)

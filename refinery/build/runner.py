@@ -387,6 +387,7 @@ class _Run:
                     *(fix.constraints if fix else ()),
                 ),
                 system_packages=fix.system_packages if fix else (),
+                build_requires=fix.build_requires if fix else (),
                 timeout=self.timeout,
                 on_line=on_line,
                 log=log,

@@ -22,6 +22,7 @@ from pathlib import Path
 from refinery.build import pipconf
 from refinery.build.artifacts import (
     WheelInfo,
+    add_build_requires,
     fetch_sdist,
     inspect_wheel,
     native_sources,
@@ -252,6 +253,7 @@ def build_node(
     env: Mapping[str, str] | None = None,
     constraints: Sequence[str] = (),
     system_packages: Sequence[str] = (),
+    build_requires: Sequence[str] = (),
     timeout: float = 3600,
     on_line: OnLine | None = None,
     log: Path | None = None,
@@ -266,7 +268,8 @@ def build_node(
     in ``workdir/wheelhouse``). ``find_links`` is a directory of wheels built in earlier
     waves (offered to pip), ``extra_index`` extra index URLs; ``env`` and ``constraints``
     come from hints; ``system_packages`` are recipe packages for the root's package
-    manager. ``installer`` picks what fills pypa/build's isolated environment: ``uv``
+    manager; ``build_requires`` are added to the sdist's ``[build-system].requires``.
+    ``installer`` picks what fills pypa/build's isolated environment: ``uv``
     (for the target architecture, much faster under emulation), ``pip``, or ``auto``
     (uv when it can be had). A build problem never raises: every failure is an outcome;
     only a root that cannot work at all raises :class:`BuildError` (the runner records it).
@@ -300,6 +303,9 @@ def build_node(
         if src_root.exists():
             shutil.rmtree(src_root)
         project = unpack_sdist(sdist, src_root)
+        if build_requires:
+            now_requires = add_build_requires(project, build_requires)
+            attempt.note(f"build requirements (a hint's fix): {', '.join(now_requires)}")
     except SdistError as exc:
         return _fail(attempt, root, python, str(exc))
     natives = native_sources(project)

@@ -642,3 +642,41 @@ def test_build_environment_is_pinned_to_the_planned_build_dependencies() -> None
         (), {},
     )  # fmt: skip
     assert planned_constraints(plan, app) == ("numpy==2.1.3", "meson-python==0.17.1")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("pyproject", "expected"),
+    [
+        (None, ("setuptools>=40.8.0", "cython<3")),
+        ('[project]\nname = "x"\n', ("setuptools>=40.8.0", "cython<3")),
+        (
+            '# keep me\n[build-system]\nrequires = [\n  "setuptools>=61",\n  "wheel",\n]\n'
+            'build-backend = "setuptools.build_meta"\n\n[project]\nname = "x"\n',
+            ("setuptools>=61", "wheel", "cython<3"),
+        ),
+        (
+            '[build-system]\nbuild-backend = "flit_core.buildapi"\n[tool.x]\nrequires = [1]\n',
+            ("setuptools>=40.8.0", "cython<3"),
+        ),
+    ],
+)
+def test_hint_build_requirements_are_added_to_the_sdist(
+    tmp_path: Path, pyproject: str | None, expected: tuple[str, ...]
+) -> None:
+    import tomllib
+
+    from refinery.build.artifacts import add_build_requires
+
+    if pyproject is not None:
+        (tmp_path / "pyproject.toml").write_text(pyproject)
+    assert add_build_requires(tmp_path, ["cython<3"]) == expected
+    doc = tomllib.loads((tmp_path / "pyproject.toml").read_text())
+    assert tuple(doc["build-system"]["requires"]) == expected
+    if pyproject and "keep me" in pyproject:
+        text = (tmp_path / "pyproject.toml").read_text()
+        assert text.startswith("# keep me\n")
+        assert 'build-backend = "setuptools.build_meta"' in text
+        assert doc["project"]["name"] == "x"
+    if pyproject and "tool.x" in pyproject:
+        assert doc["tool"]["x"]["requires"] == [1]  # another table's key is left alone
