@@ -19,7 +19,9 @@ import fcntl
 import hashlib
 import json
 import os
+import random
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,7 +34,16 @@ from .errors import ConflictError, InputError, StoreError
 from .models import BuildRecord, InputRecord, NodeStatus, Plan, WheelRef, normalize_name
 
 DEFAULT_STORE = "./.refinery/store"
-CAS_RETRIES = 20
+CAS_RETRIES = 30
+CAS_BASE_DELAY = 0.002  # seconds; doubled per lost race, with full jitter
+CAS_MAX_DELAY = 0.25
+
+
+def _race_pause(attempt: int) -> None:
+    """Back off before retrying a lost compare-and-swap: writers that keep colliding
+    spread out instead of retrying in lockstep until they give up."""
+    if attempt:
+        time.sleep(random.uniform(0, min(CAS_MAX_DELAY, CAS_BASE_DELAY * 2**attempt)))
 SUMMARY_SCHEMA = 1
 
 
@@ -306,7 +317,8 @@ class Store:
     ) -> BuildRecord:
         """Read, apply ``change``, write back with compare-and-swap; retry lost races."""
         key = record_key(name, version, python)
-        for _ in range(CAS_RETRIES):
+        for attempt in range(CAS_RETRIES):
+            _race_pause(attempt)
             got = self.blobs.get(key)
             current = BuildRecord.from_json(json.loads(got[0])) if got else None
             updated = change(current).evolve(updated=now())
@@ -352,7 +364,8 @@ class Store:
         ``known`` supplies entries already derived. Returns whether it was written."""
         name = normalize_name(name)
         key = project_key(name)
-        for _ in range(CAS_RETRIES):
+        for attempt in range(CAS_RETRIES):
+            _race_pause(attempt)
             got = self.blobs.get(key)
             current = ProjectSummary.from_json(json.loads(got[0])) if got else None
             files = dict(current.files) if current else {}
