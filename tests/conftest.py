@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fixtures.need import unavailable
 from fixtures.pyindex import Dist, IndexServer, write_index
 
 S390X = "cp311-cp311-manylinux_2_17_s390x.manylinux2014_s390x"
@@ -52,3 +56,21 @@ def fixture_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def rootfs_root() -> Any:
+    """The emulated Debian s390x build root (created and cached on first use)."""
+    from refinery.build.errors import BuildRootUnavailable
+    from refinery.build.rootfs import RootfsRoot
+
+    if os.geteuid() != 0:
+        unavailable("the rootfs build root needs root (chroot, unshare --mount)")
+    if shutil.which("mmdebstrap") is None:
+        unavailable("mmdebstrap is not installed (apt-get install mmdebstrap)")
+    root = RootfsRoot()
+    try:
+        root.prepare()
+    except BuildRootUnavailable as exc:
+        unavailable(f"rootfs build root unavailable: {exc}")
+    return root

@@ -7,7 +7,6 @@ then seconds). Each build of the fixture takes well under a minute under emulati
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 import zipfile
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from refinery.build.artifacts import elf_machine, make_sdist, sha256_file
-from refinery.build.errors import BuildRootUnavailable, SystemRecipeFailed
+from refinery.build.errors import SystemRecipeFailed
 from refinery.build.rootfs import RootfsRoot
 from refinery.build.roots import Mounts
 from refinery.build.runner import build_plan
@@ -33,20 +32,6 @@ MARKUPSAFE_URL = (
     "aae44c6655f3801e81aa3eef09dbbf012431987ba564d7231722f68df02d/MarkupSafe-2.1.5.tar.gz"
 )
 MARKUPSAFE_SHA256 = "d283d37a890ba4c1ae73ffadf8046435c76e7bc2247bbb63c00bd1a709c6544b"
-
-
-@pytest.fixture(scope="session")
-def rootfs_root() -> RootfsRoot:
-    if os.geteuid() != 0:
-        pytest.skip("the rootfs build root needs root (chroot, unshare --mount)")
-    if shutil.which("mmdebstrap") is None:
-        pytest.skip("mmdebstrap is not installed (apt-get install mmdebstrap)")
-    root = RootfsRoot()
-    try:
-        root.prepare()
-    except BuildRootUnavailable as exc:
-        pytest.skip(f"rootfs build root unavailable: {exc}")
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import zipfile
 from collections.abc import Iterator
@@ -22,7 +21,6 @@ from typing import Any
 import pytest
 
 from refinery.build.artifacts import make_sdist, sha256_file
-from refinery.build.errors import BuildRootUnavailable
 from refinery.build.rootfs import RootfsRoot
 from refinery.build.roots import Mounts
 from refinery.build.runner import BuildEvent, build_plan
@@ -60,20 +58,6 @@ class WithoutZlibDev:
 
     def smoke_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[Any]:
         return self.inner.smoke_session(mounts)
-
-
-@pytest.fixture(scope="module")
-def rootfs_root() -> RootfsRoot:
-    if os.geteuid() != 0:
-        pytest.skip("the rootfs build root needs root (chroot, unshare --mount)")
-    if shutil.which("mmdebstrap") is None:
-        pytest.skip("mmdebstrap is not installed (apt-get install mmdebstrap)")
-    root = RootfsRoot()
-    try:
-        root.prepare()
-    except BuildRootUnavailable as exc:
-        pytest.skip(f"rootfs build root unavailable: {exc}")
-    return root
 
 
 def zlib_node(sdist: Path) -> PlanNode:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fixtures.need import unavailable
 from fixtures.wheels import built_wheel
 
 from refinery.index import Index
@@ -120,7 +121,7 @@ def test_uv_reads_metadata_files(served: tuple[StaticServer, Path], tmp_path: Pa
     server, _ = served
     uv = shutil.which("uv")
     if uv is None:
-        pytest.skip("uv is not installed")
+        unavailable("uv is not installed")
     venv = tmp_path / "venv"
     subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True,
                    capture_output=True)  # fmt: skip

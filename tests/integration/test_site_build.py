@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from click.testing import CliRunner
+from fixtures.need import unavailable
 from fixtures.sitestore import ZLIB_ERROR, site_project, ts, write_demo_store
 
 from refinery.cli import main
@@ -189,13 +190,16 @@ def served(built: tuple[Store, Path, Path, Path]) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        unavailable("selenium is not installed (pip install -e '.[dev]')")
     from selenium.webdriver.chrome.service import Service
 
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = shutil.which("chromedriver")
     if not binary or not driver_path:
-        pytest.skip("chromium and chromium-driver are not installed (scripts/setup)")
+        unavailable("chromium and chromium-driver are not installed (scripts/setup)")
     options = webdriver.ChromeOptions()
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
