@@ -342,7 +342,8 @@ def status(settings: Settings, as_json: bool) -> None:
     store = Store.open(settings.store)
     counts = status_counts(store)
     if as_json:
-        sys.stdout.write(json.dumps({"store": store.url, **counts}, indent=2) + "\n")
+        doc = {"schema": 1, "store": store.url, **counts}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return
     click.echo(f"store {store.url}")
     for what in ("nodes", "inputs"):

@@ -154,7 +154,8 @@ def match(
     managers = ("apt", "dnf", "yum") if manager == "all" else (manager,)
     found = scan_log(catalog, log, package=package, python=python, backend=backend)
     if as_json:
-        print(json.dumps([_match_json(m, managers) for m in found], indent=2))
+        doc = {"schema": 1, "log": str(log), "matches": [_match_json(m, managers) for m in found]}
+        print(json.dumps(doc, indent=2))
     elif not found:
         print(f"no hint in {hints_dir} matches {log}")
     for m in [] if as_json else found:

@@ -216,7 +216,9 @@ def test_cli_match_prints_fixes_for_every_manager(tmp_path: Path) -> None:
         main, ["hints", "match", str(log), "--hints", str(HINTS), "--manager", "dnf", "--json"]
     )
     assert only_dnf.exit_code == 0
-    (doc,) = json.loads(only_dnf.output)
+    out = json.loads(only_dnf.output)
+    assert out["schema"] == 1
+    (doc,) = out["matches"]
     assert doc["id"] == "libxml2-libxslt"
     assert doc["fix"] == {
         "dnf": ["libxml2-devel", "libxslt-devel"],

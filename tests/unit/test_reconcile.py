@@ -99,6 +99,7 @@ def test_status_counts(tmp_path: Path) -> None:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(proc.stdout)["nodes"]["built"] == 1
+    assert json.loads(proc.stdout)["schema"] == 1
     text = subprocess.run(
         [sys.executable, "-m", "refinery", "--store", str(tmp_path / "store"), "status"],
         capture_output=True, text=True, check=True,
