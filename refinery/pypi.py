@@ -320,7 +320,7 @@ class IndexClient:
         try:
             resp = self.http.request("GET", url, headers=headers, preload_content=True)
         except urllib3.exceptions.HTTPError as exc:
-            raise NetworkError(f"cannot reach {url}: {exc.__class__.__name__}: {exc}") from None
+            raise NetworkError(f"cannot reach {url} ({_why(exc)})") from None
         if resp.status >= 500 or resp.status == 429:
             raise NetworkError(f"{url}: HTTP {resp.status} after retries")
         return resp
@@ -461,7 +461,7 @@ class IndexClient:
         try:
             resp = self.http.request("GET", file.url, preload_content=False)
         except urllib3.exceptions.HTTPError as exc:
-            raise NetworkError(f"cannot reach {file.url}: {exc}") from None
+            raise NetworkError(f"cannot reach {file.url} ({_why(exc)})") from None
         try:
             if resp.status != 200:
                 raise NetworkError(f"{file.url}: HTTP {resp.status}")
@@ -473,6 +473,16 @@ class IndexClient:
             resp.close()
         self._write_atomic(path, json.dumps(list(requires)).encode())
         return requires
+
+
+def _why(exc: Exception) -> str:
+    """The root cause of a urllib3 failure in a few words ("Connection refused")."""
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason)
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if errno:
+        return errno.group(1).strip()
+    return f"{reason.__class__.__name__}: {text}"[:200]
 
 
 def _metadata_from_file(data: bytes, filename: str) -> bytes:

@@ -32,6 +32,10 @@ from .target import uv_platform
 RESOLUTION_CACHE_SCHEMA = 1
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==(\S+)\s*(?:#\s*via\s+(.*))?$")
 _REQUESTED = "-r "
+# uv settings that do not change the answer (where the cache is, how hard to retry).
+_UV_PASSTHROUGH = frozenset(
+    {"UV_CACHE_DIR", "UV_NO_CACHE", "UV_HTTP_RETRIES", "UV_HTTP_TIMEOUT", "UV_CONCURRENT_DOWNLOADS"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,12 +217,9 @@ class UvResolver:
 
     @staticmethod
     def _uv(cmd: list[str], target: Target) -> str:
-        # uv settings that would change the answer are not inherited; where its cache
-        # lives is.
+        # uv settings that would change the answer are not inherited.
         env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("UV_") or k in ("UV_CACHE_DIR", "UV_NO_CACHE")
+            k: v for k, v in os.environ.items() if not k.startswith("UV_") or k in _UV_PASSTHROUGH
         }
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:

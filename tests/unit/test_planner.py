@@ -193,3 +193,18 @@ def test_warm_plan_needs_no_index(tmp_path: Path) -> None:
     # the server is gone: cached pages, build requirements and the resolution answer
     second = plan_for(tmp_path, server.url, "x86only==1.0\nwithdeps==1.0\n")
     assert first.to_json()["nodes"] == second.to_json()["nodes"]
+
+
+def test_dead_index_is_one_clear_line(tmp_path: Path) -> None:
+    req = tmp_path / "req.txt"
+    req.write_text("six==1.16.0\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "refinery", "--index-url", "http://127.0.0.1:9/simple/",
+         "--cache-dir", str(tmp_path / "cache"), "plan", str(req)],
+        capture_output=True, text=True, check=False,
+        env={**__import__("os").environ, "UV_HTTP_RETRIES": "0", "REFINERY_INDEX_RETRIES": "0"},
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "refinery: error: cannot reach http://127.0.0.1:9/simple/six/ (Connection refused)"
+    ]
