@@ -23,12 +23,12 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from refinery.build.errors import BuildRootUnavailable, MissingPython, SystemRecipeFailed
 from refinery.build.proc import OnLine, ProcResult, run
-from refinery.build.roots import Mounts, map_inside
+from refinery.build.roots import INSIDE_BASE, BoundSession, Mounts
 
 IMAGE_REPOSITORY = "quay.io/pypa/manylinux_2_28_s390x"
 # The newest tag cibuildwheel had pinned when this was written; a digest pin is better:
@@ -38,7 +38,6 @@ IMAGE_ENV = "REFINERY_CONTAINER_IMAGE"
 ENGINE_ENV = "REFINERY_CONTAINER_ENGINE"
 ENGINES = ("docker", "podman")
 PLATFORM = "linux/s390x"
-INSIDE_BASE = "/refinery"
 CA_INSIDE = f"{INSIDE_BASE}/ca/ca-certificates.crt"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PODMAN_ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
@@ -148,15 +147,10 @@ def pull_argv(engine: str, image: str) -> list[str]:
 
 
 @dataclass
-class ContainerSession:
+class ContainerSession(BoundSession):
     root: ContainerRoot
-    mounts: Mounts
     name: str
     ca_host: Path | None
-    _binds: tuple[tuple[Path, str, bool], ...] = field(default=(), init=False)
-
-    def __post_init__(self) -> None:
-        self._binds = self.mounts.pairs(INSIDE_BASE)
 
     @property
     def backend(self) -> str:
@@ -177,9 +171,6 @@ class ContainerSession:
     @property
     def ca_bundle(self) -> str | None:
         return CA_INSIDE if self.ca_host is not None else None
-
-    def inside(self, host: Path) -> str:
-        return map_inside(self._binds, host)
 
     def python(self, version: str) -> str:
         available = self.root.pythons()
@@ -296,7 +287,7 @@ class ContainerRoot:
                 f"{self.engine} could not start {self.image_ref}: {started.stderr.strip()}"
             )
         try:
-            yield ContainerSession(self, mounts, name, ca_host)
+            yield ContainerSession(mounts, self, name, ca_host)
         finally:
             self.runner(rm_argv(self.engine, name))
 

@@ -27,9 +27,8 @@ from pathlib import Path
 from refinery.build import binfmt, pipconf, rootfs_image
 from refinery.build.errors import BuildRootUnavailable, MissingPython, SystemRecipeFailed
 from refinery.build.proc import OnLine, ProcResult, run
-from refinery.build.roots import Mounts, map_inside
+from refinery.build.roots import INSIDE_BASE, BoundSession, Mounts
 
-INSIDE_BASE = "/refinery"
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PYTHON_BIN = re.compile(r"^python(\d+\.\d+)$")
 _UNPACKED_MARK = ".refinery-unpacked"
@@ -127,18 +126,13 @@ def unshare_argv(script: str, argv: Sequence[str]) -> list[str]:
 
 
 @dataclass
-class RootfsSession:
+class RootfsSession(BoundSession):
     """One throwaway root: an overlay upper dir (or a full copy) plus bind mounts."""
 
     root: RootfsRoot
-    mounts: Mounts
     dir: Path
     overlay: bool
     purpose: str
-    _binds: tuple[tuple[Path, str, bool], ...] = field(default=(), init=False)
-
-    def __post_init__(self) -> None:
-        self._binds = self.mounts.pairs(INSIDE_BASE)
 
     @property
     def backend(self) -> str:
@@ -165,9 +159,6 @@ class RootfsSession:
         multiarch = MULTIARCH.get(self.root.spec.arch, f"{self.root.spec.arch}-linux-gnu")
         bases = [self.dir / "upper", self.root.lower] if self.overlay else [self.merged]
         return ldpaths_for(bases, multiarch)
-
-    def inside(self, host: Path) -> str:
-        return map_inside(self._binds, host)
 
     def python(self, version: str) -> str:
         available = self.root.pythons()
@@ -349,7 +340,7 @@ class RootfsRoot:
                 assert self._image is not None
                 (path / "root").mkdir()
                 untar_into(self._image.tarball, path / "root")
-            yield RootfsSession(self, mounts, path, overlay, purpose)
+            yield RootfsSession(mounts, self, path, overlay, purpose)
         finally:
             shutil.rmtree(path, ignore_errors=True)
 

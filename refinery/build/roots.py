@@ -17,7 +17,7 @@ from __future__ import annotations
 import platform
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -63,6 +63,24 @@ def map_inside(pairs: Sequence[tuple[Path, str, bool]], host: Path) -> str:
             rel = resolved.relative_to(base).as_posix()
             return dst if rel == "." else f"{dst}/{rel}"
     raise ValueError(f"{host} is not under any mount of this session")
+
+
+INSIDE_BASE = "/refinery"  # where host folders appear inside every build root
+
+
+@dataclass
+class BoundSession:
+    """What sessions that see host folders through bind mounts share: the mapping of a
+    host path to the path the build sees."""
+
+    mounts: Mounts
+    _binds: tuple[tuple[Path, str, bool], ...] = field(default=(), init=False)
+
+    def __post_init__(self) -> None:
+        self._binds = self.mounts.pairs(INSIDE_BASE)
+
+    def inside(self, host: Path) -> str:
+        return map_inside(self._binds, host)
 
 
 class Session(Protocol):
