@@ -371,6 +371,51 @@ def test_build_job_builds_its_shard_with_the_chosen_backend(
 
 
 @pytest.mark.integration
+def test_build_job_really_builds_its_shard(
+    repo: Path, host_env: dict[str, str], tmp_path: Path, rootfs_root: Any
+) -> None:
+    """The Build step exactly as build.yml runs it, no stand-in: the fixture C extension
+    from the plan artifact, built in the emulated s390x root, lands in the staging store
+    the job uploads."""
+    from refinery.build.artifacts import make_sdist
+    from refinery.models import FileRef, NodeStatus, Plan, PlanNode, Target
+    from refinery.planner import assign_waves, build_matrix
+    from refinery.store import sha256_file
+
+    sdist = make_sdist(Path(__file__).resolve().parents[1] / "fixtures" / "cext", tmp_path)
+    node = PlanNode(
+        "refinery-fixture-cext", "0.1.0", "3.11", NodeStatus.PENDING, "fixture", True,
+        sdist=FileRef(sdist.name, sdist.as_uri(), sha256_file(sdist)),
+    )  # fmt: skip
+    nodes, waves = assign_waves([node])
+    plan = Plan(
+        "wf-real", ("requirements/demo.txt",), (Target(),), tuple(nodes),
+        tuple(tuple(w) for w in waves),
+        {"include": [s.to_json() for s in build_matrix(waves)]},
+    )  # fmt: skip
+    plan_dir = repo / ".refinery" / "plan"
+    plan_dir.mkdir(parents=True)
+    (plan_dir / "plan.json").write_text(json.dumps(plan.to_json()))
+    result = run_job(
+        "build.yml", "build", workdir=repo, host_env=host_env, timeout=900,
+        context={"inputs": {"nodes": node.key, "wave": 0, "shard": 0, "plan-artifact": "plan"},
+                 "vars": {"REFINERY_BACKEND": "rootfs"}, "github": {"run_id": "7"}},
+        uses=lambda _action, _with, _wd: None,
+    )  # fmt: skip
+    assert result.status == "success", [(s.name, s.stdout[-2000:], s.stderr[-2000:])
+                                        for s in result.steps]  # fmt: skip
+    staging = repo / ".refinery" / "staging"
+    record = json.loads((staging / "records/refinery-fixture-cext/0.1.0/3.11.json").read_text())
+    assert record["status"] == "built"
+    assert record["attempts"][-1]["backend"] == "rootfs"
+    assert record["wheel"]["filename"].endswith("_s390x.whl")
+    assert (staging / "wheels" / record["wheel"]["sha256"] / record["wheel"]["filename"]).is_file()
+    # the build output was fenced off from workflow commands
+    build_out = result.step("Build").stdout + result.step("Build").stderr
+    assert "::stop-commands::" in build_out
+
+
+@pytest.mark.integration
 def test_publish_job_publishes_indexes_and_builds_the_site(
     repo: Path, host_env: dict[str, str], tmp_path: Path
 ) -> None:
