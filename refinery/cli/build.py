@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +12,8 @@ import click
 
 from ..errors import InputError, RefineryError
 from ..models import Plan
-from .app import Settings, _guard, main
-from .plan import make_plan
+from .app import Settings, _guard, main, options
+from .plan import make_plan, target_options
 
 
 class _BuildRenderer:
@@ -128,7 +128,7 @@ def _run_builds(
     return 0 if summary.ok else 1
 
 
-_build_options = [
+build_options = options(
     click.option("--jobs", "-j", default=1, show_default=True, help="Builds in parallel."),
     click.option("--timeout", default=3600.0, show_default=True, help="Seconds per attempt."),
     click.option("--max-attempts", default=3, show_default=True, help="Attempts per node."),
@@ -155,13 +155,7 @@ _build_options = [
         show_default=True,
         help="What fills pypa/build's isolated environment (uv for s390x is ~3x faster).",
     ),
-]
-
-
-def _with_build_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(_build_options):
-        fn = option(fn)
-    return fn
+)
 
 
 @main.command()
@@ -175,7 +169,7 @@ def _with_build_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     envvar="REFINERY_FIXES",
     help="Apply this hint's fix before the first attempt (a re-dispatch's fixes); repeat.",
 )
-@_with_build_options
+@build_options
 @click.pass_obj
 @_guard
 def build(
@@ -238,10 +232,7 @@ def _record_inputs(
 
 
 @main.command()
-@click.argument("requirements", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--python", "pythons", multiple=True, metavar="3.N")
-@click.option("--platform", default="manylinux_2_28_s390x", show_default=True)
-@click.option("--refresh", is_flag=True, help="Ignore cached index pages and resolutions.")
+@target_options
 @click.option(
     "--index-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -257,7 +248,7 @@ def _record_inputs(
     help="Where the status site is built (needs mkdocs.yml and docs/ here).",
 )
 @click.option("--no-site", is_flag=True, help="Skip the status site.")
-@_with_build_options
+@build_options
 @click.pass_obj
 @_guard
 def run(

@@ -13,7 +13,7 @@ import click
 
 from ..errors import InputError
 from ..models import Plan, Target
-from .app import Settings, _guard, main
+from .app import Settings, _guard, main, options
 
 
 def _targets(pythons: Sequence[str], platform: str) -> tuple[Target, ...]:
@@ -56,16 +56,23 @@ def make_plan(
     return Planner(index, resolver, Store.open(settings.store), options, progress).plan(reqs)
 
 
-@main.command()
-@click.argument("requirements", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--python",
-    "pythons",
-    multiple=True,
-    metavar="3.N",
-    help="Target CPython version; repeat for several [default: 3.11].",
+# What ``plan`` and ``run`` share: the inputs and the targets they are planned for.
+target_options = options(
+    click.argument("requirements", nargs=-1, required=True, type=click.Path(path_type=Path)),
+    click.option(
+        "--python",
+        "pythons",
+        multiple=True,
+        metavar="3.N",
+        help="Target CPython version; repeat for several [default: 3.11].",
+    ),
+    click.option("--platform", default="manylinux_2_28_s390x", show_default=True),
+    click.option("--refresh", is_flag=True, help="Ignore cached index pages and resolutions."),
 )
-@click.option("--platform", default="manylinux_2_28_s390x", show_default=True)
+
+
+@main.command()
+@target_options
 @click.option("--json", "as_json", is_flag=True, help="Write the plan JSON (stdout, or -o).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the plan JSON here.")
 @click.option(
@@ -74,7 +81,6 @@ def make_plan(
     help="Append matrix=…, waves=… and matrix_wave_N=… to $GITHUB_OUTPUT.",
 )
 @click.option("--max-jobs", default=256, show_default=True, help="Matrix entries per wave.")
-@click.option("--refresh", is_flag=True, help="Ignore cached index pages and resolutions.")
 @click.option(
     "--hints",
     "hints_dir",
@@ -89,11 +95,11 @@ def plan(
     requirements: tuple[Path, ...],
     pythons: tuple[str, ...],
     platform: str,
+    refresh: bool,
     as_json: bool,
     output: Path | None,
     github_output: bool,
     max_jobs: int,
-    refresh: bool,
     hints_dir: Path,
 ) -> None:
     """Resolve REQUIREMENTS for s390x and decide what to build."""
