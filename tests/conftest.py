@@ -74,3 +74,13 @@ def rootfs_root() -> Any:
     except BuildRootUnavailable as exc:
         unavailable(f"rootfs build root unavailable: {exc}")
     return root
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under tests/unit/ are `unit` unless marked `integration` (a module whose
+    tests are mostly unit can hold a few that run real jobs)."""
+    for item in items:
+        path = item.nodeid.replace("\\", "/")
+        in_unit = "tests/unit/" in path or path.startswith("unit/")
+        if in_unit and item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.unit)

@@ -21,7 +21,7 @@ from fixtures.actions import WORKFLOWS, evaluate, interpolate, load, read_output
 from refinery.models import NodeStatus, Plan, PlanNode
 from refinery.planner import build_matrix
 
-pytestmark = pytest.mark.unit
+# unit by default (tests/conftest.py); the two that run real jobs are integration
 
 NAMES = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
 PIN = re.compile(r"^\s*(?:-\s+)?uses:\s*([^@\s]+)@(\S+)(.*)$")
