@@ -7,7 +7,7 @@ This module imports nothing of ours. Every JSON document it produces carries a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, Self
@@ -399,10 +399,6 @@ class InputRecord:
         d = dict(data)
         d["status"] = InputStatus(d["status"])
         return _build(cls, d)  # type: ignore[no-any-return]
-
-
-def keys_of(nodes: Sequence[PlanNode]) -> list[str]:
-    return [n.key for n in nodes]
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -95,8 +94,3 @@ def progress_reporter(console: Console) -> Iterator[Progress | None]:
     )
     with progress:
         yield progress
-
-
-def write(out: TextIO, text: str) -> None:
-    out.write(text)
-    out.flush()
