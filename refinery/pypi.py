@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import itertools
 import json
 import os
 import re
@@ -19,8 +18,9 @@ import threading
 import time
 import tomllib
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.parser import BytesParser
 from html.parser import HTMLParser
@@ -40,12 +40,14 @@ from packaging.version import InvalidVersion, Version
 
 from .errors import NetworkError
 from .models import FileRef
+from .sdist import top_level_file
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 DEFAULT_INDEX = "https://pypi.org/simple/"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+CHUNK = 1 << 16
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 CACHE_SCHEMA = 2
 # Setuptools' legacy default (PEP 517) for an sdist without [build-system].
@@ -233,38 +235,6 @@ def _build_requires_from_toml(text: bytes | None) -> tuple[str, ...]:
     return tuple(str(r) for r in system["requires"])
 
 
-_PYPROJECT = "pyproject.toml"
-
-
-def _pyproject_from_tar(tf: tarfile.TarFile) -> bytes | None:
-    """The top-level ``pyproject.toml``, reading as little of the stream as possible.
-
-    Archives written by ``tarfile.add`` (setuptools and friends since Python 3.7) and by
-    ``git archive`` list each folder's entries in sorted order. Once the top-level names
-    seen so far are sorted, include ``PKG-INFO`` and have passed ``pyproject.toml``, the
-    file is not there: stop instead of reading a 300 MB sdist to its end. An archive
-    whose names are not sorted is read in full."""
-    seen: list[str] = []
-    for member in tf:
-        parts = member.name.split("/")
-        if len(parts) < 2 or not parts[1]:
-            continue
-        top = parts[1]
-        if member.isfile() and len(parts) == 2 and top == _PYPROJECT:
-            f = tf.extractfile(member)
-            return f.read() if f else None
-        if not seen or seen[-1] != top:
-            seen.append(top)
-        if (
-            top > _PYPROJECT
-            and len(seen) >= 3
-            and "PKG-INFO" in seen
-            and all(a <= b for a, b in itertools.pairwise(seen))
-        ):
-            return None
-    return None
-
-
 def build_requires_from_sdist(stream: IO[bytes], filename: str) -> tuple[str, ...]:
     """``[build-system].requires`` of an sdist read from a stream (legacy default when
     it has none). A ``.tar.gz`` is read only up to its ``pyproject.toml``."""
@@ -275,8 +245,8 @@ def build_requires_from_sdist(stream: IO[bytes], filename: str) -> tuple[str, ..
                 None,
             )
             return _build_requires_from_toml(zf.read(name) if name else None)
-    with tarfile.open(fileobj=stream, mode="r|*") as tf:
-        return _build_requires_from_toml(_pyproject_from_tar(tf))
+    chunks = iter(lambda: stream.read(CHUNK), b"")
+    return _build_requires_from_toml(top_level_file(chunks))
 
 
 class IndexClient:
@@ -313,6 +283,7 @@ class IndexClient:
             ),
         )
         self._memo: dict[str, Project | None] = {}
+        self._inflight: dict[str, Future[tuple[str, ...]]] = {}
         self._lock = threading.Lock()
 
     # --- plumbing ---------------------------------------------------------------
@@ -451,13 +422,34 @@ class IndexClient:
         return fields
 
     def build_requires(self, file: FileRef) -> tuple[str, ...]:
-        """``[build-system].requires`` of an sdist; cached forever by its hash."""
+        """``[build-system].requires`` of an sdist; cached forever by its hash. Two
+        callers asking for the same sdist at once share one download."""
         key = file.sha256 or hashlib.sha256(file.url.encode()).hexdigest()
         path = self._cache_path("build-requires", f"{key}.json")
         try:
             return tuple(json.loads(path.read_bytes()))
         except (OSError, ValueError):
             pass
+        with self._lock:
+            running = self._inflight.get(key)
+            if running is None:
+                mine: Future[tuple[str, ...]] = Future()
+                self._inflight[key] = mine
+        if running is not None:
+            return running.result()
+        try:
+            requires = self._read_build_requires(file)
+            self._write_atomic(path, json.dumps(list(requires)).encode())
+        except BaseException as exc:
+            mine.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                del self._inflight[key]
+        mine.set_result(requires)
+        return requires
+
+    def _read_build_requires(self, file: FileRef) -> tuple[str, ...]:
         try:
             resp = self.http.request("GET", file.url, preload_content=False)
         except urllib3.exceptions.HTTPError as exc:
@@ -466,13 +458,11 @@ class IndexClient:
             if resp.status != 200:
                 raise NetworkError(f"{file.url}: HTTP {resp.status}")
             try:
-                requires = build_requires_from_sdist(cast(IO[bytes], resp), file.filename)
-            except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+                return build_requires_from_sdist(cast(IO[bytes], resp), file.filename)
+            except (zlib.error, ValueError, zipfile.BadZipFile, EOFError, OSError) as exc:
                 raise NetworkError(f"{file.filename}: unreadable sdist ({exc})") from None
         finally:
             resp.close()
-        self._write_atomic(path, json.dumps(list(requires)).encode())
-        return requires
 
 
 def _why(exc: Exception) -> str:

@@ -60,6 +60,12 @@ class Resolver(Protocol):
         self, requirements: Sequence[str], constraints: Sequence[str], target: Target
     ) -> Resolution: ...
 
+    def fresh(
+        self, requirements: Sequence[str], constraints: Sequence[str], target: Target
+    ) -> bool:
+        """Whether :meth:`resolve` would answer from its cache (no index traffic)."""
+        ...
+
 
 def parse_uv_output(text: str) -> Resolution:
     """Pins and edges from ``uv pip compile --annotation-style line`` output."""
@@ -164,7 +170,7 @@ class UvResolver:
     ) -> Resolution:
         if not requirements:
             return Resolution({}, {}, frozenset())
-        cache = self.cache_dir / f"{self._key(requirements, constraints, target)}.json"
+        cache = self._cache_file(requirements, constraints, target)
         if not self.refresh:
             try:
                 if time.time() - cache.stat().st_mtime < self.ttl:
@@ -178,6 +184,22 @@ class UvResolver:
         tmp.write_text(json.dumps(outputs))
         os.replace(tmp, cache)
         return resolution
+
+    def _cache_file(
+        self, requirements: Sequence[str], constraints: Sequence[str], target: Target
+    ) -> Path:
+        return self.cache_dir / f"{self._key(requirements, constraints, target)}.json"
+
+    def fresh(
+        self, requirements: Sequence[str], constraints: Sequence[str], target: Target
+    ) -> bool:
+        if self.refresh or not requirements:
+            return not requirements
+        try:
+            age = time.time() - self._cache_file(requirements, constraints, target).stat().st_mtime
+        except OSError:
+            return False
+        return age < self.ttl
 
     @staticmethod
     def _parse(outputs: dict[str, str]) -> Resolution:
