@@ -13,7 +13,6 @@ import io
 import json
 import os
 import re
-import tarfile
 import threading
 import time
 import tomllib
@@ -487,12 +486,10 @@ def _metadata_from_file(data: bytes, filename: str) -> bytes:
                 if n.count("/") == 1 and n.endswith("/PKG-INFO"):
                     return zf.read(n)
     else:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
-            for m in tf:
-                if m.isfile() and m.name.count("/") == 1 and m.name.endswith("/PKG-INFO"):
-                    f = tf.extractfile(m)
-                    if f:
-                        return f.read()
+        chunks = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
+        found = top_level_file(chunks, "PKG-INFO")
+        if found is not None:
+            return found
     raise NetworkError(f"{filename}: no core metadata inside")
 
 
