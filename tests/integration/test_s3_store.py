@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fixtures.ledger import concurrent_updates
 from fixtures.need import unavailable
 from fixtures.seaweed import SeaweedServer, seaweed_server, weed_binary
 from fixtures.wheels import built_wheel
@@ -89,23 +90,8 @@ def test_concurrent_writers_on_s3(bucket: str) -> None:
         t.join()
     assert len(wins) == 1
 
-    from refinery.models import BuildRecord, NodeStatus
-
-    store.update_record(
-        "r", "1", "3.11", lambda _c: BuildRecord("r", "1", "3.11", NodeStatus.PENDING)
-    )
-
-    def bump(i: int) -> None:
-        for j in range(5):
-            store.update_record("r", "1", "3.11", lambda c, j=j: c.with_event("t", "e", f"{i}.{j}"))  # type: ignore[union-attr]
-
-    threads = [threading.Thread(target=bump, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    record = store.get_record("r", "1", "3.11")
-    assert record is not None and len(record.events) == 30
+    record = concurrent_updates(store, writers=6, each=5)
+    assert len(record.events) == 30
 
 
 def test_wrong_secret_fails_at_once_with_one_line(

@@ -3,13 +3,13 @@ fake client, and publish (order, merge, interruption)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from fixtures.ledger import concurrent_updates
 from fixtures.pyindex import Dist, make_wheel
 
 from refinery.errors import ConflictError, StoreError
@@ -109,22 +109,8 @@ def test_summary_skips_records_whose_wheel_is_missing(tmp_path: Path) -> None:
 
 
 def test_concurrent_record_updates_lose_nothing(tmp_path: Path) -> None:
-    store = Store.open(str(tmp_path / "s"))
-    store.update_record(
-        "c", "1", "3.11", lambda _c: BuildRecord("c", "1", "3.11", NodeStatus.PENDING)
-    )
-
-    def worker(i: int) -> None:
-        for j in range(10):
-            store.update_record("c", "1", "3.11", lambda c, j=j: c.with_event("t", "e", f"{i}-{j}"))  # type: ignore[union-attr]
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    record = store.get_record("c", "1", "3.11")
-    assert record is not None and len(record.events) == 60
+    record = concurrent_updates(Store.open(str(tmp_path / "s")), writers=6, each=10)
+    assert len(record.events) == 60
 
 
 def test_open_blobs_s3_url_needs_no_network() -> None:
