@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from refinery.build.artifacts import make_sdist, sha256_file  # noqa: E402
-from refinery.build.native import NativeRoot  # noqa: E402
-from refinery.build.rootfs import RootfsRoot  # noqa: E402
-from refinery.build.roots import BuildRoot  # noqa: E402
-from refinery.build.step import BuildOutcome, build_node  # noqa: E402
-from refinery.models import FileRef, NodeStatus, PlanNode  # noqa: E402
+from refinery.builder.artifacts import make_sdist, sha256_file  # noqa: E402
+from refinery.builder.native import NativeRoot  # noqa: E402
+from refinery.builder.rootfs import RootfsRoot  # noqa: E402
+from refinery.builder.roots import BuildRoot  # noqa: E402
+from refinery.builder.step import BuildOutcome, build_node  # noqa: E402
+from refinery.core.models import FileRef, NodeStatus, PlanNode  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "cext"
 

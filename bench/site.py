@@ -28,9 +28,9 @@ from fixtures.sitestore import (  # noqa: E402
     write_synthetic_store,
 )
 
-from refinery.models import Attempt, NodeStatus  # noqa: E402
+from refinery.core.models import Attempt, NodeStatus  # noqa: E402
 from refinery.site import SiteOptions, build_site  # noqa: E402
-from refinery.store import Store  # noqa: E402
+from refinery.store.ledger import Store  # noqa: E402
 
 
 def change_one(store: Store) -> str:

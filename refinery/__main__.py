@@ -1,3 +1,3 @@
-from .cli import main
+from refinery.cli import main
 
 main()

@@ -61,8 +61,8 @@ def cache_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def rootfs_root() -> Any:
     """The emulated Debian s390x build root (created and cached on first use)."""
-    from refinery.build.errors import BuildRootUnavailable
-    from refinery.build.rootfs import RootfsRoot
+    from refinery.builder.errors import BuildRootUnavailable
+    from refinery.builder.rootfs import RootfsRoot
 
     if os.geteuid() != 0:
         unavailable("the rootfs build root needs root (chroot, unshare --mount)")

@@ -4,8 +4,8 @@
 import registers its commands.
 """
 
-from . import build, gitops, hints, plan, site, store
-from .app import Settings, main
-from .plan import make_plan
+from refinery.cli import build, gitops, hints, plan, site, store
+from refinery.cli.app import Settings, main
+from refinery.cli.plan import make_plan
 
 __all__ = ["Settings", "build", "gitops", "hints", "main", "make_plan", "plan", "site", "store"]

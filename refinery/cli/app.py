@@ -13,7 +13,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
-from ..errors import InputError, RefineryError
+from refinery.core.errors import InputError, RefineryError
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -30,7 +30,7 @@ class Settings:
 
 
 def _fail(exc: RefineryError) -> NoReturn:
-    from ..render import gha_escape, on_github_actions
+    from refinery.cli.render import gha_escape, on_github_actions
 
     message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     if on_github_actions() and isinstance(exc, InputError) and exc.path:

@@ -10,10 +10,10 @@ from typing import Any
 
 import click
 
-from ..errors import InputError, RefineryError
-from ..models import Plan
-from .app import Settings, _guard, main, options
-from .plan import make_plan, target_options
+from refinery.cli.app import Settings, _guard, main, options
+from refinery.cli.plan import make_plan, target_options
+from refinery.core.errors import InputError, RefineryError
+from refinery.core.models import Plan
 
 
 class _BuildRenderer:
@@ -25,7 +25,7 @@ class _BuildRenderer:
 
         from rich.console import Console
 
-        from ..render import on_github_actions
+        from refinery.cli.render import on_github_actions
 
         self.console = Console(stderr=True, highlight=False)
         if not self.console.is_terminal:
@@ -43,7 +43,7 @@ class _BuildRenderer:
     def __call__(self, event: Any) -> None:
         from rich.markup import escape
 
-        from ..render import STATUS_STYLE, gha_escape
+        from refinery.cli.render import STATUS_STYLE, gha_escape
 
         kind, node = event.kind, event.node
         if kind == "line":
@@ -74,7 +74,7 @@ class _BuildRenderer:
 
 
 def _select_root(settings: Settings, release: str | None, image: str | None) -> Any:
-    from ..build.roots import select_root
+    from refinery.builder.roots import select_root
 
     return select_root(settings.backend, release=release, image=image)
 
@@ -96,9 +96,9 @@ def _run_builds(
 ) -> int:
     from rich.console import Console
 
-    from ..build.runner import build_plan
-    from ..store import Store
-    from .hints import make_advisor
+    from refinery.builder.runner import build_plan
+    from refinery.cli.hints import make_advisor
+    from refinery.store.ledger import Store
 
     store = Store.open(settings.store)
     root = _select_root(settings, release, image)
@@ -223,8 +223,8 @@ def _record_inputs(
     plan_id: str | None,
     reason: str = "",
 ) -> None:
-    from ..inputs import input_record
-    from ..store import Store, now
+    from refinery.plan.inputs import input_record
+    from refinery.store.ledger import Store, now
 
     store = Store.open(settings.store)
     for f in files:
@@ -274,8 +274,8 @@ def run(
     site to --site-dir."""
     from rich.console import Console
 
-    from ..render import plan_summary, plan_table
-    from ..store import Store
+    from refinery.cli.render import plan_summary, plan_table
+    from refinery.store.ledger import Store
 
     _record_inputs(settings, requirements, "planning", None)
     try:
@@ -301,7 +301,7 @@ def run(
         hints_dir=hints_dir,
         retry_backoff=retry_backoff,
     )
-    from ..index import build_index
+    from refinery.index.render import build_index
 
     indexed = build_index(Store.open(settings.store), index_dir, cache_dir=settings.cache_dir)
     simple = (index_dir / "simple").absolute()
@@ -317,7 +317,7 @@ def run(
     elif not (config.is_file() and Path("docs").is_dir()):
         console.print("site: skipped (no mkdocs.yml and docs/ here; run from the repository)")
     else:
-        from ..site import SiteOptions, build_site
+        from refinery.site import SiteOptions, build_site
 
         built = build_site(
             Store.open(settings.store),
@@ -347,7 +347,7 @@ def buildroot_create(release: str | None, force: bool) -> None:
     """Create (or find cached) the s390x root filesystem; print its tarball path."""
     from rich.console import Console
 
-    from ..build import rootfs_image
+    from refinery.builder import rootfs_image
 
     spec = rootfs_image.RootfsSpec(release=release or rootfs_image.DEFAULT_RELEASE)
     console = Console(stderr=True, highlight=False)

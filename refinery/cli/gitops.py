@@ -16,9 +16,9 @@ from typing import Any
 
 import click
 
-from ..errors import InputError
-from ..models import InputStatus, Plan
-from .app import Settings, _guard, main
+from refinery.cli.app import Settings, _guard, main
+from refinery.core.errors import InputError
+from refinery.core.models import InputStatus, Plan
 
 _github_options = [
     click.option(
@@ -44,7 +44,7 @@ def _with_github_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _github(repo: str | None, api_url: str) -> Any:
-    from ..github import GitHub
+    from refinery.gitops.github import GitHub
 
     if not repo:
         raise InputError("--repo OWNER/NAME is required (or $GITHUB_REPOSITORY)")
@@ -90,8 +90,8 @@ def mark_input(
     """Record STATUS for requirement FILES (input status per file@commit).
 
     With --plan, the plan is stored too and the inputs link to it."""
-    from ..inputs import input_record
-    from ..store import Store, now
+    from refinery.plan.inputs import input_record
+    from refinery.store.ledger import Store, now
 
     linked = _load_plan(plan_file) if plan_file and plan_file.exists() else None
     plan_id = linked.plan_id if linked else None
@@ -112,8 +112,8 @@ def mark_input(
 
 # --- dispatch ---------------------------------------------------------------------
 def _next_attempt(settings: Settings, keys: Sequence[str]) -> int:
-    from ..models import parse_node_key
-    from ..store import Store
+    from refinery.core.models import parse_node_key
+    from refinery.store.ledger import Store
 
     store = Store.open(settings.store)
     best = 1
@@ -147,8 +147,8 @@ def dispatch(
     api_url: str,
 ) -> None:
     """Re-dispatch NODES (``name==version@python``) through build.yml's workflow_dispatch."""
-    from ..github import dispatch_inputs
-    from ..models import node_key, parse_node_key
+    from refinery.core.models import node_key, parse_node_key
+    from refinery.gitops.github import dispatch_inputs
 
     keys: list[str] = []
     for raw in nodes:
@@ -189,8 +189,8 @@ def comment(
     api_url: str,
 ) -> None:
     """Render the plan comment; with --pr, upsert ONE comment on the pull request."""
-    from ..github import COMMENT_MARKER, check_conclusion, plan_comment
-    from ..render import plan_summary
+    from refinery.cli.render import plan_summary
+    from refinery.gitops.github import COMMENT_MARKER, check_conclusion, plan_comment
 
     if plan_file is not None and plan_file.exists():
         result = _load_plan(plan_file)
@@ -268,15 +268,15 @@ def reconcile(
     api_url: str,
 ) -> None:
     """Expired leases back to pending (and re-dispatched); upstream s390x wheels noticed."""
-    from ..github import dispatch_inputs
-    from ..reconcile import expire_leases, upstream_wheels
-    from ..store import Store
+    from refinery.gitops.github import dispatch_inputs
+    from refinery.gitops.reconcile import expire_leases, upstream_wheels
+    from refinery.store.ledger import Store
 
     store = Store.open(settings.store)
     requeued = expire_leases(store, dry_run=dry_run)
     found: list[Any] = []
     if upstream:
-        from ..pypi import IndexClient, default_cache_dir
+        from refinery.upstream.simple import IndexClient, default_cache_dir
 
         index = IndexClient(settings.index_url, cache_dir=settings.cache_dir or default_cache_dir())
         found = list(upstream_wheels(store.records(), index, platform=platform))
@@ -336,8 +336,8 @@ def _reconcile_markdown(report: dict[str, Any]) -> str:
 @_guard
 def status(settings: Settings, as_json: bool) -> None:
     """Counts per status of build records and inputs in the store."""
-    from ..reconcile import status_counts
-    from ..store import Store
+    from refinery.gitops.reconcile import status_counts
+    from refinery.store.ledger import Store
 
     store = Store.open(settings.store)
     counts = status_counts(store)

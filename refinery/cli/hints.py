@@ -13,24 +13,24 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import InputError
-from .app import Settings, _guard, main
+from refinery.cli.app import Settings, _guard, main
+from refinery.core.errors import InputError
 
 if TYPE_CHECKING:
-    from ..hints.advise import Advisor
-    from ..hints.matcher import Match
-    from ..hints.models import Catalog
+    from refinery.hints.advise import Advisor
+    from refinery.hints.matcher import Match
+    from refinery.hints.models import Catalog
 
 MANAGER_CHOICES = ("apt", "dnf", "yum", "all")
 
 
 def root_manager(backend: str) -> str | None:
     """The package manager recipes use in ``backend``'s roots (native: the host's)."""
-    from ..hints.advise import manager_for_backend
+    from refinery.hints.advise import manager_for_backend
 
     detected = None
     if backend == "native":
-        from ..build.native import package_manager
+        from refinery.builder.native import package_manager
 
         found = package_manager()
         detected = found[0] if found else None
@@ -46,8 +46,8 @@ def make_advisor(
     forced: Sequence[str] = (),
 ) -> Advisor:
     """The runner's ``advise`` (and ``first_fix``) from the catalog in ``hints_dir``."""
-    from ..hints import load_catalog
-    from ..hints.advise import Advisor, RetrySettings
+    from refinery.hints import load_catalog
+    from refinery.hints.advise import Advisor, RetrySettings
 
     catalog = load_catalog(hints_dir)
     settings = RetrySettings(max_attempts=max_attempts, backoff=backoff)
@@ -60,8 +60,8 @@ def hints() -> None:
 
 
 def _print_problems(exc: Exception) -> None:
-    from ..hints.loader import CatalogError
-    from ..render import gha_escape, on_github_actions
+    from refinery.cli.render import gha_escape, on_github_actions
+    from refinery.hints.loader import CatalogError
 
     problems = exc.problems if isinstance(exc, CatalogError) else ()
     for problem in problems:
@@ -78,8 +78,8 @@ def _print_problems(exc: Exception) -> None:
 @click.argument("directory", required=False, default=Path("hints"), type=click.Path(path_type=Path))
 def check(directory: Path) -> None:
     """Validate the catalog in DIRECTORY (default ./hints); every problem as FILE:LINE."""
-    from ..hints import load_catalog
-    from ..hints.loader import CatalogError
+    from refinery.hints import load_catalog
+    from refinery.hints.loader import CatalogError
 
     if not directory.is_dir():
         print(f"refinery: error: {directory}: no such directory", file=sys.stderr)
@@ -147,8 +147,8 @@ def match(
     as_json: bool,
 ) -> None:
     """Print the hints matching LOG, best first, with their fixes; exit 1 if none match."""
-    from ..hints import load_catalog
-    from ..hints.matcher import scan_log
+    from refinery.hints import load_catalog
+    from refinery.hints.matcher import scan_log
 
     catalog = load_catalog(hints_dir)
     managers = ("apt", "dnf", "yum") if manager == "all" else (manager,)
@@ -189,7 +189,7 @@ def _propose(path: Path, text: str, catalog: Catalog, body: str, repo: str | Non
              api_url: str | None) -> str:  # fmt: skip
     import hashlib
 
-    from ..github import GitHub
+    from refinery.gitops.github import GitHub
 
     if not repo:
         raise InputError("proposing needs --repo OWNER/NAME (or $GITHUB_REPOSITORY)")
@@ -233,11 +233,11 @@ def learn(
 ) -> None:
     """Write per-package entries for builds a hint fixed on a retry, so the next build
     applies the fix before its first attempt; print the diff (and open a PR on Actions)."""
-    from ..hints import load_catalog
-    from ..hints.learn import add_entries, learned_from_records
-    from ..models import parse_node_key
-    from ..render import on_github_actions
-    from ..store import Store
+    from refinery.cli.render import on_github_actions
+    from refinery.core.models import parse_node_key
+    from refinery.hints import load_catalog
+    from refinery.hints.learn import add_entries, learned_from_records
+    from refinery.store.ledger import Store
 
     catalog = load_catalog(hints_dir)
     store = Store.open(settings.store)

@@ -11,13 +11,13 @@ from typing import Any
 
 import click
 
-from ..errors import InputError
-from ..models import Plan, Target
-from .app import Settings, _guard, main, options
+from refinery.cli.app import Settings, _guard, main, options
+from refinery.core.errors import InputError
+from refinery.core.models import Plan, Target
 
 
 def _targets(pythons: Sequence[str], platform: str) -> tuple[Target, ...]:
-    from ..target import parse_python, platform_tags
+    from refinery.core.target import parse_python, platform_tags
 
     out: list[Target] = []
     for py in dict.fromkeys(pythons or ("3.11",)):
@@ -39,12 +39,12 @@ def make_plan(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Plan:
     """Parse, resolve and decide: the ``plan`` stage as a function the CLI reuses."""
-    from ..hints import catalog_digest
-    from ..inputs import parse_files
-    from ..planner import Planner, PlanOptions
-    from ..pypi import IndexClient, default_cache_dir
-    from ..resolver import UvResolver
-    from ..store import Store
+    from refinery.hints import catalog_digest
+    from refinery.plan.inputs import parse_files
+    from refinery.plan.planner import Planner, PlanOptions
+    from refinery.plan.resolver import UvResolver
+    from refinery.store.ledger import Store
+    from refinery.upstream.simple import IndexClient, default_cache_dir
 
     targets = _targets(pythons, platform)
     reqs = parse_files(list(files))
@@ -105,7 +105,7 @@ def plan(
     """Resolve REQUIREMENTS for s390x and decide what to build."""
     from rich.console import Console
 
-    from ..render import plan_markdown, plan_summary, plan_table, progress_reporter
+    from refinery.cli.render import plan_markdown, plan_summary, plan_table, progress_reporter
 
     err = Console(stderr=True)
     with progress_reporter(err) as bar:
@@ -149,7 +149,7 @@ def plan(
 
 
 def _write_github_output(result: Plan) -> None:
-    from ..planner import matrices_by_wave
+    from refinery.plan.planner import matrices_by_wave
 
     target = os.environ.get("GITHUB_OUTPUT")
     if not target:

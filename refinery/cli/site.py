@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .app import Settings, _guard, main
+from refinery.cli.app import Settings, _guard, main
 
 
 @main.command()
@@ -66,8 +66,8 @@ def site(
     """
     from rich.console import Console
 
-    from ..site import SiteOptions, build_site
-    from ..store import Store
+    from refinery.site import SiteOptions, build_site
+    from refinery.store.ledger import Store
 
     config = config_file or docs_dir.resolve().parent / "mkdocs.yml"
     if not pip_index.endswith("/"):

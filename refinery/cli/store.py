@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError
-from .app import Settings, _guard, main
+from refinery.cli.app import Settings, _guard, main
+from refinery.core.errors import InputError
 
 
 def _emit(doc: dict[str, object], as_json: bool, line: str) -> None:
@@ -32,8 +32,8 @@ def publish(settings: Settings, source: str, as_json: bool) -> None:
 
     Wheels and metadata first, records last (merged with compare-and-swap): the index,
     derived from records, never points at a wheel that is not there."""
-    from ..publish import publish as run_publish
-    from ..store import Store
+    from refinery.store.ledger import Store
+    from refinery.store.publish import publish as run_publish
 
     staging = Store.open(source)
     target = Store.open(settings.store)
@@ -71,8 +71,8 @@ def index(
     """Render the static pip index (PEP 503 HTML, PEP 691 JSON, PEP 658 metadata).
 
     Serve OUT with `refinery serve OUT` (content negotiation) or any static server."""
-    from ..index import build_index
-    from ..store import Store
+    from refinery.index.render import build_index
+    from refinery.store.ledger import Store
 
     store = Store.open(settings.store)
     result = build_index(
@@ -105,8 +105,8 @@ def index(
 @_guard
 def ingest(settings: Settings, wheels: tuple[Path, ...], python: str, as_json: bool) -> None:
     """Validate existing WHEELS and add them to the store (all or nothing)."""
-    from ..ingest import ingest as run_ingest
-    from ..store import Store
+    from refinery.store.ingest import ingest as run_ingest
+    from refinery.store.ledger import Store
 
     results = run_ingest(Store.open(settings.store), list(wheels), python=python)
     if as_json:
@@ -127,7 +127,7 @@ def serve(directory: Path, bind: str, port: int) -> None:
     """Serve an index folder, with PEP 691 content negotiation (JSON or HTML)."""
     from http.server import ThreadingHTTPServer
 
-    from ..index import handler
+    from refinery.index.render import handler
 
     httpd = ThreadingHTTPServer((bind, port), handler(directory))
     host, real_port = httpd.server_address[:2]

@@ -1,6 +1,6 @@
 """The runner's ``advise`` callback: from a failed attempt to the next attempt's fix.
 
-:class:`Advisor` is called by ``refinery.build.runner.build_plan`` after every failed
+:class:`Advisor` is called by ``refinery.builder.runner.build_plan`` after every failed
 attempt with ``(node, outcome, attempt_number)``. It scans the attempt's log (bounded),
 ranks the hints that match in the node's scope, drops those already applied (by id, or
 because they would add nothing), and returns the cumulative :class:`Remedy` — every fix
@@ -20,17 +20,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from refinery.errors import InputError
+from refinery.core.errors import InputError
+from refinery.core.models import NodeStatus, PlanNode
 from refinery.hints.matcher import MAX_BYTES, MAX_LINES, Match, as_log_lines, read_log, scan
 from refinery.hints.models import Catalog, Remedy
-from refinery.models import NodeStatus, PlanNode
 
 # Which package manager a backend's roots use (native: whatever the host has).
 BACKEND_MANAGERS = {"rootfs": "apt", "cross": "apt", "container": "dnf"}
 
 
 class AttemptOutcome(Protocol):
-    """What the advisor reads of ``refinery.build.step.BuildOutcome``."""
+    """What the advisor reads of ``refinery.builder.step.BuildOutcome``."""
 
     @property
     def status(self) -> NodeStatus: ...

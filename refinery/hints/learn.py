@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from refinery.core.models import BuildRecord, NodeStatus
 from refinery.hints.models import Catalog, Evidence
-from refinery.models import BuildRecord, NodeStatus
 
 MAX_EVIDENCE = 5
 HEADER = """\

@@ -35,7 +35,8 @@ from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from refinery.errors import InputError
+from refinery.core.errors import InputError
+from refinery.core.models import normalize_name
 from refinery.hints.models import (
     BACKENDS,
     Catalog,
@@ -46,7 +47,6 @@ from refinery.hints.models import (
     PackageEntry,
     Scope,
 )
-from refinery.models import normalize_name
 
 TOP_KEYS = ("hints", "packages")
 HINT_KEYS = ("id", "match", "scope", "fix", "note", "evidence")

@@ -1,5 +1,5 @@
 """Typed, frozen models of the hint catalog (DESIGN §5.4). Imports nothing of ours but
-``refinery.models``; the loader builds them from ``hints/*.yaml``.
+``refinery.core.models``; the loader builds them from ``hints/*.yaml``.
 
 A :class:`Hint` says "when the log shows this, apply that": log patterns, a scope, a
 :class:`HintFix` with system packages per package manager, env vars, extra build
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from refinery.models import normalize_name
+from refinery.core.models import normalize_name
 
 MANAGERS = ("apt", "dnf", "yum")
 BACKENDS = ("native", "container", "rootfs", "cross")
@@ -173,7 +173,7 @@ class Catalog:
 class Remedy:
     """Everything to change before one attempt, for one root (one package manager).
 
-    The build runner applies it in a fresh throwaway root (``refinery.build.runner.Fix``
+    The build runner applies it in a fresh throwaway root (``refinery.builder.runner.Fix``
     is this class). ``recipes`` are human-readable lines for the record; ``matched_lines``
     are the log lines of the failed attempt that made the hints match; ``delay`` is the
     backoff to wait before the attempt.

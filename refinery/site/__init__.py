@@ -5,9 +5,9 @@ renders pages (incrementally), :mod:`.plots` draws SVG charts, :mod:`.logs` pick
 highlights the failing lines of build logs. Depends on ``store`` and ``models`` only.
 """
 
-from .build import SiteBuild, SiteError, build_site, run_mkdocs
-from .generate import GenerateResult, Generator, SiteOptions
-from .model import SiteData, load
+from refinery.site.build import SiteBuild, SiteError, build_site, run_mkdocs
+from refinery.site.generate import GenerateResult, Generator, SiteOptions
+from refinery.site.model import SiteData, load
 
 __all__ = [
     "GenerateResult",

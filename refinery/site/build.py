@@ -19,10 +19,10 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
 from pathlib import Path
 
-from ..errors import InputError, RefineryError
-from ..store import Store
-from .generate import GenerateResult, Generator, SiteOptions, log_keys, publish_logs
-from .model import load
+from refinery.core.errors import InputError, RefineryError
+from refinery.site.generate import GenerateResult, Generator, SiteOptions, log_keys, publish_logs
+from refinery.site.model import load
+from refinery.store.ledger import Store
 
 STAMP = ".refinery-site.json"
 HOOKS = Path(__file__).with_name("mkdocs_hooks.py")
@@ -151,7 +151,7 @@ def build_site(
     data = load(store)
     t1 = time.perf_counter()
     if full:
-        from .generate import clean
+        from refinery.site.generate import clean
 
         clean(status_dir)
     generated = Generator(store, status_dir, options).run(data)

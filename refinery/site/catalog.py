@@ -48,7 +48,7 @@ def _walk(doc: Any) -> Iterable[dict[str, Any]]:
 
 
 def _from_module(directory: Path) -> dict[str, CatalogEntry] | None:
-    from .. import hints
+    from refinery import hints
 
     loader = getattr(hints, "load_catalog", None)
     if not callable(loader):

@@ -21,11 +21,11 @@ from typing import Any
 
 import jinja2
 
-from ..models import Attempt, NodeStatus
-from ..store import Store
-from . import plots, stats
-from .logs import Excerpt, excerpt
-from .model import FAILURE, QUEUE, Node, Package, SiteData, python_key
+from refinery.core.models import Attempt, NodeStatus
+from refinery.site import plots, stats
+from refinery.site.logs import Excerpt, excerpt
+from refinery.site.model import FAILURE, QUEUE, Node, Package, SiteData, python_key
+from refinery.store.ledger import Store
 
 #: Bump when templates or page logic change: every page is regenerated.
 GENERATOR_VERSION = "1"
@@ -153,7 +153,7 @@ def publish_logs(store: Store, keys: Iterable[str], status_site: Path) -> int:
     """Put the given logs under ``status_site`` (the built site's ``status/``) when absent:
     hard links from a local store, else copies. Logs are immutable, so present is current.
     """
-    from ..store import LocalBlobStore
+    from refinery.store.ledger import LocalBlobStore
 
     root = store.blobs.root if isinstance(store.blobs, LocalBlobStore) else None
     made: set[Path] = set()
@@ -337,7 +337,7 @@ class Generator:
         return self._render("inputs.md.j2", inputs=data.inputs, plan_ids=plan_ids)
 
     def hints(self, data: SiteData) -> str:
-        from .catalog import load_catalog
+        from refinery.site.catalog import load_catalog
 
         catalog = load_catalog(self.options.hints_dir)
         rows = stats.hint_stats(data.nodes(), catalog)

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 from packaging.version import InvalidVersion, Version
 
-from ..models import BuildRecord, InputRecord, NodeStatus, Plan
-from ..store import Store
+from refinery.core.models import BuildRecord, InputRecord, NodeStatus, Plan
+from refinery.store.ledger import Store
 
 #: Statuses that mean "waiting or working" (the queue).
 QUEUE = (NodeStatus.PENDING, NodeStatus.LEASED, NodeStatus.BUILDING, NodeStatus.RETRY)

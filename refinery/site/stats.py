@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..models import NodeStatus
-from .catalog import CatalogEntry
-from .model import FAILURE, QUEUE, Node, parse_time
+from refinery.core.models import NodeStatus
+from refinery.site.catalog import CatalogEntry
+from refinery.site.model import FAILURE, QUEUE, Node, parse_time
 
 DURATION_BINS: tuple[tuple[float, str], ...] = (
     (30, "<30s"),

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from refinery.build.artifacts import elf_machine, make_sdist, sha256_file
-from refinery.build.errors import SystemRecipeFailed
-from refinery.build.rootfs import RootfsRoot
-from refinery.build.roots import Mounts
-from refinery.build.runner import build_plan
-from refinery.build.step import BuildOutcome, build_node
-from refinery.build.tools import ensure_tools
-from refinery.models import FileRef, NodeStatus, Plan, PlanNode, Target
-from refinery.store import Store
+from refinery.builder.artifacts import elf_machine, make_sdist, sha256_file
+from refinery.builder.errors import SystemRecipeFailed
+from refinery.builder.rootfs import RootfsRoot
+from refinery.builder.roots import Mounts
+from refinery.builder.runner import build_plan
+from refinery.builder.step import BuildOutcome, build_node
+from refinery.builder.tools import ensure_tools
+from refinery.core.models import FileRef, NodeStatus, Plan, PlanNode, Target
+from refinery.store.ledger import Store
 
 pytestmark = pytest.mark.integration
 

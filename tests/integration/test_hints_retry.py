@@ -20,15 +20,15 @@ from typing import Any
 
 import pytest
 
-from refinery.build.artifacts import make_sdist, sha256_file
-from refinery.build.rootfs import RootfsRoot
-from refinery.build.roots import Mounts
-from refinery.build.runner import BuildEvent, build_plan
+from refinery.builder.artifacts import make_sdist, sha256_file
+from refinery.builder.rootfs import RootfsRoot
+from refinery.builder.roots import Mounts
+from refinery.builder.runner import BuildEvent, build_plan
+from refinery.core.models import FileRef, NodeStatus, Plan, PlanNode, Target
 from refinery.hints import catalog_digest, load_catalog
 from refinery.hints.advise import Advisor, RetrySettings
 from refinery.hints.learn import add_entries, learned_from_records
-from refinery.models import FileRef, NodeStatus, Plan, PlanNode, Target
-from refinery.store import Store
+from refinery.store.ledger import Store
 
 pytestmark = pytest.mark.integration
 

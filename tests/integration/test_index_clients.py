@@ -21,8 +21,8 @@ import pytest
 from fixtures.need import unavailable
 from fixtures.wheels import built_wheel
 
-from refinery.index import Index
-from refinery.store import Store
+from refinery.index.render import Index
+from refinery.store.ledger import Store
 
 pytestmark = pytest.mark.integration
 
@@ -191,11 +191,11 @@ def _root_available() -> bool:
     not _root_available(), reason="no cached s390x root (refinery buildroot create)"
 )
 def test_pip_inside_the_s390x_root_installs_our_wheel(tmp_path: Path) -> None:
-    from refinery.build.artifacts import make_sdist, sha256_file
-    from refinery.build.rootfs import RootfsRoot
-    from refinery.build.roots import Mounts
-    from refinery.build.step import build_node
-    from refinery.models import FileRef, NodeStatus, PlanNode
+    from refinery.builder.artifacts import make_sdist, sha256_file
+    from refinery.builder.rootfs import RootfsRoot
+    from refinery.builder.roots import Mounts
+    from refinery.builder.step import build_node
+    from refinery.core.models import FileRef, NodeStatus, PlanNode
 
     root = RootfsRoot()
     root.prepare()
@@ -212,7 +212,7 @@ def test_pip_inside_the_s390x_root_installs_our_wheel(tmp_path: Path) -> None:
         assert any(n.endswith(".so") for n in zf.namelist())
 
     store = Store.open(str(tmp_path / "store"))
-    from refinery.ingest import ingest
+    from refinery.store.ingest import ingest
 
     ingest(store, [outcome.wheel])
     Index(store, tmp_path / "index").build()

@@ -17,11 +17,11 @@ from fixtures.seaweed import SeaweedServer, seaweed_server, weed_binary
 from fixtures.wheels import built_wheel
 
 from refinery.cli import main
-from refinery.errors import ConflictError, StoreError
-from refinery.index import Index
-from refinery.publish import publish
-from refinery.s3 import S3BlobStore
-from refinery.store import Store
+from refinery.core.errors import ConflictError, StoreError
+from refinery.index.render import Index
+from refinery.store.ledger import Store
+from refinery.store.publish import publish
+from refinery.store.s3 import S3BlobStore
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,9 @@ from fixtures.need import unavailable
 from fixtures.sitestore import ZLIB_ERROR, site_project, ts, write_demo_store
 
 from refinery.cli import main
-from refinery.models import Attempt, NodeStatus
+from refinery.core.models import Attempt, NodeStatus
 from refinery.site import SiteOptions, build_site
-from refinery.store import Store
+from refinery.store.ledger import Store
 
 pytestmark = pytest.mark.integration
 

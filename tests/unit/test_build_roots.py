@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from refinery.build import binfmt, container, native, pipconf, rootfs, rootfs_image
-from refinery.build.errors import BuildRootUnavailable, MissingPython
-from refinery.build.roots import HostFacts, Mounts, choose_backend, map_inside, select_root
+from refinery.builder import binfmt, container, native, pipconf, rootfs, rootfs_image
+from refinery.builder.errors import BuildRootUnavailable, MissingPython
+from refinery.builder.roots import HostFacts, Mounts, choose_backend, map_inside, select_root
 
 pytestmark = pytest.mark.unit
 

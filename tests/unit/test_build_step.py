@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from refinery.build import artifacts, proc
-from refinery.build.errors import MissingPython, SdistError, SystemRecipeFailed
-from refinery.build.proc import OnLine, ProcResult
-from refinery.build.roots import Mounts
-from refinery.build.runner import BuildEvent, Fix, build_plan
-from refinery.build.step import PHASE_PREFIX, BuildOutcome, build_node, uv_env, why_lines
-from refinery.build.tools import Tools
-from refinery.models import FileRef, NodeStatus, Plan, PlanNode, Target
-from refinery.store import Store
+from refinery.builder import artifacts, proc
+from refinery.builder.errors import MissingPython, SdistError, SystemRecipeFailed
+from refinery.builder.proc import OnLine, ProcResult
+from refinery.builder.roots import Mounts
+from refinery.builder.runner import BuildEvent, Fix, build_plan
+from refinery.builder.step import PHASE_PREFIX, BuildOutcome, build_node, uv_env, why_lines
+from refinery.builder.tools import Tools
+from refinery.core.models import FileRef, NodeStatus, Plan, PlanNode, Target
+from refinery.store.ledger import Store
 
 pytestmark = pytest.mark.unit
 
@@ -175,7 +175,7 @@ class FakeRoot:
 @pytest.fixture(autouse=True)
 def no_uv(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unit tests never download uv; the uv path is tested with a fake home."""
-    monkeypatch.setattr("refinery.build.step.ensure_uv", lambda tools, arch: None)
+    monkeypatch.setattr("refinery.builder.step.ensure_uv", lambda tools, arch: None)
 
 
 @pytest.fixture
@@ -244,7 +244,7 @@ def test_uv_installer_when_available(
     tmp_path: Path, tools: Tools, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tools.uv_dir("s390x")
-    monkeypatch.setattr("refinery.build.step.ensure_uv", lambda t, arch: t.uv_dir(arch))
+    monkeypatch.setattr("refinery.builder.step.ensure_uv", lambda t, arch: t.uv_dir(arch))
     root = FakeRoot()
     outcome = run_step(tmp_path, root, tools, PURE_SDIST, constraints=["cython<3"])
     assert outcome.status is NodeStatus.BUILT, outcome.reason
@@ -471,7 +471,7 @@ def test_run_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
 def test_build_plan_records_waves_and_offers_wheels(
     tmp_path: Path, tools: Tools, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("refinery.build.step.ensure_tools", lambda: tools)
+    monkeypatch.setattr("refinery.builder.step.ensure_tools", lambda: tools)
     first = make_sdist(tmp_path / "in", "base", "1.0", PURE_SDIST)
     second = make_sdist(tmp_path / "in", "app", "1.0", PURE_SDIST)
     missing = node_for(second, "app", python="3.13", wave=1)
@@ -513,7 +513,7 @@ def test_build_plan_records_waves_and_offers_wheels(
 def test_build_plan_retries_with_a_fix(
     tmp_path: Path, tools: Tools, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("refinery.build.step.ensure_tools", lambda: tools)
+    monkeypatch.setattr("refinery.builder.step.ensure_tools", lambda: tools)
     sdist = make_sdist(tmp_path / "in", "yamlish", "1.0", NATIVE_SDIST)
     node = node_for(sdist, "yamlish")
     plan = Plan("p2", (), (Target(),), (node,), ((node.key,),), {})
@@ -550,7 +550,7 @@ def test_build_plan_retries_with_a_fix(
 def test_a_crashing_build_is_recorded_and_the_run_goes_on(
     tmp_path: Path, tools: Tools, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("refinery.build.step.ensure_tools", lambda: tools)
+    monkeypatch.setattr("refinery.builder.step.ensure_tools", lambda: tools)
     bad = make_sdist(tmp_path / "in", "bad", "1.0", PURE_SDIST)
     good = make_sdist(tmp_path / "in", "good", "1.0", PURE_SDIST)
     nodes = (node_for(bad, "bad"), node_for(good, "good"))
@@ -575,7 +575,7 @@ def test_a_crashing_build_is_recorded_and_the_run_goes_on(
 
 
 def test_create_buildroot_reuses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from refinery.build import create_buildroot, rootfs_image
+    from refinery.builder import create_buildroot, rootfs_image
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     spec = rootfs_image.RootfsSpec()
@@ -598,7 +598,7 @@ def test_create_buildroot_reuses_the_cache(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_node_selection_accepts_any_spelling() -> None:
-    from refinery.build.runner import _normal_selector, selected
+    from refinery.builder.runner import _normal_selector, selected
 
     node = PlanNode("markupsafe", "2.1.5", "3.11", NodeStatus.PENDING, "", True)
     for spelling in ("MarkupSafe==2.1.5", "markupsafe==2.1.5@3.11", "Markup_Safe==2.1.5"):
@@ -627,8 +627,8 @@ def test_auditwheel_runs_inside_when_the_root_has_it(
 
 @pytest.mark.unit
 def test_build_environment_is_pinned_to_the_planned_build_dependencies() -> None:
-    from refinery.build.runner import planned_constraints
-    from refinery.models import NodeStatus, Plan, PlanNode
+    from refinery.builder.runner import planned_constraints
+    from refinery.core.models import NodeStatus, Plan, PlanNode
 
     def mk(name: str, version: str, status: NodeStatus, build: tuple[str, ...] = ()) -> PlanNode:
         return PlanNode(name, version, "3.11", status, "", False, build_deps=build)
@@ -666,7 +666,7 @@ def test_hint_build_requirements_are_added_to_the_sdist(
 ) -> None:
     import tomllib
 
-    from refinery.build.artifacts import add_build_requires
+    from refinery.builder.artifacts import add_build_requires
 
     if pyproject is not None:
         (tmp_path / "pyproject.toml").write_text(pyproject)

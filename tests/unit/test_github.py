@@ -1,4 +1,4 @@
-"""refinery.github against a local recording HTTP server (pytest-httpserver) that plays
+"""refinery.gitops.github against a local recording HTTP server (pytest-httpserver) that plays
 GitHub under an Enterprise-style ``/api/v3`` prefix; PyGithub retries and throttling off."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from werkzeug import Request, Response
 
-from refinery.github import COMMENT_MARKER, GitHub, GitHubError, plan_comment
-from refinery.models import NodeStatus, Plan, PlanNode, Target
+from refinery.core.models import NodeStatus, Plan, PlanNode, Target
+from refinery.gitops.github import COMMENT_MARKER, GitHub, GitHubError, plan_comment
 
 pytestmark = pytest.mark.integration
 

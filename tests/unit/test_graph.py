@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from refinery.models import NodeStatus, PlanNode, parse_node_key
-from refinery.planner import CycleError, assign_waves, build_matrix, matrices_by_wave
-from refinery.target import Target, platform_tags, wheel_rank
+from refinery.core.models import NodeStatus, PlanNode, parse_node_key
+from refinery.core.target import Target, platform_tags, wheel_rank
+from refinery.plan.planner import CycleError, assign_waves, build_matrix, matrices_by_wave
 
 pytestmark = pytest.mark.unit
 

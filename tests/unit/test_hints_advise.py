@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from refinery.build.runner import build_plan
-from refinery.build.step import BuildOutcome
+from refinery.builder.runner import build_plan
+from refinery.builder.step import BuildOutcome
+from refinery.core.models import FileRef, NodeStatus, Plan, PlanNode, Target
 from refinery.hints import load_catalog
 from refinery.hints.advise import Advisor, RetrySettings, manager_for_backend
 from refinery.hints.matcher import as_log_lines, read_log, scan
 from refinery.hints.models import Catalog, Hint, HintFix, PackageEntry, Scope
-from refinery.models import FileRef, NodeStatus, Plan, PlanNode, Target
-from refinery.planner import _Decider
-from refinery.store import Store
+from refinery.plan.planner import _Decider
+from refinery.store.ledger import Store
 
 pytestmark = pytest.mark.unit
 
@@ -147,7 +147,7 @@ def test_first_fix_from_learned_package_entries() -> None:
 
 
 def test_forced_fixes_apply_before_the_first_attempt() -> None:
-    from refinery.errors import InputError
+    from refinery.core.errors import InputError
 
     catalog = Catalog(
         hints=(
@@ -205,7 +205,7 @@ def test_runner_records_both_attempts_hint_and_fix(
     fake = fake_build(
         "zlib1g-dev", ["gcc -c x.c", "x.c:1:10: fatal error: zlib.h: No such file or directory"]
     )
-    monkeypatch.setattr("refinery.build.runner.build_node", fake)
+    monkeypatch.setattr("refinery.builder.runner.build_node", fake)
     catalog = load_catalog(HINTS)
     n = node("zdemo")
     plan = Plan("p", (), (Target(),), (n,), ((n.key,),), {}, catalog_digest=catalog.digest)
@@ -230,7 +230,7 @@ def test_a_failure_is_recorded_with_sdist_hash_and_catalog_digest_then_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = fake_build("never", ["error: something nobody knows"])
-    monkeypatch.setattr("refinery.build.runner.build_node", fake)
+    monkeypatch.setattr("refinery.builder.runner.build_node", fake)
     hints = tmp_path / "hints"
     hints.mkdir()
     (hints / "a.yaml").write_text("hints:\n  - id: z\n    match: [zzz]\n    fix: {apt: [z]}\n")

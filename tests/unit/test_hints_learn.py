@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from refinery.cli import main
+from refinery.core.models import Attempt, BuildRecord, NodeStatus
 from refinery.hints import load_catalog
 from refinery.hints.learn import add_entries, evidence_of, learned_from_records
-from refinery.models import Attempt, BuildRecord, NodeStatus
-from refinery.store import Store
+from refinery.store.ledger import Store
 
 pytestmark = pytest.mark.unit
 
@@ -165,7 +165,7 @@ def test_cli_learn_proposes_a_pull_request_on_actions(
             proposed.append({"path": path, "content": content, **kwargs})
             return "https://github.com/org/farm/pull/7"
 
-    monkeypatch.setattr("refinery.github.GitHub", FakeGitHub)
+    monkeypatch.setattr("refinery.gitops.github.GitHub", FakeGitHub)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_TOKEN", "t0ken")
     monkeypatch.setenv("GITHUB_REPOSITORY", "org/farm")

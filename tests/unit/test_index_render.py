@@ -13,10 +13,10 @@ from threading import Thread
 import pytest
 from fixtures.pyindex import Dist, make_wheel
 
-from refinery.index import Index, negotiate
-from refinery.index import handler as serve_handler
-from refinery.models import BuildRecord, NodeStatus
-from refinery.store import Store
+from refinery.core.models import BuildRecord, NodeStatus
+from refinery.index.render import Index, negotiate
+from refinery.index.render import handler as serve_handler
+from refinery.store.ledger import Store
 
 pytestmark = pytest.mark.unit
 
@@ -144,7 +144,7 @@ def test_a_missing_wheel_is_never_listed(store: Store, tmp_path: Path) -> None:
 def test_overlay_lists_upstream_files_after_ours(
     store: Store, tmp_path: Path, fixture_index: str, cache_dir: Path
 ) -> None:
-    from refinery.pypi import IndexClient
+    from refinery.upstream.simple import IndexClient
 
     add(store, tmp_path, "purepkg", "9.0")
     out = tmp_path / "out"

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from refinery.cli import main
-from refinery.ingest import RejectedWheel, check_wheel, ingest
-from refinery.models import NodeStatus
-from refinery.store import Store
+from refinery.core.models import NodeStatus
+from refinery.store.ingest import RejectedWheel, check_wheel, ingest
+from refinery.store.ledger import Store
 
 pytestmark = pytest.mark.unit
 
@@ -200,7 +200,7 @@ def test_same_name_different_bytes_is_refused(tmp_path: Path) -> None:
             "okpkg-1.0.dist-info/WHEEL": WHEEL,
         },
     )
-    from refinery.errors import ConflictError
+    from refinery.core.errors import ConflictError
 
     with pytest.raises(ConflictError, match="different bytes"):
         ingest(store, [changed], twine=False)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from refinery.errors import InputError
-from refinery.inputs import parse_files
+from refinery.core.errors import InputError
+from refinery.plan.inputs import parse_files
 
 pytestmark = pytest.mark.unit
 

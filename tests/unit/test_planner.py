@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from refinery.cli import Settings, make_plan
-from refinery.errors import ResolutionError
-from refinery.models import BuildRecord, NodeStatus, Plan, WheelRef
-from refinery.planner import CycleError
-from refinery.store import Store
+from refinery.core.errors import ResolutionError
+from refinery.core.models import BuildRecord, NodeStatus, Plan, WheelRef
+from refinery.plan.planner import CycleError
+from refinery.store.ledger import Store
 
 pytestmark = pytest.mark.unit
 

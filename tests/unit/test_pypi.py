@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from refinery.pypi import (
+from refinery.plan.resolver import parse_pylock, parse_uv_output
+from refinery.upstream.simple import (
     LEGACY_BUILD_REQUIRES,
     IndexClient,
     _classify,
     build_requires_from_sdist,
     parse_project_html,
 )
-from refinery.resolver import parse_pylock, parse_uv_output
 
 pytestmark = pytest.mark.unit
 

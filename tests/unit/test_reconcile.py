@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from fixtures.actions import run_job
 
-from refinery.models import Attempt, BuildRecord, InputRecord, InputStatus, NodeStatus
-from refinery.pypi import IndexClient
-from refinery.reconcile import expire_leases, status_counts, upstream_wheels
-from refinery.store import Store
+from refinery.core.models import Attempt, BuildRecord, InputRecord, InputStatus, NodeStatus
+from refinery.gitops.reconcile import expire_leases, status_counts, upstream_wheels
+from refinery.store.ledger import Store
+from refinery.upstream.simple import IndexClient
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from refinery import sdist
+from refinery.upstream import sdist
 
 pytestmark = pytest.mark.unit
 

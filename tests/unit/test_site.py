@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from fixtures.sitestore import ZLIB_ERROR, build_log, ts, write_demo_store
 
 from refinery.cli import main
-from refinery.models import Attempt
+from refinery.core.models import Attempt
 from refinery.site import Generator, SiteOptions, load, plots, stats
 from refinery.site.catalog import CatalogEntry, load_catalog
 from refinery.site.generate import log_keys, publish_logs
 from refinery.site.logs import excerpt, is_error
-from refinery.store import Store
+from refinery.store.ledger import Store
 
 pytestmark = pytest.mark.unit
 

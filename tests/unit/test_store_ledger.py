@@ -12,11 +12,11 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from fixtures.ledger import concurrent_updates
 from fixtures.pyindex import Dist, make_wheel
 
-from refinery.errors import ConflictError, StoreError
-from refinery.models import Attempt, BuildRecord, Event, NodeStatus
-from refinery.publish import merge_records, publish
-from refinery.s3 import S3BlobStore, content_type
-from refinery.store import LocalBlobStore, Store, open_blobs, project_key
+from refinery.core.errors import ConflictError, StoreError
+from refinery.core.models import Attempt, BuildRecord, Event, NodeStatus
+from refinery.store.ledger import LocalBlobStore, Store, open_blobs, project_key
+from refinery.store.publish import merge_records, publish
+from refinery.store.s3 import S3BlobStore, content_type
 
 pytestmark = pytest.mark.unit
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from fixtures.actions import WORKFLOWS, evaluate, interpolate, load, read_outputs, run_job
 
-from refinery.models import NodeStatus, Plan, PlanNode
-from refinery.planner import build_matrix
+from refinery.core.models import NodeStatus, Plan, PlanNode
+from refinery.plan.planner import build_matrix
 
 # unit by default (tests/conftest.py); the two that run real jobs are integration
 
@@ -377,10 +377,10 @@ def test_build_job_really_builds_its_shard(
     """The Build step exactly as build.yml runs it, no stand-in: the fixture C extension
     from the plan artifact, built in the emulated s390x root, lands in the staging store
     the job uploads."""
-    from refinery.build.artifacts import make_sdist
-    from refinery.models import FileRef, NodeStatus, Plan, PlanNode, Target
-    from refinery.planner import assign_waves, build_matrix
-    from refinery.store import sha256_file
+    from refinery.builder.artifacts import make_sdist
+    from refinery.core.models import FileRef, NodeStatus, Plan, PlanNode, Target
+    from refinery.plan.planner import assign_waves, build_matrix
+    from refinery.store.ledger import sha256_file
 
     sdist = make_sdist(Path(__file__).resolve().parents[1] / "fixtures" / "cext", tmp_path)
     node = PlanNode(
@@ -421,8 +421,8 @@ def test_publish_job_publishes_indexes_and_builds_the_site(
 ) -> None:
     from fixtures.pyindex import Dist, make_wheel
 
-    from refinery.models import BuildRecord, NodeStatus
-    from refinery.store import Store
+    from refinery.core.models import BuildRecord, NodeStatus
+    from refinery.store.ledger import Store
 
     staging = repo / ".refinery" / "staging"
     wheel_name, data, _ = make_wheel(Dist("cybuild", "1.0"), "cp311-cp311-manylinux_2_17_s390x")

@@ -1,0 +1,380 @@
+"""The ``rootfs`` backend: a cached Debian s390x root run under QEMU user emulation.
+
+The cached tarball (see :mod:`refinery.builder.rootfs_image`) is unpacked once into a
+read-only *lower* directory. Every session gets its own overlayfs upper directory (or,
+where overlayfs is unavailable, its own unpacked copy), so recipe packages installed in
+one build never reach the next. Each command runs in a private mount and PID namespace
+(``unshare --mount --pid --fork``) that mounts the overlay, ``/proc``, ``/dev`` and the
+session's bind mounts, then ``chroot`` s into it; when the command ends (or is killed on
+timeout) the namespace and everything in it disappears.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from refinery.builder import binfmt, pipconf, rootfs_image
+from refinery.builder.errors import BuildRootUnavailable, MissingPython, SystemRecipeFailed
+from refinery.builder.proc import OnLine, ProcResult, run
+from refinery.builder.roots import INSIDE_BASE, BoundSession, Mounts
+
+ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_PYTHON_BIN = re.compile(r"^python(\d+\.\d+)$")
+_UNPACKED_MARK = ".refinery-unpacked"
+STALE_SESSION_SECONDS = 24 * 3600
+
+
+def base_env() -> dict[str, str]:
+    """The environment commands inside the root start from (nothing of the host's)."""
+    return {
+        "PATH": ROOT_PATH,
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "DEBIAN_FRONTEND": "noninteractive",
+        "PIP_ROOT_USER_ACTION": "ignore",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def overlay_supported() -> bool:
+    try:
+        return "overlay" in Path("/proc/filesystems").read_text()
+    except OSError:
+        return False
+
+
+def ldpaths_for(bases: Sequence[Path], multiarch: str) -> tuple[Path, ...]:
+    """Library directories of a Debian root, in the order the dynamic loader uses."""
+    out: list[Path] = []
+    for base in bases:
+        out += [
+            base / "usr/local/lib",
+            base / "lib" / multiarch,
+            base / "usr/lib" / multiarch,
+            base / "lib",
+            base / "usr/lib",
+        ]
+    return tuple(out)
+
+
+MULTIARCH = {"s390x": "s390x-linux-gnu", "amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
+
+
+def namespace_script(
+    *,
+    merged: Path,
+    overlay: tuple[Path, Path, Path] | None,
+    binds: Sequence[tuple[Path, str, bool]],
+    cwd: str,
+) -> str:
+    """The shell script run in the new mount namespace; ``"$@"`` is the command."""
+    q = shlex.quote
+    m = q(str(merged))
+    lines = ["set -eu"]
+    if overlay is not None:
+        lower, upper, work = overlay
+        opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
+        lines.append(f"mount -t overlay overlay -o {q(opts)} {m}")
+    lines += [
+        f"mount -t proc proc {m}/proc",
+        f"mount --rbind /dev {m}/dev",
+        f"mount --make-rslave {m}/dev",
+    ]
+    for src, dst, read_only in binds:
+        target = q(f"{merged}{dst}")
+        lines.append(f"mkdir -p {target}")
+        lines.append(f"mount --bind {q(str(src))} {target}")
+        if read_only:
+            lines.append(f"mount -o remount,bind,ro {target}")
+    for name in ("resolv.conf", "hosts"):
+        host = Path("/etc") / name
+        if host.exists():
+            lines.append(f"rm -f {m}/etc/{name} && cp -L {q(str(host))} {m}/etc/{name}")
+    lines.append(f'exec chroot {m} /usr/bin/env --chdir={q(cwd)} "$@"')
+    return "\n".join(lines)
+
+
+def unshare_argv(script: str, argv: Sequence[str]) -> list[str]:
+    return [
+        "unshare",
+        "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        script,
+        "refinery-root",
+        *argv,
+    ]
+
+
+@dataclass
+class RootfsSession(BoundSession):
+    """One throwaway root: an overlay upper dir (or a full copy) plus bind mounts."""
+
+    root: RootfsRoot
+    dir: Path
+    overlay: bool
+    purpose: str
+
+    @property
+    def backend(self) -> str:
+        return "rootfs"
+
+    @property
+    def package_manager(self) -> str:
+        return "apt"
+
+    @property
+    def host_auditwheel(self) -> bool:
+        return True
+
+    @property
+    def ca_bundle(self) -> str | None:
+        return pipconf.ROOT_CA_BUNDLE
+
+    @property
+    def merged(self) -> Path:
+        return self.dir / ("merged" if self.overlay else "root")
+
+    @property
+    def ldpaths(self) -> tuple[Path, ...]:
+        multiarch = MULTIARCH.get(self.root.spec.arch, f"{self.root.spec.arch}-linux-gnu")
+        bases = [self.dir / "upper", self.root.lower] if self.overlay else [self.merged]
+        return ldpaths_for(bases, multiarch)
+
+    def python(self, version: str) -> str:
+        available = self.root.pythons()
+        if version not in available:
+            raise MissingPython(version, available, f"rootfs {self.root.spec.release}")
+        return f"/usr/bin/python{version}"
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        on_line: OnLine | None = None,
+        log: Path | None = None,
+        cwd: str | None = None,
+    ) -> ProcResult:
+        overlay = None
+        if self.overlay:
+            overlay = (self.root.lower, self.dir / "upper", self.dir / "ovl-work")
+        script = namespace_script(
+            merged=self.merged,
+            overlay=overlay,
+            binds=self._binds,
+            cwd=cwd or f"{INSIDE_BASE}/work",
+        )
+        full_env = base_env()
+        full_env.update(env or {})
+        return run(
+            unshare_argv(script, argv),
+            env=full_env,
+            timeout=timeout,
+            on_line=on_line,
+            log=log,
+        )
+
+    def install_system(
+        self,
+        packages: Sequence[str],
+        *,
+        timeout: float | None = None,
+        on_line: OnLine | None = None,
+        log: Path | None = None,
+    ) -> ProcResult:
+        if not packages:
+            raise ValueError("install_system needs at least one package")
+        names = " ".join(shlex.quote(p) for p in packages)
+        command = f"apt-get update -q && apt-get install -y -q --no-install-recommends {names}"
+        result = self.run(["sh", "-c", command], timeout=timeout, on_line=on_line, log=log)
+        if not result.ok:
+            raise SystemRecipeFailed("apt", tuple(packages), result.exit_code)
+        return result
+
+
+@dataclass
+class RootfsRoot:
+    """The rootfs backend for one :class:`RootfsSpec` (Debian release + arch + packages)."""
+
+    spec: rootfs_image.RootfsSpec = field(default_factory=rootfs_image.RootfsSpec)
+    cache: Path | None = None
+    use_overlay: bool | None = None  # None: detect
+    _image: rootfs_image.RootfsImage | None = field(default=None, init=False)
+
+    @property
+    def backend(self) -> str:
+        return "rootfs"
+
+    @property
+    def arch(self) -> str:
+        return self.spec.arch
+
+    @property
+    def cache_root(self) -> Path:
+        return self.cache or rootfs_image.cache_dir()
+
+    @property
+    def lower(self) -> Path:
+        return self.cache_root / self.spec.key
+
+    @property
+    def image(self) -> str:
+        if self._image is None:
+            self._image = rootfs_image.cached(self.spec, self.cache)
+        return self._image.digest if self._image else f"{self.spec.key}@unbuilt"
+
+    def prepare(self, on_line: OnLine | None = None) -> None:
+        self._image = rootfs_image.ensure(self.spec, cache=self.cache, on_line=on_line)
+        binfmt.ensure(self.spec.arch)
+        if shutil.which("unshare") is None or shutil.which("chroot") is None:
+            raise BuildRootUnavailable("unshare and chroot (util-linux, coreutils) are needed")
+        self._unpack(self._image)
+        self._sweep_stale_sessions()
+        if self.use_overlay is None:
+            self.use_overlay = overlay_supported() and self._overlay_works()
+
+    def _unpack(self, image: rootfs_image.RootfsImage) -> None:
+        mark = self.lower / _UNPACKED_MARK
+        if mark.is_file() and mark.read_text().strip() == image.sha256:
+            return
+        self.cache_root.mkdir(parents=True, exist_ok=True)
+        with open(self.cache_root / f".{self.spec.key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if mark.is_file() and mark.read_text().strip() == image.sha256:
+                return
+            staging = Path(tempfile.mkdtemp(prefix=f".{self.spec.key}.", dir=self.cache_root))
+            untar_into(image.tarball, staging)
+            (staging / _UNPACKED_MARK).write_text(image.sha256 + "\n")
+            if self.lower.exists():
+                shutil.rmtree(self.lower)
+            staging.rename(self.lower)
+
+    def _overlay_works(self) -> bool:
+        probe = Path(tempfile.mkdtemp(prefix="overlay-probe.", dir=self._sessions_dir()))
+        try:
+            for sub in ("upper", "ovl-work", "merged"):
+                (probe / sub).mkdir()
+            opts = f"lowerdir={self.lower},upperdir={probe}/upper,workdir={probe}/ovl-work"
+            done = subprocess.run(
+                [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "mount",
+                    "-t",
+                    "overlay",
+                    "overlay",
+                    "-o",
+                    opts,
+                    str(probe / "merged"),
+                ],
+                capture_output=True,
+                check=False,
+            )
+            return done.returncode == 0
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
+
+    def _sessions_dir(self) -> Path:
+        path = self.cache_root / "sessions"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _sweep_stale_sessions(self, max_age: float = STALE_SESSION_SECONDS) -> None:
+        """Remove session directories a killed process left behind (older than a day)."""
+        now = time.time()
+        for entry in self._sessions_dir().iterdir():
+            try:
+                old = now - entry.stat().st_mtime > max_age
+            except OSError:
+                continue
+            if old:
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def pythons(self) -> tuple[str, ...]:
+        found = []
+        for entry in (self.lower / "usr/bin").glob("python3.*"):
+            match = _PYTHON_BIN.match(entry.name)
+            if match:
+                found.append(match.group(1))
+        return tuple(sorted(found, key=lambda v: tuple(int(p) for p in v.split("."))))
+
+    @contextlib.contextmanager
+    def _session(self, mounts: Mounts, purpose: str) -> Iterator[RootfsSession]:
+        if self._image is None:
+            self.prepare()
+        overlay = bool(self.use_overlay)
+        for src, _dst, read_only in mounts.pairs(INSIDE_BASE):
+            if not read_only:
+                src.mkdir(parents=True, exist_ok=True)
+        path = self._sessions_dir() / f"{purpose}-{uuid.uuid4().hex[:12]}"
+        path.mkdir()
+        try:
+            if overlay:
+                for sub in ("upper", "ovl-work", "merged"):
+                    (path / sub).mkdir()
+            else:
+                assert self._image is not None
+                (path / "root").mkdir()
+                untar_into(self._image.tarball, path / "root")
+            yield RootfsSession(mounts, self, path, overlay, purpose)
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def build_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[RootfsSession]:
+        return self._session(mounts, "build")
+
+    def smoke_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[RootfsSession]:
+        return self._session(mounts, "smoke")
+
+
+def untar_into(tarball: Path, dest: Path) -> None:
+    """Unpack a (zstd) root filesystem tarball keeping owners, modes and devices."""
+    done = subprocess.run(
+        ["tar", "--zstd", "-xpf", str(tarball), "--numeric-owner", "-C", str(dest)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BuildRootUnavailable(f"unpacking {tarball} failed: {done.stderr.strip()}")
+
+
+def os_release(root: Path) -> dict[str, str]:
+    """Parsed ``/etc/os-release`` of an unpacked root (empty when absent)."""
+    out: dict[str, str] = {}
+    for candidate in (root / "etc/os-release", root / "usr/lib/os-release"):
+        if candidate.is_file() or candidate.is_symlink():
+            try:
+                text = candidate.read_text()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                key, sep, value = line.partition("=")
+                if sep:
+                    out[key] = value.strip().strip('"')
+            break
+    return out

@@ -1,0 +1,249 @@
+"""The build-root protocol every backend implements, and backend selection.
+
+A :class:`BuildRoot` is a *kind* of environment (a cached Debian s390x rootfs, a
+manylinux container image, the s390x host itself). Each build opens two throwaway
+:class:`Session` s from it: a *build* session (where the wheel is compiled, recipe
+packages may be installed) and a *smoke* session (a clean one, where the repaired wheel
+is imported). Keeping the two apart is what lets a future ``cross`` backend compile with
+host cross compilers (build session on the host, rootfs as sysroot) and still smoke-test
+under emulation (smoke session from the rootfs backend).
+
+Paths: the build step only holds host paths (under :class:`Mounts`); a session maps them
+to what the command inside sees with :meth:`Session.inside`.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from refinery.builder.proc import OnLine, ProcResult
+
+BACKENDS = ("auto", "native", "container", "rootfs", "cross")
+S390X_MACHINES = frozenset({"s390x"})
+
+
+@dataclass(frozen=True)
+class Mounts:
+    """Host directories a session exposes to the commands it runs.
+
+    ``work`` is read-write (sources, dist, logs of one build); ``pip_cache`` is shared
+    between builds; ``wheels`` (optional, read-only) holds wheels of earlier waves and
+    seed wheels (setuptools, wheel) offered with ``--find-links``; ``tools`` (read-only)
+    holds the pure-Python build frontend put on ``PYTHONPATH``.
+    """
+
+    work: Path
+    pip_cache: Path
+    tools: Path
+    wheels: Path | None = None
+
+    def pairs(self, inside_base: str) -> tuple[tuple[Path, str, bool], ...]:
+        """(host path, path inside, read_only) for every mount, under ``inside_base``."""
+        out: list[tuple[Path, str, bool]] = [
+            (self.work, f"{inside_base}/work", False),
+            (self.pip_cache, f"{inside_base}/pip-cache", False),
+            (self.tools, f"{inside_base}/tools", True),
+        ]
+        if self.wheels is not None:
+            out.append((self.wheels, f"{inside_base}/wheels", True))
+        return tuple(out)
+
+
+def map_inside(pairs: Sequence[tuple[Path, str, bool]], host: Path) -> str:
+    """The path a command inside sees for ``host`` (which must lie under a mount)."""
+    resolved = host.resolve()
+    for src, dst, _ro in pairs:
+        base = src.resolve()
+        if resolved == base or base in resolved.parents:
+            rel = resolved.relative_to(base).as_posix()
+            return dst if rel == "." else f"{dst}/{rel}"
+    raise ValueError(f"{host} is not under any mount of this session")
+
+
+INSIDE_BASE = "/refinery"  # where host folders appear inside every build root
+
+
+@dataclass
+class BoundSession:
+    """What sessions that see host folders through bind mounts share: the mapping of a
+    host path to the path the build sees."""
+
+    mounts: Mounts
+    _binds: tuple[tuple[Path, str, bool], ...] = field(default=(), init=False)
+
+    def __post_init__(self) -> None:
+        self._binds = self.mounts.pairs(INSIDE_BASE)
+
+    def inside(self, host: Path) -> str:
+        return map_inside(self._binds, host)
+
+
+class Session(Protocol):
+    """One throwaway environment; gone when its context manager exits."""
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def host_auditwheel(self) -> bool:
+        """True: run auditwheel on the host with :attr:`ldpaths`; False: run it inside."""
+        ...
+
+    @property
+    def ldpaths(self) -> tuple[Path, ...]:
+        """Host directories holding the target's shared libraries (host auditwheel)."""
+        ...
+
+    @property
+    def ca_bundle(self) -> str | None:
+        """CA bundle path pip inside should use; None keeps the host's ``cert`` setting."""
+        ...
+
+    def inside(self, host: Path) -> str:
+        """Map a host path under the session's mounts to the path commands see."""
+        ...
+
+    def python(self, version: str) -> str:
+        """The interpreter for ``version`` (path as seen inside); raises MissingPython."""
+        ...
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        on_line: OnLine | None = None,
+        log: Path | None = None,
+        cwd: str | None = None,
+    ) -> ProcResult:
+        """Run a command inside; output streamed to ``on_line`` and appended to ``log``."""
+        ...
+
+    def install_system(
+        self,
+        packages: Sequence[str],
+        *,
+        timeout: float | None = None,
+        on_line: OnLine | None = None,
+        log: Path | None = None,
+    ) -> ProcResult:
+        """Install distro packages (apt/dnf) here; raises SystemRecipeFailed on failure."""
+        ...
+
+    @property
+    def package_manager(self) -> str:
+        """``apt``, ``dnf`` or ``yum``: which recipe key applies to this session."""
+        ...
+
+
+class BuildRoot(Protocol):
+    """A backend: makes build and smoke sessions for one target architecture."""
+
+    @property
+    def backend(self) -> str: ...
+
+    @property
+    def arch(self) -> str:
+        """Target architecture (``uname -m`` spelling) of the wheels built here."""
+        ...
+
+    @property
+    def image(self) -> str:
+        """What the sessions are made from, for the record (image or rootfs digest)."""
+        ...
+
+    def prepare(self, on_line: OnLine | None = None) -> None:
+        """Make sure the root can be used (cache, binfmt); may take minutes the first time."""
+        ...
+
+    def pythons(self) -> tuple[str, ...]:
+        """Target Pythons (``"3.11"``…) this root provides."""
+        ...
+
+    def build_session(self, mounts: Mounts) -> AbstractContextManager[Session]: ...
+
+    def smoke_session(self, mounts: Mounts) -> AbstractContextManager[Session]: ...
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What backend selection looks at; injectable for tests."""
+
+    machine: str
+    engine: str | None  # a container engine that answered, if any
+
+
+def host_facts() -> HostFacts:
+    from refinery.builder.container import detect_engine
+
+    return HostFacts(machine=platform.machine(), engine=detect_engine())
+
+
+def choose_backend(requested: str, facts: HostFacts) -> str:
+    """``auto``: native on s390x, container if an engine responds, else rootfs."""
+    if requested not in BACKENDS:
+        from refinery.builder.errors import BuildRootUnavailable
+
+        raise BuildRootUnavailable(
+            f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}"
+        )
+    if requested != "auto":
+        return requested
+    if facts.machine in S390X_MACHINES:
+        return "native"
+    if facts.engine is not None:
+        return "container"
+    return "rootfs"
+
+
+def select_root(
+    backend: str = "auto",
+    *,
+    release: str | None = None,
+    image: str | None = None,
+    engine: str | None = None,
+    facts: HostFacts | None = None,
+) -> BuildRoot:
+    """The build root for ``backend`` (``auto`` picks one for this host).
+
+    ``release`` is the Debian release of the rootfs backend; ``image`` overrides the
+    container image reference (pinned by digest); ``engine`` forces docker or podman.
+    """
+    from refinery.builder.errors import BuildRootUnavailable
+
+    needs_facts = backend == "auto" or (backend == "container" and engine is None)
+    facts = facts or (host_facts() if needs_facts else HostFacts(platform.machine(), None))
+    chosen = choose_backend(backend, facts)
+    if chosen == "native":
+        from refinery.builder.native import NativeRoot
+
+        if facts.machine not in S390X_MACHINES:
+            raise BuildRootUnavailable(
+                f"the native backend builds for the host ({facts.machine}), not s390x; "
+                "use --backend rootfs or container here"
+            )
+        return NativeRoot(machine=facts.machine)
+    if chosen == "container":
+        from refinery.builder.container import ContainerRoot, default_image
+
+        found = engine or facts.engine
+        if found is None:
+            raise BuildRootUnavailable(
+                "no container engine answered (tried podman and docker); start one or use "
+                "--backend rootfs"
+            )
+        return ContainerRoot(engine=found, image=image or default_image())
+    if chosen == "rootfs":
+        from refinery.builder.rootfs import RootfsRoot
+        from refinery.builder.rootfs_image import DEFAULT_RELEASE, RootfsSpec
+
+        return RootfsRoot(RootfsSpec(release=release or DEFAULT_RELEASE))
+    raise BuildRootUnavailable(
+        "the cross backend is planned but not implemented yet; use --backend rootfs"
+    )

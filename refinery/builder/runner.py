@@ -1,0 +1,501 @@
+"""Build a plan's nodes wave by wave and record every attempt in the store.
+
+For each pending node: lease its record (``leased``, with an expiry), mark it
+``building`` with a new attempt, run :func:`refinery.builder.step.build_node`, upload the
+attempt's log to ``logs/<name>/<version>/<python>/<n>.log``, store the wheel
+(content-addressed), and close the attempt (``built``/``failed``/``missing``/
+``system_recipe_failed``). Wheels built — here or by earlier jobs — for nodes of earlier
+waves are offered to later builds as a ``--find-links`` directory, so a build that
+needs our numpy gets it.
+
+An optional ``advise`` callback (the hints stage) may return a :class:`Fix` for a failed
+attempt; the node then goes to ``retry`` and is built again with the fix applied.
+Nothing here prints: progress goes to ``on_event``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from refinery.builder.errors import BuildError
+from refinery.builder.proc import OnLine
+from refinery.builder.roots import BuildRoot
+from refinery.builder.step import BuildOutcome, build_node
+from refinery.core.models import (
+    Attempt,
+    BuildRecord,
+    NodeStatus,
+    Plan,
+    PlanNode,
+    WheelRef,
+    normalize_name,
+)
+from refinery.hints.models import Remedy as Fix
+from refinery.store.ledger import Store, log_key
+
+LEASE_MARGIN = 600.0
+
+
+@dataclass(frozen=True)
+class BuildEvent:
+    """Progress for the CLI. ``kind``: wave, skip, leased, building, line, retry, done."""
+
+    kind: str
+    node: str | None = None
+    message: str = ""
+    wave: int | None = None
+    status: NodeStatus | None = None
+    outcome: BuildOutcome | None = None
+
+
+OnEvent = Callable[[BuildEvent], None]
+Advise = Callable[[PlanNode, BuildOutcome, int], Fix | None]
+FirstFix = Callable[[PlanNode], Fix | None]
+
+__all__ = ["Advise", "BuildEvent", "FirstFix", "Fix", "NodeResult", "RunSummary", "build_plan"]
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    key: str
+    status: NodeStatus
+    reason: str = ""
+    wheel: WheelRef | None = None
+    attempts: int = 0
+    outcome: BuildOutcome | None = None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    results: tuple[NodeResult, ...]
+
+    @property
+    def failed(self) -> tuple[NodeResult, ...]:
+        bad = {NodeStatus.FAILED, NodeStatus.SYSTEM_RECIPE_FAILED}
+        return tuple(r for r in self.results if r.status in bad)
+
+    @property
+    def built(self) -> tuple[NodeResult, ...]:
+        return tuple(r for r in self.results if r.status is NodeStatus.BUILT)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for result in self.results:
+            out[str(result.status)] = out.get(str(result.status), 0) + 1
+        return out
+
+
+def planned_constraints(plan: Plan, node: PlanNode) -> tuple[str, ...]:
+    """Pin the build environment to the versions the plan chose for the node's build
+    dependencies, so a build uses the numpy (say) that an earlier wave built."""
+    out: list[str] = []
+    for key in node.build_deps:
+        try:
+            dep = plan.node(key)
+        except KeyError:
+            continue
+        if dep.status is not NodeStatus.MISSING:
+            out.append(f"{dep.name}=={dep.version}")
+    return tuple(out)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def _lease_active(record: BuildRecord) -> bool:
+    if record.status not in (NodeStatus.LEASED, NodeStatus.BUILDING):
+        return False
+    if record.lease_expires is None:
+        return False
+    return _parse(record.lease_expires) > datetime.now(UTC)
+
+
+def _normal_selector(item: str) -> str:
+    name, sep, rest = item.strip().partition("==")
+    return f"{normalize_name(name)}{sep}{rest}"
+
+
+def selected(node: PlanNode, wanted: Collection[str]) -> bool:
+    """``--node`` matching: ``name==version@python`` or ``name==version`` (any spelling)."""
+    return node.key in wanted or f"{node.name}=={node.version}" in wanted
+
+
+def _ignore(_: BuildEvent) -> None:
+    return None
+
+
+class _Run:
+    def __init__(
+        self,
+        plan: Plan,
+        store: Store,
+        root: BuildRoot,
+        *,
+        workdir: Path,
+        on_event: OnEvent,
+        timeout: float,
+        extra_index: Sequence[str],
+        advise: Advise | None,
+        max_attempts: int,
+        catalog_digest: str,
+        installer: str = "auto",
+        first_fix: FirstFix | None = None,
+    ) -> None:
+        self.plan = plan
+        self.store = store
+        self.root = root
+        self.workdir = workdir
+        self.wheels = workdir / "wheels"
+        self.wheels.mkdir(parents=True, exist_ok=True)
+        self.emit = on_event
+        self.timeout = timeout
+        self.extra_index = tuple(extra_index)
+        self.advise = advise
+        self.first_fix = first_fix
+        self.max_attempts = max_attempts
+        self.catalog_digest = catalog_digest or plan.catalog_digest
+        self.installer = installer
+        self.lock = threading.Lock()
+
+    # --- wheels of earlier waves --------------------------------------------------
+    def collect_wheels(self) -> None:
+        """Put every already-built wheel of this plan into the find-links directory."""
+        for node in self.plan.nodes:
+            record = self.store.get_record(node.name, node.version, node.python)
+            if record is None or record.wheel is None:
+                continue
+            if record.status not in (NodeStatus.BUILT, NodeStatus.CACHED):
+                continue
+            self._offer(record.wheel)
+
+    def _offer(self, ref: WheelRef, local: Path | None = None) -> None:
+        target = self.wheels / ref.filename
+        if target.exists():
+            return
+        if local is not None:
+            shutil.copyfile(local, target)
+            return
+        data = self.store.get_wheel(ref)
+        if data is not None:
+            target.write_bytes(data)
+
+    # --- records ------------------------------------------------------------------
+    def _lease(self, node: PlanNode) -> tuple[BuildRecord | None, str]:
+        """Claim the node's record; ``(None, why)`` when someone else has it or it's done."""
+        expires = (
+            (datetime.now(UTC) + timedelta(seconds=self.timeout * self.max_attempts + LEASE_MARGIN))
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z")
+        )
+        refused: list[str] = []
+
+        def change(current: BuildRecord | None) -> BuildRecord:
+            refused.clear()
+            if current is not None and current.status is NodeStatus.BUILT and current.wheel:
+                refused.append(f"already built ({current.wheel.filename})")
+                return current
+            if current is not None and _lease_active(current):
+                refused.append(f"leased elsewhere until {current.lease_expires}")
+                return current
+            base = current or BuildRecord(
+                name=node.name,
+                version=node.version,
+                python=node.python,
+                status=NodeStatus.PENDING,
+            )
+            return base.evolve(
+                status=NodeStatus.LEASED,
+                lease_expires=expires,
+                plan_id=self.plan.plan_id,
+                sdist_sha256=node.sdist.sha256 if node.sdist else None,
+                catalog_digest=self.catalog_digest,
+                reason="",
+            ).with_event(_now(), "leased", f"plan {self.plan.plan_id} on {self.root.backend}")
+
+        record = self.store.update_record(node.name, node.version, node.python, change)
+        if refused:
+            return None, refused[0]
+        return record, ""
+
+    def _start_attempt(self, node: PlanNode, fix: Fix | None) -> int:
+        number: list[int] = []
+
+        def change(current: BuildRecord | None) -> BuildRecord:
+            assert current is not None
+            n = len(current.attempts) + 1
+            number[:] = [n]
+            attempt = Attempt(
+                n=n,
+                started=_now(),
+                backend=self.root.backend,
+                image=self.root.image,
+                recipes=fix.recipes if fix else (),
+                hint_ids=fix.hint_ids if fix else (),
+                log=log_key(node.name, node.version, node.python, n),
+            )
+            return current.evolve(
+                status=NodeStatus.BUILDING, attempts=(*current.attempts, attempt)
+            ).with_event(_now(), "building", f"attempt {n}")
+
+        self.store.update_record(node.name, node.version, node.python, change)
+        return number[0]
+
+    def _finish_attempt(
+        self,
+        node: PlanNode,
+        n: int,
+        outcome: BuildOutcome,
+        wheel: WheelRef | None,
+        log: str | None,
+        next_fix: Fix | None,
+    ) -> BuildRecord:
+        status = outcome.status
+        record_status = NodeStatus.RETRY if next_fix is not None else status
+
+        def change(current: BuildRecord | None) -> BuildRecord:
+            assert current is not None
+            attempts = list(current.attempts)
+            for i, attempt in enumerate(attempts):
+                if attempt.n == n:
+                    attempts[i] = replace(
+                        attempt,
+                        ended=_now(),
+                        duration=round(outcome.durations.total, 1),
+                        exit=outcome.exit_code,
+                        log=log,
+                        status=str(status),
+                        reason=outcome.reason,
+                        matched_lines=(next_fix.matched_lines if next_fix else ())
+                        or outcome.matched_lines,
+                        auditwheel=outcome.auditwheel_show,
+                    )
+            updated = current.evolve(
+                status=record_status,
+                attempts=tuple(attempts),
+                wheel=wheel if wheel is not None else current.wheel,
+                reason=outcome.reason,
+                lease_expires=current.lease_expires if next_fix else None,
+            )
+            message = outcome.reason or (wheel.filename if wheel else "")
+            updated = updated.with_event(_now(), str(status), message)
+            if next_fix is not None:
+                hints = ", ".join(next_fix.hint_ids) or "a fix"
+                recipes = f" ({'; '.join(next_fix.recipes)})" if next_fix.recipes else ""
+                updated = updated.with_event(_now(), "retry", f"applying {hints}{recipes}")
+            return updated
+
+        return self.store.update_record(node.name, node.version, node.python, change)
+
+    # --- one node -----------------------------------------------------------------
+    def build(self, node: PlanNode, wave: int) -> NodeResult:
+        key = node.key
+        record, why = self._lease(node)
+        if record is None:
+            self.emit(BuildEvent("skip", key, why, wave=wave))
+            current = self.store.get_record(node.name, node.version, node.python)
+            status = current.status if current else NodeStatus.PENDING
+            return NodeResult(key, status, why, current.wheel if current else None)
+        self.emit(BuildEvent("leased", key, f"until {record.lease_expires}", wave=wave))
+        fix = self.first_fix(node) if self.first_fix is not None else None
+        outcome: BuildOutcome | None = None
+        wheel: WheelRef | None = None
+        attempts = 0
+        while True:
+            n = self._start_attempt(node, fix)
+            attempts += 1
+            self.emit(BuildEvent("building", key, f"attempt {n} on {self.root.backend}", wave=wave))
+
+            def on_line(line: str, _key: str = key) -> None:
+                self.emit(BuildEvent("line", _key, line, wave=wave))
+
+            outcome = self._attempt(node, n, fix, on_line)
+            log = self._upload_log(node, n, outcome.log)
+            wheel = None
+            if outcome.ok and outcome.wheel is not None:
+                wheel = self.store.put_wheel(outcome.wheel)
+                with self.lock:
+                    self._offer(wheel, outcome.wheel)
+            next_fix = None
+            if (
+                not outcome.ok
+                and outcome.status is not NodeStatus.MISSING
+                and self.advise is not None
+                and attempts < self.max_attempts
+            ):
+                next_fix = self.advise(node, outcome, n)
+            self._finish_attempt(node, n, outcome, wheel, log, next_fix)
+            if next_fix is None:
+                break
+            self.emit(
+                BuildEvent(
+                    "retry",
+                    key,
+                    ", ".join(next_fix.hint_ids),
+                    wave=wave,
+                    status=NodeStatus.RETRY,
+                    outcome=outcome,
+                )
+            )
+            if next_fix.delay > 0:
+                time.sleep(next_fix.delay)
+            fix = next_fix
+        self.emit(
+            BuildEvent(
+                "done",
+                key,
+                outcome.reason or (wheel.filename if wheel else ""),
+                wave=wave,
+                status=outcome.status,
+                outcome=outcome,
+            )
+        )
+        return NodeResult(key, outcome.status, outcome.reason, wheel, attempts, outcome)
+
+    def _attempt(self, node: PlanNode, n: int, fix: Fix | None, on_line: OnLine) -> BuildOutcome:
+        attempt_dir = self.workdir / "nodes" / node.key.replace("@", "-py") / str(n)
+        if attempt_dir.exists():
+            shutil.rmtree(attempt_dir)
+        log = attempt_dir / "build.log"
+        try:
+            return build_node(
+                node,
+                self.root,
+                workdir=attempt_dir / "work",
+                find_links=self.wheels,
+                extra_index=self.extra_index,
+                env=fix.env if fix else None,
+                constraints=(
+                    *planned_constraints(self.plan, node),
+                    *(fix.constraints if fix else ()),
+                ),
+                system_packages=fix.system_packages if fix else (),
+                build_requires=fix.build_requires if fix else (),
+                timeout=self.timeout,
+                on_line=on_line,
+                log=log,
+                installer=self.installer,
+            )
+        except Exception as exc:
+            # A root that broke mid-build (BuildError) or a bug: the attempt is recorded
+            # as failed with the traceback in its log, and the other nodes go on.
+            what = "build root error" if isinstance(exc, BuildError) else "internal error"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("a", encoding="utf-8") as fh:
+                fh.write(f"!! {what}: {exc}\n{traceback.format_exc()}")
+            on_line(f"!! {what}: {exc}")
+            return BuildOutcome(
+                status=NodeStatus.FAILED,
+                backend=self.root.backend,
+                image=self.root.image,
+                python=node.python,
+                log=log,
+                reason=f"{what}: {exc}",
+            )
+        finally:
+            work = attempt_dir / "work"
+            if work.exists():
+                keep = work / "wheelhouse"
+                for child in work.iterdir():
+                    if child == keep:
+                        continue
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+
+    def _upload_log(self, node: PlanNode, n: int, path: Path) -> str | None:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        return self.store.put_log(node.name, node.version, node.python, n, data)
+
+
+def build_plan(
+    plan: Plan,
+    store: Store,
+    root: BuildRoot,
+    *,
+    jobs: int = 1,
+    on_event: OnEvent | None = None,
+    only: Collection[str] | None = None,
+    workdir: Path | None = None,
+    timeout: float = 3600,
+    extra_index: Sequence[str] = (),
+    advise: Advise | None = None,
+    max_attempts: int = 3,
+    catalog_digest: str = "",
+    installer: str = "auto",
+    first_fix: FirstFix | None = None,
+) -> RunSummary:
+    """Build the plan's pending nodes wave by wave with ``jobs`` builds in parallel.
+
+    ``only`` restricts the run to these node keys (``name==version@python``) or
+    ``name==version`` pairs. Returns one :class:`NodeResult` per node considered.
+    ``first_fix`` gives a fix to apply before a node's first attempt (learned hints);
+    ``advise`` one for the next attempt after a failure (its ``delay`` is waited out in
+    status ``retry``), up to ``max_attempts`` attempts.
+    """
+    emit = on_event or _ignore
+    root.prepare(on_line=lambda line: emit(BuildEvent("line", None, line)))
+    own_workdir = workdir is None
+    base = workdir or Path(tempfile.mkdtemp(prefix="refinery-build."))
+    runner = _Run(
+        plan,
+        store,
+        root,
+        workdir=base,
+        on_event=emit,
+        timeout=timeout,
+        extra_index=extra_index,
+        advise=advise,
+        max_attempts=max_attempts,
+        catalog_digest=catalog_digest,
+        installer=installer,
+        first_fix=first_fix,
+    )
+    wanted = {_normal_selector(item) for item in only} if only is not None else None
+    results: list[NodeResult] = []
+    started = time.monotonic()
+    try:
+        for wave_no, wave in enumerate(plan.waves):
+            nodes = []
+            for key in wave:
+                node = plan.node(key)
+                if wanted is not None and not selected(node, wanted):
+                    continue
+                if node.status is not NodeStatus.PENDING:
+                    emit(BuildEvent("skip", key, f"plan says {node.status}", wave=wave_no))
+                    continue
+                nodes.append(node)
+            if not nodes:
+                continue
+            emit(BuildEvent("wave", None, f"wave {wave_no}: {len(nodes)} node(s)", wave=wave_no))
+            runner.collect_wheels()
+            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+                results += list(pool.map(lambda n, w=wave_no: runner.build(n, w), nodes))
+    finally:
+        if own_workdir:
+            shutil.rmtree(base, ignore_errors=True)
+    emit(
+        BuildEvent("finished", None, f"{len(results)} node(s) in {time.monotonic() - started:.0f}s")
+    )
+    return RunSummary(tuple(results))

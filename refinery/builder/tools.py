@@ -1,0 +1,155 @@
+"""Host-side helpers that keep pip work out of the emulator.
+
+* The build frontend (pypa/build and its two pure-Python dependencies) is downloaded once
+  by the host's pip and unpacked into a directory the root puts on ``sys.path``; nothing
+  is pip-installed into the root for it.
+* Seed wheels of the common build backends (setuptools, wheel) sit next to it and are
+  offered with ``--find-links`` so isolated build environments rarely need the network.
+* uv for the *target* architecture (from its manylinux wheel) lets pypa/build create the
+  isolated environment with ``--installer uv``: a compiled installer is several times
+  faster than pip interpreted by an emulated CPython (fixture: 6.5 s → 2 s).
+
+Both live in the cache directory (``$XDG_CACHE_HOME/refinery/tools/<key>``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from refinery.builder.errors import BuildRootUnavailable
+from refinery.builder.rootfs_image import cache_dir as roots_cache_dir
+
+FRONTEND: tuple[str, ...] = ("build>=1.2", "pyproject_hooks>=1.0", "packaging>=24")
+SEEDS: tuple[str, ...] = ("setuptools>=70", "wheel>=0.43", "packaging>=24")
+UV: str = "uv>=0.5"
+TOOLS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Tools:
+    """``site``: put on ``sys.path`` to run ``build``; ``seed``: a find-links directory."""
+
+    root: Path
+    site: Path
+    seed: Path
+
+    def uv_dir(self, arch: str) -> Path:
+        """Where uv for ``arch`` lives (see :func:`ensure_uv`)."""
+        return self.root / "uv" / arch
+
+
+def tools_cache() -> Path:
+    return roots_cache_dir().parent / "tools"
+
+
+def _key() -> str:
+    blob = json.dumps({"frontend": FRONTEND, "seeds": SEEDS, "v": TOOLS_VERSION})
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _download(requirements: tuple[str, ...], dest: Path, platforms: tuple[str, ...] = ()) -> None:
+    """``pip download`` wheels (for ``platforms`` when given) with the host's pip."""
+    platform_args: list[str] = []
+    for platform_tag in platforms:
+        platform_args += ["--platform", platform_tag]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--only-binary=:all:",
+            "--no-deps",
+            *platform_args,
+            "--dest",
+            str(dest),
+            *requirements,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BuildRootUnavailable(
+            f"pip download of {' '.join(requirements)} failed:\n{done.stdout}{done.stderr}"
+        )
+
+
+def ensure_tools(cache: Path | None = None) -> Tools:
+    """The frontend site directory and seed wheels, downloading them the first time."""
+    root = (cache or tools_cache()) / _key()
+    tools = Tools(root=root, site=root / "site", seed=root / "seed")
+    if (root / ".complete").is_file():
+        return tools
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f".{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / ".complete").is_file():
+            return tools
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+        try:
+            wheels = staging / "frontend-wheels"
+            _download(FRONTEND, wheels)
+            site = staging / "site"
+            site.mkdir()
+            for wheel in sorted(wheels.glob("*.whl")):
+                with zipfile.ZipFile(wheel) as zf:
+                    zf.extractall(site)
+            _download(SEEDS, staging / "seed")
+            (staging / ".complete").write_text("ok\n")
+            if root.exists():
+                shutil.rmtree(root)
+            staging.rename(root)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return tools
+
+
+def ensure_uv(tools: Tools, arch: str) -> Path | None:
+    """A directory with uv for ``arch`` laid out like ``pip install --target``.
+
+    Putting it on the frontend's ``sys.path`` lets pypa/build ``import uv`` and find the
+    binary in ``bin/`` next to the package. Downloaded once; None when unavailable.
+    """
+    home = tools.uv_dir(arch)
+    if (home / "bin" / "uv").is_file():
+        return home
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with open(home.parent / f".{arch}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (home / "bin" / "uv").is_file():
+            return home
+        with tempfile.TemporaryDirectory(dir=home.parent) as tmp:
+            staging = Path(tmp) / "home"
+            platforms = tuple(f"manylinux{tag}_{arch}" for tag in ("2014", "_2_17", "_2_28"))
+            try:
+                _download((UV,), Path(tmp), platforms)
+            except BuildRootUnavailable:
+                return None
+            for wheel in Path(tmp).glob("uv-*.whl"):
+                with zipfile.ZipFile(wheel) as zf:
+                    for name in zf.namelist():
+                        if name.startswith("uv/"):
+                            zf.extract(name, staging)
+                        elif name.endswith(".data/scripts/uv"):
+                            binary = staging / "bin" / "uv"
+                            binary.parent.mkdir(parents=True, exist_ok=True)
+                            binary.write_bytes(zf.read(name))
+                            binary.chmod(0o755)
+            if not (staging / "bin" / "uv").is_file():
+                return None
+            if home.exists():
+                shutil.rmtree(home)
+            staging.rename(home)
+    return home

@@ -1,0 +1,1 @@
+"""The GitHub side: the REST API (PyGithub), reconcile, Actions workflow-command output."""

@@ -1,0 +1,372 @@
+"""The GitHub API side of the GitOps loop (PyGithub).
+
+* :meth:`GitHub.dispatch` — re-dispatch ``build.yml`` for nodes with their next attempt
+  and fixes (``workflow_dispatch``: the only event a workflow token may trigger);
+* :meth:`GitHub.upsert_comment` — ONE plan comment per pull request, found again by a
+  hidden marker and edited on later pushes;
+* :meth:`GitHub.check_run` — a completed check run carrying the plan summary;
+* :meth:`GitHub.propose_file` — a learned hint as a pull request (branch, commit, PR).
+
+Every API failure becomes one :class:`GitHubError` line (rate limits with their reset
+time, 422 with GitHub's own explanation); nothing here prints. The base URL is
+configurable for GitHub Enterprise Server (``https://HOST/api/v3``).
+
+:func:`plan_comment` renders the comment body from a :class:`~refinery.core.models.Plan`
+(models only: this module knows nothing of the other stages).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from refinery.core.errors import NetworkError, RefineryError
+from refinery.core.models import NodeStatus, Plan, PlanNode
+
+DEFAULT_API = "https://api.github.com"
+COMMENT_MARKER = "<!-- wheel-refinery:plan -->"
+CHECK_NAME = "refinery plan"
+MAX_BODY = 65_000  # GitHub refuses comment bodies and check summaries over 65,536 chars
+
+
+class GitHubError(RefineryError):
+    """The GitHub API refused or failed; the message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommentResult:
+    action: str  # "created" | "updated" | "unchanged"
+    comment_id: int
+    url: str
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _reset_time(headers: Mapping[str, Any] | None) -> str:
+    reset = (headers or {}).get("x-ratelimit-reset") or (headers or {}).get("X-RateLimit-Reset")
+    if reset:
+        with contextlib.suppress(ValueError, OverflowError, OSError):
+            when = datetime.fromtimestamp(int(reset), UTC)
+            return f"; resets at {when:%H:%M:%S} UTC"
+    retry = (headers or {}).get("retry-after") or (headers or {}).get("Retry-After")
+    return f"; retry after {retry} s" if retry else ""
+
+
+def _explain(data: Any) -> str:
+    """GitHub's error document as one line: message, then each error's details."""
+    if not isinstance(data, Mapping):
+        return _one_line(str(data or ""))
+    parts = [str(data.get("message") or "")]
+    for err in data.get("errors") or ():
+        if isinstance(err, Mapping):
+            detail = err.get("message") or " ".join(
+                str(err[k]) for k in ("resource", "field", "code") if err.get(k)
+            )
+            parts.append(str(detail))
+        else:
+            parts.append(str(err))
+    return _one_line(": ".join(p for p in parts if p))
+
+
+@contextlib.contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Turn PyGithub and transport exceptions into one-line :class:`GitHubError`."""
+    import requests
+    from github import GithubException, RateLimitExceededException
+
+    try:
+        yield
+    except RateLimitExceededException as exc:
+        raise GitHubError(
+            f"{what}: GitHub rate limit exceeded ({_explain(exc.data)}){_reset_time(exc.headers)}"
+        ) from None
+    except GithubException as exc:
+        status = exc.status
+        detail = _explain(exc.data)
+        if status == 422:
+            raise GitHubError(f"{what}: GitHub refused the request (422): {detail}") from None
+        if status == 401:
+            raise GitHubError(f"{what}: bad or missing GitHub token (401): {detail}") from None
+        if status == 403 and "rate limit" in detail.lower():
+            raise GitHubError(
+                f"{what}: GitHub rate limit exceeded ({detail}){_reset_time(exc.headers)}"
+            ) from None
+        if status == 403:
+            raise GitHubError(
+                f"{what}: forbidden (403): {detail} — does the token have the permission?"
+            ) from None
+        if status == 404:
+            raise GitHubError(f"{what}: not found (404): {detail}") from None
+        raise GitHubError(f"{what}: GitHub API error {status}: {detail}") from None
+    except requests.exceptions.RequestException as exc:
+        raise NetworkError(f"{what}: cannot reach GitHub: {_one_line(str(exc))}") from None
+
+
+class GitHub:
+    """One repository on github.com or a GitHub Enterprise Server.
+
+    ``retry``/``throttle`` off is for tests against a local server: PyGithub then
+    neither retries nor sleeps between requests.
+    """
+
+    def __init__(
+        self,
+        repo: str,
+        token: str | None,
+        *,
+        base_url: str | None = None,
+        retry: bool = True,
+        throttle: bool = True,
+        timeout: int = 30,
+    ) -> None:
+        from github import Auth, Github
+
+        if repo.count("/") != 1 or not all(repo.split("/")):
+            raise GitHubError(f"repository must be OWNER/NAME, not {repo!r}")
+        self.repo_name = repo
+        self.base_url = (base_url or DEFAULT_API).rstrip("/")
+        kwargs: dict[str, Any] = {
+            "base_url": self.base_url,
+            "timeout": timeout,
+            "auth": Auth.Token(token) if token else None,
+            "lazy": True,
+        }
+        if not retry:
+            kwargs["retry"] = None
+        if not throttle:
+            kwargs["seconds_between_requests"] = 0
+            kwargs["seconds_between_writes"] = 0
+        self._gh = Github(**kwargs)
+        self._repo: Any = None
+
+    @property
+    def repo(self) -> Any:
+        if self._repo is None:
+            with _translated(f"repository {self.repo_name}"):
+                self._repo = self._gh.get_repo(self.repo_name)
+        return self._repo
+
+    def close(self) -> None:
+        self._gh.close()
+
+    def __enter__(self) -> GitHub:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- re-dispatch --------------------------------------------------------------
+    def dispatch(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> None:
+        """``workflow_dispatch`` of ``workflow`` (file name or id) on ``ref``."""
+        what = f"dispatch {workflow}@{ref}"
+        with _translated(what):
+            wf = self.repo.get_workflow(workflow)
+            wf.create_dispatch(ref, dict(inputs), throw=True)
+
+    # --- pull request comment -----------------------------------------------------
+    def upsert_comment(
+        self,
+        pr: int,
+        body: str,
+        *,
+        marker: str = COMMENT_MARKER,
+        author: str | None = None,
+        expect_head_sha: str | None = None,
+    ) -> CommentResult:
+        """Create the marked comment on ``pr``, or edit the one already there.
+
+        ``expect_head_sha``: refuse unless the PR's head is that commit (the PR number
+        came from an untrusted artifact; the SHA from the trusted ``workflow_run``).
+        ``author``: only comments by this login count as ours.
+        """
+        if marker not in body:
+            body = f"{marker}\n{body}"
+        body = _clip(body)
+        what = f"comment on pull request #{pr}"
+        with _translated(what):
+            if expect_head_sha is not None:
+                pull = self.repo.get_pull(pr)
+                if pull.head.sha != expect_head_sha:
+                    raise GitHubError(
+                        f"{what}: head is {pull.head.sha[:12]}, not {expect_head_sha[:12]}; "
+                        "refusing to comment for another commit"
+                    )
+            issue = self.repo.get_issue(pr)
+            for comment in issue.get_comments():
+                if marker not in (comment.body or ""):
+                    continue
+                if author is not None and (comment.user is None or comment.user.login != author):
+                    continue
+                if comment.body == body:
+                    return CommentResult("unchanged", comment.id, comment.html_url)
+                comment.edit(body)
+                return CommentResult("updated", comment.id, comment.html_url)
+            created = issue.create_comment(body)
+            return CommentResult("created", created.id, created.html_url)
+
+    # --- check run ----------------------------------------------------------------
+    def check_run(
+        self,
+        head_sha: str,
+        title: str,
+        summary: str,
+        *,
+        name: str = CHECK_NAME,
+        conclusion: str = "success",
+        details_url: str | None = None,
+    ) -> str:
+        """A completed check run on ``head_sha``; returns its URL."""
+        output = {"title": title[:255], "summary": _clip(summary)}
+        kwargs: dict[str, Any] = {
+            "name": name,
+            "head_sha": head_sha,
+            "status": "completed",
+            "conclusion": conclusion,
+            "completed_at": datetime.now(UTC),
+            "output": output,
+        }
+        if details_url:
+            kwargs["details_url"] = details_url
+        with _translated(f"check run on {head_sha[:12]}"):
+            run = self.repo.create_check_run(**kwargs)
+            return str(run.html_url or run.url)
+
+    # --- learned hints as pull requests -------------------------------------------
+    def propose_file(
+        self,
+        path: str,
+        content: str,
+        *,
+        branch: str,
+        title: str,
+        body: str,
+        message: str | None = None,
+        base: str | None = None,
+    ) -> str:
+        """Branch off ``base``, commit ``content`` to ``path``, open a PR; its URL."""
+        from github import GithubException
+
+        what = f"propose {path} on branch {branch}"
+        with _translated(what):
+            base = base or self.repo.default_branch
+            head = self.repo.get_branch(base).commit.sha
+            self.repo.create_git_ref(f"refs/heads/{branch}", head)
+            message = message or title
+            try:
+                existing = self.repo.get_contents(path, ref=branch)
+            except GithubException as exc:
+                if exc.status != 404:
+                    raise
+                self.repo.create_file(path, message, content, branch=branch)
+            else:
+                if isinstance(existing, list):
+                    raise GitHubError(f"{what}: {path} is a directory")
+                self.repo.update_file(path, message, content, existing.sha, branch=branch)
+            pull = self.repo.create_pull(base=base, head=branch, title=title, body=body)
+            return str(pull.html_url)
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_BODY:
+        return text
+    return text[: MAX_BODY - 60].rsplit("\n", 1)[0] + "\n\n… (truncated; see the run summary)\n"
+
+
+# --- comment body -------------------------------------------------------------------
+_SECTIONS: tuple[tuple[str, frozenset[NodeStatus]], ...] = (
+    ("To build", frozenset({NodeStatus.PENDING, NodeStatus.RETRY})),
+    (
+        "Known failing",
+        frozenset(
+            {NodeStatus.SKIPPED_KNOWN_FAILURE, NodeStatus.FAILED, NodeStatus.SYSTEM_RECIPE_FAILED}
+        ),
+    ),
+    ("Missing", frozenset({NodeStatus.MISSING})),
+    ("Cached (built by us before)", frozenset({NodeStatus.CACHED, NodeStatus.BUILT})),
+    ("Reused (PyPI has an s390x wheel)", frozenset({NodeStatus.REUSED})),
+)
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.replace("|", "\\|").replace("<", "&lt;").split())
+
+
+def _row(node: PlanNode, hints: Mapping[str, str]) -> str:
+    name = f"**{node.name}**" if node.requested else node.name
+    wave = "" if node.wave is None else str(node.wave)
+    reason = _cell(node.reason)
+    hint = hints.get(node.key)
+    if hint:
+        reason += f" — hint that would apply: `{_cell(hint)}`"
+    return f"| {name} | {node.version} | {node.python} | {wave} | {reason} |"
+
+
+def plan_comment(
+    plan: Plan,
+    *,
+    hints: Mapping[str, str] | None = None,
+    run_url: str | None = None,
+    marker: str = COMMENT_MARKER,
+    collapse_over: int = 20,
+) -> str:
+    """The PR comment: counts, then reused / cached / to build / known failing tables.
+
+    ``hints`` maps node keys of known-failing nodes to the hint that would apply.
+    Sections over ``collapse_over`` rows are folded into ``<details>``.
+    """
+    hints = hints or {}
+    counts = plan.counts()
+    summary = ", ".join(f"{counts[str(s)]} {s}" for s in NodeStatus if str(s) in counts)
+    jobs = len(plan.matrix.get("include", []))
+    lines = [
+        marker,
+        f"### s390x wheel plan `{plan.plan_id}`",
+        "",
+        f"Inputs: {', '.join(f'`{i}`' for i in plan.inputs) or '—'} · "
+        f"targets: {', '.join(f'cp{t.python} {t.platform}' for t in plan.targets)}",
+        "",
+        f"**{len(plan.nodes)} nodes**: {summary or 'none'}; "
+        f"{len(plan.waves)} wave(s), {jobs} build job(s).",
+    ]
+    for title, statuses in _SECTIONS:
+        nodes = sorted((n for n in plan.nodes if n.status in statuses), key=lambda n: n.key)
+        if not nodes:
+            continue
+        table = [
+            "| package | version | python | wave | why |",
+            "|---|---|---|---|---|",
+            *(_row(n, hints) for n in nodes),
+        ]
+        lines.append("")
+        if len(nodes) > collapse_over:
+            lines += [f"<details><summary>{title} ({len(nodes)})</summary>", "", *table, "",
+                      "</details>"]  # fmt: skip
+        else:
+            lines += [f"#### {title} ({len(nodes)})", "", *table]
+    if run_url:
+        lines += ["", f"[Run log]({run_url})"]
+    return "\n".join(lines) + "\n"
+
+
+def check_conclusion(plan: Plan) -> str:
+    """``neutral`` when something requested cannot be served, else ``success``."""
+    bad = {NodeStatus.MISSING, NodeStatus.SKIPPED_KNOWN_FAILURE}
+    return "neutral" if any(n.requested and n.status in bad for n in plan.nodes) else "success"
+
+
+def dispatch_inputs(
+    nodes: Sequence[str], *, attempt: int | None = None, fixes: Sequence[str] = (),
+    plan_id: str | None = None,
+) -> dict[str, str]:  # fmt: skip
+    """The ``workflow_dispatch`` inputs ``build.yml`` declares (all strings)."""
+    return {
+        "nodes": " ".join(nodes),
+        "attempt": str(attempt or 1),
+        "fixes": " ".join(fixes),
+        "plan": plan_id or "",
+    }

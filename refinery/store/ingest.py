@@ -1,0 +1,257 @@
+"""``refinery ingest WHEEL…``: add existing wheels to the store after validation.
+
+A wheel is accepted only when all of these hold; otherwise it is rejected with a
+one-line reason and nothing is stored:
+
+* it is a readable zip whose entries are relative paths without ``..``;
+* its file name is a valid wheel name whose name and version match ``METADATA``;
+* every file listed in ``RECORD`` is present with the recorded sha256 and size, and every
+  file in the zip is listed (``RECORD`` itself, and signatures, may go unhashed);
+* every tag is pure (``any``) or a portable s390x one (``manylinux*``/``musllinux*``);
+* ``twine check`` passes.
+
+An accepted wheel gets a build record with status ``built`` and source ``ingested``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import subprocess
+import sys
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from typing import Any
+
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from refinery.core.errors import ConflictError, InputError
+from refinery.core.models import DEFAULT_PYTHON, BuildRecord, NodeStatus, WheelRef, normalize_name
+from refinery.store.ledger import Store, now, sha256_file, wheel_metadata
+
+INGEST_SCHEMA = 1
+_PORTABLE = re.compile(r"^(manylinux\d*_\w+|manylinux_\d+_\d+_\w+|musllinux_\d+_\d+_\w+)$")
+
+
+class RejectedWheel(InputError):
+    """A wheel failed validation; the message is the one-line reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedWheel:
+    path: Path
+    name: str  # normalised
+    version: str
+    python: str
+    tags: tuple[str, ...]
+    pure: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    name: str
+    version: str
+    python: str
+    wheel: WheelRef
+    stored: bool  # False: the same wheel was already recorded
+    schema: int = INGEST_SCHEMA
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": self.schema, "name": self.name, "version": self.version,
+                "python": self.python, "wheel": self.wheel.to_json(),
+                "stored": self.stored}  # fmt: skip
+
+
+def _reject(path: Path, reason: str) -> RejectedWheel:
+    return RejectedWheel(reason, path=str(path))
+
+
+def _python_of(tags: frozenset[Tag], pure: bool, default: str) -> str:
+    """The record's Python: ``cpXY`` → ``X.Y``; pure, abi3 or ``py3`` wheels → ``default``."""
+    found = set()
+    for t in tags:
+        m = re.fullmatch(r"cp(\d)(\d+)", t.interpreter)
+        if m and t.abi != "abi3" and not pure:
+            found.add(f"{m.group(1)}.{m.group(2)}")
+    if len(found) > 1:
+        raise ValueError(f"tags name several CPython versions {sorted(found)}")
+    return found.pop() if found else default
+
+
+def _check_record(path: Path, zf: zipfile.ZipFile, dist_info: str) -> None:
+    try:
+        record = zf.read(f"{dist_info}/RECORD").decode()
+    except KeyError:
+        raise _reject(path, f"{dist_info}/RECORD is missing") from None
+    listed: set[str] = set()
+    import csv
+    import io
+
+    for row in csv.reader(io.StringIO(record)):
+        if not row:
+            continue
+        if len(row) != 3:
+            raise _reject(path, f"RECORD: malformed line {','.join(row)!r}")
+        name, digest, size = row
+        listed.add(name)
+        if name == f"{dist_info}/RECORD" or (
+            not digest and name.startswith(f"{dist_info}/RECORD.")
+        ):
+            continue
+        if not digest:
+            raise _reject(path, f"RECORD: {name} has no hash")
+        algo, _, expected = digest.partition("=")
+        if algo not in ("sha256", "sha384", "sha512"):
+            raise _reject(path, f"RECORD: {name} uses hash {algo!r} (want sha256)")
+        try:
+            data = zf.read(name)
+        except KeyError:
+            raise _reject(path, f"RECORD lists {name}, which is not in the wheel") from None
+        actual = base64.urlsafe_b64encode(hashlib.new(algo, data).digest()).rstrip(b"=").decode()
+        if actual != expected.rstrip("="):
+            raise _reject(path, f"RECORD: hash mismatch for {name}")
+        if size and int(size) != len(data):
+            raise _reject(path, f"RECORD: size mismatch for {name}")
+    for info in zf.infolist():
+        if not info.is_dir() and info.filename not in listed:
+            raise _reject(path, f"{info.filename} is not listed in RECORD")
+
+
+def check_wheel(path: Path, *, python: str = DEFAULT_PYTHON, twine: bool = True) -> CheckedWheel:
+    """Validate ``path``; raise :class:`RejectedWheel` with a one-line reason."""
+    if not path.is_file():
+        raise _reject(path, "no such file")
+    try:
+        wname, wversion, _build, tags = parse_wheel_filename(path.name)
+    except (InvalidWheelFilename, InvalidVersion) as exc:
+        raise _reject(path, f"not a wheel file name: {exc}") from None
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _reject(path, f"not a readable zip: {exc}") from None
+    with zf:
+        try:
+            bad = zf.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise _reject(path, f"corrupt zip: {exc}") from None
+        if bad is not None:
+            raise _reject(path, f"corrupt zip member {bad}")
+        for info in zf.infolist():
+            n = info.filename
+            if n.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", n) or ".." in re.split(
+                r"[/\\]", n
+            ):  # fmt: skip
+                raise _reject(path, f"unsafe path in zip: {n!r}")
+        dist_infos = {
+            i.filename.split("/")[0]
+            for i in zf.infolist()
+            if i.filename.split("/")[0].endswith(".dist-info")
+        }
+        if len(dist_infos) != 1:
+            raise _reject(path, f"want exactly one .dist-info folder, found {len(dist_infos)}")
+        dist_info = dist_infos.pop()
+        try:
+            metadata = zf.read(f"{dist_info}/METADATA")
+        except KeyError:
+            raise _reject(path, f"{dist_info}/METADATA is missing") from None
+        headers = BytesHeaderParser().parsebytes(metadata)
+        mname, mversion = headers.get("Name"), headers.get("Version")
+        if not mname or not mversion:
+            raise _reject(path, "METADATA lacks Name or Version")
+        if canonicalize_name(str(mname)) != wname:
+            raise _reject(path, f"file name says {wname}, METADATA says Name: {mname}")
+        try:
+            same = Version(str(mversion)) == wversion
+        except InvalidVersion:
+            same = False
+        if not same:
+            raise _reject(path, f"file name says {wversion}, METADATA says Version: {mversion}")
+        _check_record(path, zf, dist_info)
+    pure = all(t.platform == "any" for t in tags)
+    for t in sorted(tags, key=str):
+        if t.platform == "any":
+            continue
+        if not t.platform.endswith("s390x"):
+            raise _reject(path, f"tag {t} is not for s390x (or pure)")
+        if not _PORTABLE.match(t.platform):
+            raise _reject(path, f"tag {t} is not portable (run auditwheel repair)")
+    try:
+        py = _python_of(tags, pure, python)
+    except ValueError as exc:
+        raise _reject(path, str(exc)) from None
+    if twine:
+        _twine_check(path)
+    return CheckedWheel(path, normalize_name(wname), str(mversion), py,
+                        tuple(sorted(str(t) for t in tags)), pure)  # fmt: skip
+
+
+def _twine_check(path: Path) -> None:
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "twine", "check", str(path)],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise _reject(path, f"twine check could not run: {exc}") from None
+    if proc.returncode != 0:
+        lines = [
+            ln.strip()
+            for ln in (proc.stdout + proc.stderr).splitlines()
+            if ln.strip() and not ln.startswith("Checking")
+        ]
+        reason = lines[0] if lines else f"exit {proc.returncode}"
+        raise _reject(path, f"twine check failed: {reason[:200]}")
+
+
+def ingest(store: Store, paths: Sequence[Path], *, python: str = DEFAULT_PYTHON,
+           twine: bool = True) -> list[IngestResult]:  # fmt: skip
+    """Validate every wheel first (all or nothing), then store and record them."""
+    checked = [check_wheel(p, python=python, twine=twine) for p in paths]
+    for c in checked:
+        wheel_metadata(c.path)  # readable; raises InputError otherwise
+    results: list[IngestResult] = []
+    for c in checked:
+        digest = sha256_file(c.path)
+        existing = store.get_record(c.name, c.version, c.python)
+        if (
+            existing is not None
+            and existing.wheel is not None
+            and existing.wheel.filename == c.path.name
+            and existing.wheel.sha256 != digest
+        ):
+            raise ConflictError(
+                f"{c.path}: {c.path.name} is already recorded with different bytes "
+                f"(sha256 {existing.wheel.sha256[:12]}…)"
+            )
+        summary = store.get_summary(c.name)
+        for entry in summary.files.values() if summary else ():
+            if entry.filename == c.path.name and entry.sha256 != digest:
+                raise ConflictError(
+                    f"{c.path}: the index already serves {entry.filename} with different "
+                    f"bytes (sha256 {entry.sha256[:12]}…)"
+                )
+    for c in checked:
+        existing = store.get_record(c.name, c.version, c.python)
+        ref = store.put_wheel(c.path)
+        if existing is not None and existing.wheel == ref and existing.status is NodeStatus.BUILT:
+            results.append(IngestResult(c.name, c.version, c.python, ref, stored=False))
+            continue
+
+        def change(
+            cur: BuildRecord | None, c: CheckedWheel = c, ref: WheelRef = ref
+        ) -> BuildRecord:
+            base = cur or BuildRecord(c.name, c.version, c.python, NodeStatus.BUILT)
+            return base.evolve(
+                status=NodeStatus.BUILT, source="ingested", wheel=ref, reason="ingested",
+                lease_expires=None,
+            ).with_event(now(), "ingested", f"{ref.filename} sha256={ref.sha256}")  # fmt: skip
+
+        store.update_record(c.name, c.version, c.python, change)
+        results.append(IngestResult(c.name, c.version, c.python, ref, stored=True))
+    return results

@@ -1,0 +1,1 @@
+"""The upstream index: the simple-API client (PEP 691/503) and the sdist reader."""
