@@ -87,9 +87,12 @@ def main() -> None:
         new_version = f"9.{time.time_ns()}"  # a version this store has not seen
         wheel = good_wheel(base / "new", "proj-00042", new_version, TAG)
         ref = store.put_wheel(wheel)
-        store.update_record("proj-00042", new_version, "3.11",
-                            lambda _c: BuildRecord("proj-00042", new_version, "3.11",
-                                                   NodeStatus.BUILT, wheel=ref))  # fmt: skip
+        store.update_record(
+            "proj-00042",
+            new_version,
+            "3.11",
+            lambda _c: BuildRecord("proj-00042", new_version, "3.11", NodeStatus.BUILT, wheel=ref),
+        )
         t = time.perf_counter()
         inc = Index(store, out).build()
         inc_s = time.perf_counter() - t

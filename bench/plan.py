@@ -46,17 +46,35 @@ def main() -> None:
         ours_env = {**os.environ, "UV_CACHE_DIR": str(t / "ours-uv")}
         uv_env = {**os.environ, "UV_CACHE_DIR": str(t / "uv")}
         ours = [
-            sys.executable, "-m", "refinery", "--cache-dir", str(t / "ours"),
-            "--store", str(t / "store"), "plan", args.requirements, "--json",
-            "-o", str(t / "plan.json"),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "refinery",
+            "--cache-dir",
+            str(t / "ours"),
+            "--store",
+            str(t / "store"),
+            "plan",
+            args.requirements,
+            "--json",
+            "-o",
+            str(t / "plan.json"),
+        ]
         from uv import find_uv_bin
 
         uv = [
-            str(find_uv_bin()), "pip", "compile", args.requirements, "--no-config",
-            "--python-platform", "s390x-manylinux_2_28", "--python-version", "3.11",
-            "--quiet", "-o", str(t / "uv.txt"),
-        ]  # fmt: skip
+            str(find_uv_bin()),
+            "pip",
+            "compile",
+            args.requirements,
+            "--no-config",
+            "--python-platform",
+            "s390x-manylinux_2_28",
+            "--python-version",
+            "3.11",
+            "--quiet",
+            "-o",
+            str(t / "uv.txt"),
+        ]
         uv_cold = timed(uv, uv_env)
         ours_cold = timed(ours, ours_env)
         uv_warm = statistics.median(timed(uv, uv_env) for _ in range(args.warm_runs))

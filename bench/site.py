@@ -37,15 +37,29 @@ def change_one(store: Store) -> str:
     """Give pkg00042 a new failed attempt (a retry that did not help)."""
     rec = next(r for r in store.records() if r.name == "pkg00042")
     n = len(rec.attempts) + 1
-    log = store.put_log(rec.name, rec.version, rec.python, n,
-                        build_log(rec.name, rec.version, fail=ZLIB_ERROR))  # fmt: skip
-    attempt = Attempt(n, ts(99_000), ts(99_001), 61.0, "rootfs", hint_ids=("zlib",),
-                      exit=1, log=log, status="failed", matched_lines=(ZLIB_ERROR,))  # fmt: skip
+    log = store.put_log(
+        rec.name, rec.version, rec.python, n, build_log(rec.name, rec.version, fail=ZLIB_ERROR)
+    )
+    attempt = Attempt(
+        n,
+        ts(99_000),
+        ts(99_001),
+        61.0,
+        "rootfs",
+        hint_ids=("zlib",),
+        exit=1,
+        log=log,
+        status="failed",
+        matched_lines=(ZLIB_ERROR,),
+    )
     store.update_record(
-        rec.name, rec.version, rec.python,
-        lambda r: r.evolve(status=NodeStatus.FAILED, attempts=(*r.attempts, attempt))  # type: ignore[union-attr]
-        .with_event(ts(99_001), "failed", "build failed"),
-    )  # fmt: skip
+        rec.name,
+        rec.version,
+        rec.python,
+        lambda r: r.evolve(status=NodeStatus.FAILED, attempts=(*r.attempts, attempt)).with_event(  # type: ignore[union-attr]
+            ts(99_001), "failed", "build failed"
+        ),
+    )
     return rec.key
 
 

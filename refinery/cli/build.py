@@ -65,8 +65,10 @@ class _BuildRenderer:
         label = f"[{style}]{kind}[/]"
         where = f" [bold]{escape(node)}[/]" if node else ""
         if self.gha and kind == "done" and status is not None and str(status) != "built":
-            print(f"::error title={gha_escape(node or '', prop=True)}::"
-                  f"{gha_escape(event.message)}", file=sys.stderr)  # fmt: skip
+            print(
+                f"::error title={gha_escape(node or '', prop=True)}::{gha_escape(event.message)}",
+                file=sys.stderr,
+            )
         self.console.print(f"{label}{where} {escape(event.message)}")
 
     def finish(self) -> None:
@@ -279,8 +281,14 @@ def run(
 
     _record_inputs(settings, requirements, "planning", None)
     try:
-        result = make_plan(settings, requirements, pythons=pythons, platform=platform,
-                           refresh=refresh, hints_dir=hints_dir)  # fmt: skip
+        result = make_plan(
+            settings,
+            requirements,
+            pythons=pythons,
+            platform=platform,
+            refresh=refresh,
+            hints_dir=hints_dir,
+        )
     except RefineryError as exc:
         _record_inputs(settings, requirements, "failed", None, str(exc))
         raise

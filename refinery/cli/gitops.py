@@ -166,8 +166,11 @@ def dispatch(
 # --- PR comment and check run -------------------------------------------------------
 @main.command()
 @click.argument("plan_file", metavar="PLAN.json", type=click.Path(path_type=Path), required=False)
-@click.option("--error-file", type=click.Path(path_type=Path),
-              help="Planning failed: comment this output instead of a plan.")  # fmt: skip
+@click.option(
+    "--error-file",
+    type=click.Path(path_type=Path),
+    help="Planning failed: comment this output instead of a plan.",
+)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the body here.")
 @click.option("--pr", type=int, help="Upsert the comment on this pull request.")
 @click.option("--head-sha", help="The PR head it is for (checked; the check run goes there).")
@@ -219,8 +222,7 @@ def comment(
             _err(f"comment {done.action}: {done.url}")
         if check:
             assert head_sha is not None
-            url = gh.check_run(head_sha, title, summary, conclusion=conclusion,
-                               details_url=run_url)  # fmt: skip
+            url = gh.check_run(head_sha, title, summary, conclusion=conclusion, details_url=run_url)
             _err(f"check run: {url}")
 
 
@@ -240,16 +242,24 @@ def _group_for_dispatch(items: Sequence[Any], batch: int) -> list[tuple[list[str
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Report only; change nothing.")
-@click.option("--upstream/--no-upstream", default=True, show_default=True,
-              help="Ask the index whether upstream now ships compatible s390x wheels.")  # fmt: skip
+@click.option(
+    "--upstream/--no-upstream",
+    default=True,
+    show_default=True,
+    help="Ask the index whether upstream now ships compatible s390x wheels.",
+)
 @click.option("--platform", default="manylinux_2_28_s390x", show_default=True)
 @click.option("--dispatch", "do_dispatch", is_flag=True, help="Re-dispatch requeued nodes.")
 @click.option("--workflow", default="build.yml", show_default=True)
 @click.option("--ref", default="main", show_default=True)
 @click.option("--batch", default=20, show_default=True, help="Nodes per dispatch.")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--summary", type=click.Path(path_type=Path), envvar="GITHUB_STEP_SUMMARY",
-              help="Append a Markdown report here [default: $GITHUB_STEP_SUMMARY].")  # fmt: skip
+@click.option(
+    "--summary",
+    type=click.Path(path_type=Path),
+    envvar="GITHUB_STEP_SUMMARY",
+    help="Append a Markdown report here [default: $GITHUB_STEP_SUMMARY].",
+)
 @_with_github_options
 @click.pass_obj
 @_guard
@@ -288,15 +298,21 @@ def reconcile(
                 dispatched.append({"nodes": keys, "attempt": attempt})
     report = {
         "requeued": [
-            {"node": r.key, "was": r.was, "lease_expires": r.lease_expires,
-             "plan_id": r.plan_id, "next_attempt": r.next_attempt}
+            {
+                "node": r.key,
+                "was": r.was,
+                "lease_expires": r.lease_expires,
+                "plan_id": r.plan_id,
+                "next_attempt": r.next_attempt,
+            }
             for r in requeued
         ],
         "dispatched": dispatched,
-        "upstream": [{"node": u.key, "status": u.status, "wheel": u.filename, "url": u.url}
-                     for u in found],
+        "upstream": [
+            {"node": u.key, "status": u.status, "wheel": u.filename, "url": u.url} for u in found
+        ],
         "dry_run": dry_run,
-    }  # fmt: skip
+    }
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
@@ -315,17 +331,23 @@ def reconcile(
 
 def _reconcile_markdown(report: dict[str, Any]) -> str:
     lines = ["### Reconcile", ""]
-    lines.append(f"{len(report['requeued'])} expired lease(s) back to pending, "
-                 f"{len(report['dispatched'])} dispatch(es), "
-                 f"{len(report['upstream'])} node(s) with an upstream s390x wheel.")  # fmt: skip
+    lines.append(
+        f"{len(report['requeued'])} expired lease(s) back to pending, "
+        f"{len(report['dispatched'])} dispatch(es), "
+        f"{len(report['upstream'])} node(s) with an upstream s390x wheel."
+    )
     if report["requeued"]:
         lines += ["", "| node | was | lease expired | next attempt |", "|---|---|---|---|"]
-        lines += [f"| {r['node']} | {r['was']} | {r['lease_expires']} | {r['next_attempt']} |"
-                  for r in report["requeued"]]  # fmt: skip
+        lines += [
+            f"| {r['node']} | {r['was']} | {r['lease_expires']} | {r['next_attempt']} |"
+            for r in report["requeued"]
+        ]
     if report["upstream"]:
         lines += ["", "| node | our status | upstream wheel |", "|---|---|---|"]
-        lines += [f"| {u['node']} | {u['status']} | [{u['wheel']}]({u['url']}) |"
-                  for u in report["upstream"]]  # fmt: skip
+        lines += [
+            f"| {u['node']} | {u['status']} | [{u['wheel']}]({u['url']}) |"
+            for u in report["upstream"]
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -128,10 +128,21 @@ def _match_json(match: Match, managers: tuple[str, ...]) -> dict[str, Any]:
 
 @hints.command("match")
 @click.argument("log", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--hints", "hints_dir", default=Path("hints"), type=click.Path(path_type=Path),
-              show_default=True, help="Catalog directory.")  # fmt: skip
-@click.option("--manager", type=click.Choice(MANAGER_CHOICES), default="all", show_default=True,
-              help="Show system packages for this package manager.")  # fmt: skip
+@click.option(
+    "--hints",
+    "hints_dir",
+    default=Path("hints"),
+    type=click.Path(path_type=Path),
+    show_default=True,
+    help="Catalog directory.",
+)
+@click.option(
+    "--manager",
+    type=click.Choice(MANAGER_CHOICES),
+    default="all",
+    show_default=True,
+    help="Show system packages for this package manager.",
+)
 @click.option("--package", default=None, help="Package the log is from (scoped hints).")
 @click.option("--python", "python", default=None, metavar="3.N", help="Python version (scope).")
 @click.option("--backend", default=None, help="Build root backend (scope).")
@@ -177,16 +188,21 @@ def _repo_path(path: Path) -> str:
     absolute = path.resolve()
     try:
         top = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], cwd=absolute.parent,
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=absolute.parent,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
         return absolute.relative_to(top).as_posix()
     except (OSError, subprocess.SubprocessError, ValueError):
         return path.as_posix()
 
 
-def _propose(path: Path, text: str, catalog: Catalog, body: str, repo: str | None,
-             api_url: str | None) -> str:  # fmt: skip
+def _propose(
+    path: Path, text: str, catalog: Catalog, body: str, repo: str | None, api_url: str | None
+) -> str:
     import hashlib
 
     from refinery.gitops.github import GitHub
@@ -208,15 +224,34 @@ def _propose(path: Path, text: str, catalog: Catalog, body: str, repo: str | Non
 
 
 @hints.command("learn")
-@click.option("--hints", "hints_dir", default=Path("hints"), type=click.Path(path_type=Path),
-              show_default=True, help="Catalog directory.")  # fmt: skip
-@click.option("--file", "target", default=None, type=click.Path(path_type=Path),
-              help="Catalog file to add the entries to [default: HINTS/learned.yaml].")  # fmt: skip
-@click.option("--node", "nodes", multiple=True, metavar="NAME==VER@PY",
-              help="Only these build records (default: every record in the store).")  # fmt: skip
+@click.option(
+    "--hints",
+    "hints_dir",
+    default=Path("hints"),
+    type=click.Path(path_type=Path),
+    show_default=True,
+    help="Catalog directory.",
+)
+@click.option(
+    "--file",
+    "target",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Catalog file to add the entries to [default: HINTS/learned.yaml].",
+)
+@click.option(
+    "--node",
+    "nodes",
+    multiple=True,
+    metavar="NAME==VER@PY",
+    help="Only these build records (default: every record in the store).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the change, write nothing.")
-@click.option("--propose/--no-propose", default=None,
-              help="Open a pull request with the change [default: on GitHub Actions].")  # fmt: skip
+@click.option(
+    "--propose/--no-propose",
+    default=None,
+    help="Open a pull request with the change [default: on GitHub Actions].",
+)
 @click.option("--repo", envvar="GITHUB_REPOSITORY", default=None, help="OWNER/NAME for --propose.")
 @click.option("--api-url", envvar="GITHUB_API_URL", default=None, help="GitHub API URL.")
 @click.pass_obj
@@ -263,10 +298,12 @@ def learn(
     new = add_entries(old, learned)
     diff = "".join(
         difflib.unified_diff(
-            old.splitlines(keepends=True), new.splitlines(keepends=True),
-            fromfile=f"a/{path}", tofile=f"b/{path}",
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            fromfile=f"a/{path}",
+            tofile=f"b/{path}",
         )
-    )  # fmt: skip
+    )
     print(diff, end="")
     if dry_run:
         return
@@ -282,8 +319,11 @@ def learn(
                 path.unlink()
             raise
     names = ", ".join(item.package for item in learned)
-    print(f"wrote {len(learned)} learned entr{'y' if len(learned) == 1 else 'ies'} "
-          f"({names}) to {path}", file=sys.stderr)  # fmt: skip
+    print(
+        f"wrote {len(learned)} learned entr{'y' if len(learned) == 1 else 'ies'} "
+        f"({names}) to {path}",
+        file=sys.stderr,
+    )
     if propose is None:
         propose = on_github_actions()
     if propose:
@@ -295,5 +335,7 @@ def learn(
         url = _propose(path, new, catalog, body, repo, api_url)
         print(f"proposed as {url}", file=sys.stderr)
     else:
-        print("not proposed (not on GitHub Actions; --propose to open a pull request)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "not proposed (not on GitHub Actions; --propose to open a pull request)",
+            file=sys.stderr,
+        )

@@ -21,9 +21,12 @@ def _emit(doc: dict[str, object], as_json: bool, line: str) -> None:
 
 @main.command()
 @click.option(
-    "--from", "source", required=True, metavar="STAGING",
+    "--from",
+    "source",
+    required=True,
+    metavar="STAGING",
     help="The staging store a build job wrote (a folder or URL).",
-)  # fmt: skip
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @_guard
@@ -51,23 +54,35 @@ def publish(settings: Settings, source: str, as_json: bool) -> None:
 
 @main.command()
 @click.option(
-    "-o", "--output", "out", type=click.Path(path_type=Path, file_okay=False),
-    default=Path("index"), show_default=True, help="Folder to render the index into.",
-)  # fmt: skip
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("index"),
+    show_default=True,
+    help="Folder to render the index into.",
+)
 @click.option("--full", is_flag=True, help="Re-derive everything from the build records.")
 @click.option("--upload", is_flag=True, help="Also put the pages into the store (bucket).")
 @click.option(
-    "--overlay-pypi", "overlay", is_flag=True,
+    "--overlay-pypi",
+    "overlay",
+    is_flag=True,
     help="List PyPI's own files on each project page too (uv's first-index rule).",
-)  # fmt: skip
+)
 @click.option("--upstream-url", default=None, help="Upstream index for --overlay-pypi.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @_guard
 def index(
-    settings: Settings, out: Path, full: bool, upload: bool, overlay: bool,
-    upstream_url: str | None, as_json: bool,
-) -> None:  # fmt: skip
+    settings: Settings,
+    out: Path,
+    full: bool,
+    upload: bool,
+    overlay: bool,
+    upstream_url: str | None,
+    as_json: bool,
+) -> None:
     """Render the static pip index (PEP 503 HTML, PEP 691 JSON, PEP 658 metadata).
 
     Serve OUT with `refinery serve OUT` (content negotiation) or any static server."""
@@ -97,9 +112,12 @@ def index(
 @main.command()
 @click.argument("wheels", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--python", default="3.11", show_default=True, metavar="3.N",
+    "--python",
+    default="3.11",
+    show_default=True,
+    metavar="3.N",
     help="Record pure and abi3 wheels under this Python.",
-)  # fmt: skip
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
 @_guard
@@ -118,8 +136,11 @@ def ingest(settings: Settings, wheels: tuple[Path, ...], python: str, as_json: b
 
 
 @main.command()
-@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True),
-                default=Path("index"))  # fmt: skip
+@click.argument(
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("index"),
+)
 @click.option("--bind", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @_guard

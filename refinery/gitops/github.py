@@ -344,8 +344,13 @@ def plan_comment(
         ]
         lines.append("")
         if len(nodes) > collapse_over:
-            lines += [f"<details><summary>{title} ({len(nodes)})</summary>", "", *table, "",
-                      "</details>"]  # fmt: skip
+            lines += [
+                f"<details><summary>{title} ({len(nodes)})</summary>",
+                "",
+                *table,
+                "",
+                "</details>",
+            ]
         else:
             lines += [f"#### {title} ({len(nodes)})", "", *table]
     if run_url:
@@ -360,9 +365,12 @@ def check_conclusion(plan: Plan) -> str:
 
 
 def dispatch_inputs(
-    nodes: Sequence[str], *, attempt: int | None = None, fixes: Sequence[str] = (),
+    nodes: Sequence[str],
+    *,
+    attempt: int | None = None,
+    fixes: Sequence[str] = (),
     plan_id: str | None = None,
-) -> dict[str, str]:  # fmt: skip
+) -> dict[str, str]:
     """The ``workflow_dispatch`` inputs ``build.yml`` declares (all strings)."""
     return {
         "nodes": " ".join(nodes),

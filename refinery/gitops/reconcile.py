@@ -203,7 +203,9 @@ def status_counts(store: Store) -> dict[str, dict[str, int]]:
         inputs[str(item.status)] = inputs.get(str(item.status), 0) + 1
     order = [str(s) for s in NodeStatus]
     return {
-        "nodes": {k: nodes[k] for k in sorted(nodes, key=lambda s: (order.index(s)
-                                                                    if s in order else 99, s))},
+        "nodes": {
+            k: nodes[k]
+            for k in sorted(nodes, key=lambda s: (order.index(s) if s in order else 99, s))
+        },
         "inputs": dict(sorted(inputs.items())),
-    }  # fmt: skip
+    }

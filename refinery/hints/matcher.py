@@ -91,9 +91,10 @@ def scan(
 ) -> list[Match]:
     """Matching hints, best first. ``None`` facts do not restrict the scope."""
     hints = [
-        h for h in (catalog.hints if isinstance(catalog, Catalog) else catalog)
+        h
+        for h in (catalog.hints if isinstance(catalog, Catalog) else catalog)
         if h.scope.applies(package, python, backend)
-    ]  # fmt: skip
+    ]
     found: dict[str, list[LogLine]] = {}
     which: dict[str, set[int]] = {}
     last: dict[str, int] = {}

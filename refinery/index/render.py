@@ -241,8 +241,13 @@ class _Manifest:
     files: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": INDEX_SCHEMA, "store": self.store, "overlay": self.overlay,
-                "files": self.files, "projects": self.projects}  # fmt: skip
+        return {
+            "schema": INDEX_SCHEMA,
+            "store": self.store,
+            "overlay": self.overlay,
+            "files": self.files,
+            "projects": self.projects,
+        }
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -313,15 +318,20 @@ class Index:
         names = sorted(n for n, entry in new.projects.items() if int(entry[2]) > 0)
         old_names = {n for n, entry in old.items() if len(entry) > 2 and int(entry[2]) > 0}
         removed = sorted(old_names - set(names))
-        written = [n for n in names if n in rendered and old.get(n, [None, None])[1] !=
-                   rendered[n].digest]  # fmt: skip
+        written = [
+            n for n in names if n in rendered and old.get(n, [None, None])[1] != rendered[n].digest
+        ]
 
         if full:
             self._switch_generation(rendered, names)
         else:
             assert current is not None
-            self._update_generation(current, {n: rendered[n] for n in written}, removed,
-                                    names_changed=set(names) != old_names)  # fmt: skip
+            self._update_generation(
+                current,
+                {n: rendered[n] for n in written},
+                removed,
+                names_changed=set(names) != old_names,
+            )
         if full or rendered or removed or new.projects != old:
             _write(self.out / MANIFEST, json.dumps(new.to_json()).encode())
         uploaded = self._upload(new, names) if upload else 0
@@ -366,9 +376,14 @@ class Index:
                 version, _, python = rel.rpartition("/")
                 record = self._record(name, version, python)
                 old = have.get(rel)
-                if (old is not None and record is not None and usable_record(record)
-                        and record.wheel is not None and record.wheel.sha256 == old.sha256
-                        and blobs.exists(wheel_key(old.sha256, old.filename))):  # fmt: skip
+                if (
+                    old is not None
+                    and record is not None
+                    and usable_record(record)
+                    and record.wheel is not None
+                    and record.wheel.sha256 == old.sha256
+                    and blobs.exists(wheel_key(old.sha256, old.filename))
+                ):
                     entries[rel] = old.evolve_from(record)
                 else:
                     entries[rel] = self.store.summary_entry(record)
@@ -462,8 +477,9 @@ class Index:
             if old is not None and not old.endswith(f"/{page.digest}"):
                 shutil.rmtree(tree / old, ignore_errors=True)
         if names_changed:
-            names = sorted(p.name for p in tree.iterdir() if p.is_symlink() and
-                           p.name not in removed)  # fmt: skip
+            names = sorted(
+                p.name for p in tree.iterdir() if p.is_symlink() and p.name not in removed
+            )
             html, js = self.renderer.root(names)
             _write(tree / "index.html", html)
             _write(tree / "index.json", js)

@@ -312,12 +312,20 @@ def source_commit(path: Path) -> str:
     try:
         last = subprocess.run(
             ["git", "log", "-1", "--format=%H", "--", str(path)],
-            cwd=path.parent, capture_output=True, text=True, check=False, timeout=10,
-        )  # fmt: skip
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--", str(path)],
-            cwd=path.parent, capture_output=True, text=True, check=False, timeout=10,
-        )  # fmt: skip
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "worktree"
     commit = last.stdout.strip()

@@ -122,18 +122,21 @@ class _Decider:
     ) -> PlanNode:
         if wheel is not None:
             return replace(
-                base, status=NodeStatus.REUSED, wheel=wheel.url,
+                base,
+                status=NodeStatus.REUSED,
+                wheel=wheel.url,
                 reason=f"wheel on the index: {wheel.filename}",
-            )  # fmt: skip
+            )
         name, version = base.name, base.version
         record = self.store.get_record(name, version, target.python) if self.store else None
         if record is not None and usable_record(record):
             assert record.wheel is not None
             return replace(
-                base, status=NodeStatus.CACHED,
+                base,
+                status=NodeStatus.CACHED,
                 wheel=wheel_key(record.wheel.sha256, record.wheel.filename),
                 reason=f"our store has {record.wheel.filename}",
-            )  # fmt: skip
+            )
         if sdist is None:
             return replace(
                 base, reason=f"no sdist and no wheel for Python {target.python} on s390x"
@@ -145,14 +148,18 @@ class _Decider:
             and record.catalog_digest == self.catalog_digest
         ):
             return replace(
-                base, status=NodeStatus.SKIPPED_KNOWN_FAILURE, sdist=sdist,
+                base,
+                status=NodeStatus.SKIPPED_KNOWN_FAILURE,
+                sdist=sdist,
                 reason=f"failed before with the same sdist and hint catalog "
                 f"({record.reason or record.status}); a new hint makes it eligible again",
-            )  # fmt: skip
+            )
         return replace(
-            base, status=NodeStatus.PENDING, sdist=sdist,
+            base,
+            status=NodeStatus.PENDING,
+            sdist=sdist,
             reason=f"no s390x wheel for cp{target.python.replace('.', '')}; sdist {sdist.filename}",
-        )  # fmt: skip
+        )
 
 
 def _applies(req: Requirement, target: Target) -> bool:

@@ -216,13 +216,22 @@ class UvResolver:
             req = Path(tmp, "requirements.in")
             req.write_text("\n".join(requirements) + "\n")
             common = [
-                self.uv, "pip", "compile", str(req),
-                "--python-platform", uv_platform(target),
-                "--python-version", target.python,
-                "--index-url", self.index_url,
-                "--no-config", "--no-header", "--quiet",
-                "--index-strategy", "first-index",
-            ]  # fmt: skip
+                self.uv,
+                "pip",
+                "compile",
+                str(req),
+                "--python-platform",
+                uv_platform(target),
+                "--python-version",
+                target.python,
+                "--index-url",
+                self.index_url,
+                "--no-config",
+                "--no-header",
+                "--quiet",
+                "--index-strategy",
+                "first-index",
+            ]
             if constraints:
                 con = Path(tmp, "constraints.txt")
                 con.write_text("\n".join(constraints) + "\n")

@@ -63,9 +63,14 @@ class IngestResult:
     schema: int = INGEST_SCHEMA
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": self.schema, "name": self.name, "version": self.version,
-                "python": self.python, "wheel": self.wheel.to_json(),
-                "stored": self.stored}  # fmt: skip
+        return {
+            "schema": self.schema,
+            "name": self.name,
+            "version": self.version,
+            "python": self.python,
+            "wheel": self.wheel.to_json(),
+            "stored": self.stored,
+        }
 
 
 def _reject(path: Path, reason: str) -> RejectedWheel:
@@ -144,9 +149,11 @@ def check_wheel(path: Path, *, python: str = DEFAULT_PYTHON, twine: bool = True)
             raise _reject(path, f"corrupt zip member {bad}")
         for info in zf.infolist():
             n = info.filename
-            if n.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", n) or ".." in re.split(
-                r"[/\\]", n
-            ):  # fmt: skip
+            if (
+                n.startswith(("/", "\\"))
+                or re.match(r"^[A-Za-z]:", n)
+                or ".." in re.split(r"[/\\]", n)
+            ):
                 raise _reject(path, f"unsafe path in zip: {n!r}")
         dist_infos = {
             i.filename.split("/")[0]
@@ -187,16 +194,20 @@ def check_wheel(path: Path, *, python: str = DEFAULT_PYTHON, twine: bool = True)
         raise _reject(path, str(exc)) from None
     if twine:
         _twine_check(path)
-    return CheckedWheel(path, normalize_name(wname), str(mversion), py,
-                        tuple(sorted(str(t) for t in tags)), pure)  # fmt: skip
+    return CheckedWheel(
+        path, normalize_name(wname), str(mversion), py, tuple(sorted(str(t) for t in tags)), pure
+    )
 
 
 def _twine_check(path: Path) -> None:
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "twine", "check", str(path)],
-            capture_output=True, text=True, check=False, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise _reject(path, f"twine check could not run: {exc}") from None
     if proc.returncode != 0:
@@ -209,8 +220,9 @@ def _twine_check(path: Path) -> None:
         raise _reject(path, f"twine check failed: {reason[:200]}")
 
 
-def ingest(store: Store, paths: Sequence[Path], *, python: str = DEFAULT_PYTHON,
-           twine: bool = True) -> list[IngestResult]:  # fmt: skip
+def ingest(
+    store: Store, paths: Sequence[Path], *, python: str = DEFAULT_PYTHON, twine: bool = True
+) -> list[IngestResult]:
     """Validate every wheel first (all or nothing), then store and record them."""
     checked = [check_wheel(p, python=python, twine=twine) for p in paths]
     for c in checked:
@@ -248,9 +260,12 @@ def ingest(store: Store, paths: Sequence[Path], *, python: str = DEFAULT_PYTHON,
         ) -> BuildRecord:
             base = cur or BuildRecord(c.name, c.version, c.python, NodeStatus.BUILT)
             return base.evolve(
-                status=NodeStatus.BUILT, source="ingested", wheel=ref, reason="ingested",
+                status=NodeStatus.BUILT,
+                source="ingested",
+                wheel=ref,
+                reason="ingested",
                 lease_expires=None,
-            ).with_event(now(), "ingested", f"{ref.filename} sha256={ref.sha256}")  # fmt: skip
+            ).with_event(now(), "ingested", f"{ref.filename} sha256={ref.sha256}")
 
         store.update_record(c.name, c.version, c.python, change)
         results.append(IngestResult(c.name, c.version, c.python, ref, stored=True))

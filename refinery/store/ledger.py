@@ -51,6 +51,8 @@ def _race_pause(attempt: int) -> None:
     spread out instead of retrying in lockstep until they give up."""
     if attempt:
         time.sleep(random.uniform(0, min(CAS_MAX_DELAY, CAS_BASE_DELAY * 2**attempt)))
+
+
 SUMMARY_SCHEMA = 1
 
 
@@ -507,8 +509,15 @@ class SummaryEntry:
         return replace(self, yanked=_yanked(record))
 
     def to_json(self) -> list[object]:
-        return [self.version, self.filename, self.sha256, self.size, self.metadata_sha256,
-                self.requires_python, self.yanked]  # fmt: skip
+        return [
+            self.version,
+            self.filename,
+            self.sha256,
+            self.size,
+            self.metadata_sha256,
+            self.requires_python,
+            self.yanked,
+        ]
 
     @classmethod
     def from_json(cls, row: list[object]) -> SummaryEntry:

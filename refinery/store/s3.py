@@ -110,9 +110,9 @@ class S3BlobStore:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self.retries = retries if retries is not None else int(
-            os.environ.get("REFINERY_S3_RETRIES", "6")
-        )  # fmt: skip
+        self.retries = (
+            retries if retries is not None else int(os.environ.get("REFINERY_S3_RETRIES", "6"))
+        )
         self.backoff = backoff
         self._sleep = sleep
         self._client = client
@@ -257,8 +257,12 @@ class S3BlobStore:
         from botocore.exceptions import ClientError
 
         full = self._key(key)
-        args: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "Body": data,
-                                "ContentType": content_type(key)}  # fmt: skip
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": full,
+            "Body": data,
+            "ContentType": content_type(key),
+        }
         if etag is None:
             args["IfNoneMatch"] = "*"
         else:

@@ -31,10 +31,25 @@ def test_run_example(tmp_path: Path) -> None:
     shutil.copy(ROOT / "mkdocs.yml", repo / "mkdocs.yml")
     store = tmp_path / "store"
     proc = subprocess.run(
-        [sys.executable, "-m", "refinery", "--store", str(store), "--backend", "rootfs",
-         "run", "requirements/example.txt", "--index-dir", str(tmp_path / "index")],
-        cwd=repo, capture_output=True, text=True, check=False, timeout=3000,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "refinery",
+            "--store",
+            str(store),
+            "--backend",
+            "rootfs",
+            "run",
+            "requirements/example.txt",
+            "--index-dir",
+            str(tmp_path / "index"),
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3000,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     for name, version in (("markupsafe", "2.1.5"), ("crcmod", "1.7")):
         record = json.loads((store / "records" / name / version / "3.11.json").read_text())
@@ -61,12 +76,28 @@ def test_run_example(tmp_path: Path) -> None:
     assert "markupsafe-2.1.5-cp311-cp311-manylinux" in page
     assert "data-core-metadata" in page
     dl = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-         "--platform", "manylinux2014_s390x", "--python-version", "3.11",
-         "--index-url", (tmp_path / "index" / "simple").as_uri() + "/",
-         "--no-cache-dir", "-d", str(tmp_path / "dl"), "crcmod==1.7"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            "manylinux2014_s390x",
+            "--python-version",
+            "3.11",
+            "--index-url",
+            (tmp_path / "index" / "simple").as_uri() + "/",
+            "--no-cache-dir",
+            "-d",
+            str(tmp_path / "dl"),
+            "crcmod==1.7",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert dl.returncode == 0, dl.stderr
     assert any(p.name.startswith("crcmod-1.7-") for p in (tmp_path / "dl").iterdir())
     # and with the status site: one page per package, its attempts and log

@@ -40,10 +40,19 @@ class StaticServer:
         self.log = log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1",
-                 "--directory", str(directory)],
-                stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "http.server",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                    str(directory),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.url = f"http://127.0.0.1:{self.port}/simple/"
         deadline = time.monotonic() + 20
         while True:
@@ -70,8 +79,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StaticSer
     store = Store.open(str(tmp / "store"))
     built_wheel(store, tmp / "w", "s390x-demo", "1.0", S390X, requires_python=">=3.8")
     built_wheel(store, tmp / "w", "pure-demo", "1.0", module=b"ANSWER = 41\n")
-    built_wheel(store, tmp / "w", "pure-demo", "2.0", module=b"ANSWER = 42\n",
-                requires_python=">=3.8")  # fmt: skip
+    built_wheel(
+        store, tmp / "w", "pure-demo", "2.0", module=b"ANSWER = 42\n", requires_python=">=3.8"
+    )
     built_wheel(store, tmp / "w", "future-only", "1.0", requires_python=">=3.99")
     out = tmp / "index"
     Index(store, out).build()
@@ -87,8 +97,13 @@ def pip(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     env.pop("PIP_FIND_LINKS", None)
     return subprocess.run(
         [sys.executable, "-m", "pip", *args, "--no-cache-dir"],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=300, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_pip_download_fetches_our_s390x_wheel(
@@ -96,10 +111,20 @@ def test_pip_download_fetches_our_s390x_wheel(
 ) -> None:
     server, _ = served
     result = pip(
-        "download", "--only-binary=:all:", "--platform", "manylinux2014_s390x",
-        "--platform", "manylinux_2_17_s390x", "--python-version", "3.11",
-        "--index-url", server.url, "-d", str(tmp_path), "s390x-demo",
-    )  # fmt: skip
+        "download",
+        "--only-binary=:all:",
+        "--platform",
+        "manylinux2014_s390x",
+        "--platform",
+        "manylinux_2_17_s390x",
+        "--python-version",
+        "3.11",
+        "--index-url",
+        server.url,
+        "-d",
+        str(tmp_path),
+        "s390x-demo",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert [p.name for p in tmp_path.iterdir()] == [f"s390x_demo-1.0-{S390X}.whl"]
 
@@ -123,15 +148,29 @@ def test_uv_reads_metadata_files(served: tuple[StaticServer, Path], tmp_path: Pa
     if uv is None:
         unavailable("uv is not installed")
     venv = tmp_path / "venv"
-    subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [uv, "venv", "--python", sys.executable, str(venv)], check=True, capture_output=True
+    )
     before = len(server.requests())
     result = subprocess.run(
-        [uv, "pip", "install", "--dry-run", "--no-cache", "--python", str(venv / "bin/python"),
-         "--index-url", server.url, "pure-demo"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            uv,
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-cache",
+            "--python",
+            str(venv / "bin/python"),
+            "--index-url",
+            server.url,
+            "pure-demo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={**os.environ, "UV_NO_CONFIG": "1"},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pure-demo==2.0" in result.stderr + result.stdout
     new = server.requests()[before:]
@@ -145,8 +184,11 @@ def test_pip_rejects_a_wrong_metadata_hash(
     """A copy of a project page whose data-core-metadata hash is wrong: pip refuses it."""
     server, tmp = served
     page = (tmp / "index/simple/pure-demo/index.html").read_text()
-    bad = re.sub(r'data-core-metadata="sha256=[0-9a-f]+"', 'data-core-metadata="sha256=' +
-                 "0" * 64 + '"', page)  # fmt: skip
+    bad = re.sub(
+        r'data-core-metadata="sha256=[0-9a-f]+"',
+        'data-core-metadata="sha256=' + "0" * 64 + '"',
+        page,
+    )
     bad = bad.replace('href="../../wheels/', f'href="http://127.0.0.1:{server.port}/wheels/')
     tampered = tmp_path / "tampered/simple/pure-demo"
     tampered.mkdir(parents=True)
@@ -171,9 +213,11 @@ def test_pure_wheel_installs_with_plain_pip(
     assert result.returncode == 0, result.stdout + result.stderr
     check = subprocess.run(
         [sys.executable, "-c", "import pure_demo; print(pure_demo.ANSWER)"],
-        env={**os.environ, "PYTHONPATH": str(target)}, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
         check=False,
-    )  # fmt: skip
+    )
     assert check.stdout.strip() == "42", check.stderr
     # requires-python is honoured: the only version needs Python 3.99
     result = pip("install", "--dry-run", "--index-url", server.url, "future-only")
@@ -224,17 +268,32 @@ def test_pip_inside_the_s390x_root_installs_our_wheel(tmp_path: Path) -> None:
         with root.smoke_session(mounts) as session:
             site = session.inside(work) + "/site"
             result = session.run(
-                ["python3.11", "-m", "pip", "install", "--no-cache-dir",
-                 "--break-system-packages", "--disable-pip-version-check",
-                 "--index-url", server.url, "--target", site, "refinery-fixture-cext"],
+                [
+                    "python3.11",
+                    "-m",
+                    "pip",
+                    "install",
+                    "--no-cache-dir",
+                    "--break-system-packages",
+                    "--disable-pip-version-check",
+                    "--index-url",
+                    server.url,
+                    "--target",
+                    site,
+                    "refinery-fixture-cext",
+                ],
                 timeout=600,
-            )  # fmt: skip
+            )
             assert result.ok, result.tail
             result = session.run(
-                ["python3.11", "-c", "import platform, refinery_fixture_cext as m; "
-                 "print(platform.machine(), m.byteorder(), m.add(2, 40))"],
+                [
+                    "python3.11",
+                    "-c",
+                    "import platform, refinery_fixture_cext as m; "
+                    "print(platform.machine(), m.byteorder(), m.add(2, 40))",
+                ],
                 env={"PYTHONPATH": site},
-            )  # fmt: skip
+            )
             assert result.ok, result.tail
             assert result.tail[-1] == "s390x big 42"
     finally:

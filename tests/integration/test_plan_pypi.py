@@ -21,11 +21,27 @@ REQUESTS_DEPS = {"idna", "urllib3", "certifi", "charset-normalizer"}
 def test_real_pins_are_decided(tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "refinery", "--cache-dir", str(tmp_path / "cache"),
-         "--store", str(tmp_path / "store"), "plan", "requirements/mix-20.txt",
-         "--python", "3.11", "--json", "-o", str(out)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "refinery",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--store",
+            str(tmp_path / "store"),
+            "plan",
+            "requirements/mix-20.txt",
+            "--python",
+            "3.11",
+            "--json",
+            "-o",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     nodes = json.loads(out.read_text())["nodes"]
     requested = {n["name"]: n for n in nodes if n["requested"]}

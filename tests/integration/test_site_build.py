@@ -49,9 +49,20 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path, Path, 
     site = root / "site"
     result = CliRunner().invoke(
         main,
-        ["--store", store.url, "site", "--docs-dir", str(docs), "--config", str(config),
-         "-o", str(site), "--pip-index", "http://127.0.0.1:9/simple/"],
-    )  # fmt: skip
+        [
+            "--store",
+            store.url,
+            "site",
+            "--docs-dir",
+            str(docs),
+            "--config",
+            str(config),
+            "-o",
+            str(site),
+            "--pip-index",
+            "http://127.0.0.1:9/simple/",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "full build" in result.output
     return store, docs, config, site
@@ -80,9 +91,17 @@ def _parse(path: Path) -> _Links:
 
 def test_strict_build_has_every_page(built: tuple[Store, Path, Path, Path]) -> None:
     _store, _docs, _config, site = built
-    for page in ("index.html", "statuses.html", "troubleshooting.html", "status/index.html",
-                 "status/builds.html", "status/inputs.html", "status/plans.html",
-                 "status/hints.html", "status/plans/f00dfeed12345678.html"):  # fmt: skip
+    for page in (
+        "index.html",
+        "statuses.html",
+        "troubleshooting.html",
+        "status/index.html",
+        "status/builds.html",
+        "status/inputs.html",
+        "status/plans.html",
+        "status/hints.html",
+        "status/plans/f00dfeed12345678.html",
+    ):
         assert (site / page).is_file(), page
     for name in ("demo-cext", "zlib-user", "broken", "uploaded", "slowpoke", "waiting"):
         assert (site / "status" / "packages" / f"{name}.html").is_file()
@@ -135,9 +154,17 @@ def test_incremental_build_after_one_record_changes(tmp_path: Path) -> None:
 
     def third(record: Any) -> Any:
         attempt = Attempt(
-            3, ts(400), ts(401), 9.0, "rootfs", hint_ids=("zlib",), exit=1, log=log,
-            status="failed", matched_lines=(ZLIB_ERROR,),
-        )  # fmt: skip
+            3,
+            ts(400),
+            ts(401),
+            9.0,
+            "rootfs",
+            hint_ids=("zlib",),
+            exit=1,
+            log=log,
+            status="failed",
+            matched_lines=(ZLIB_ERROR,),
+        )
         return record.evolve(status=NodeStatus.FAILED, attempts=(*record.attempts, attempt))
 
     store.update_record("broken", "0.1", "3.11", third)
@@ -164,9 +191,18 @@ def test_strict_mode_reports_warnings(tmp_path: Path) -> None:
     (docs / "statuses.md").write_text("# Statuses\n\n[broken](nowhere.md)\n")
     result = CliRunner().invoke(
         main,
-        ["--store", store.url, "site", "--docs-dir", str(docs), "--config", str(config),
-         "-o", str(tmp_path / "site")],
-    )  # fmt: skip
+        [
+            "--store",
+            store.url,
+            "site",
+            "--docs-dir",
+            str(docs),
+            "--config",
+            str(config),
+            "-o",
+            str(tmp_path / "site"),
+        ],
+    )
     assert result.exit_code == 2
     assert "strict" in result.output and "nowhere.md" in result.output
 
@@ -262,8 +298,9 @@ def test_builds_filter_and_overview_in_chromium(served: str, browser: Any, tmp_p
     assert browser.find_element(By.ID, "rf-count").text == "2 of 7 rows"
     browser.get(f"{served}/status/builds.html#status=built")
     browser.refresh()
-    visible = [r for r in browser.find_elements(By.CSS_SELECTOR, "#rf-table tbody tr")
-               if r.is_displayed()]  # fmt: skip
+    visible = [
+        r for r in browser.find_elements(By.CSS_SELECTOR, "#rf-table tbody tr") if r.is_displayed()
+    ]
     assert len(visible) == 3
     browser.get(f"{served}/status/index.html")
     assert len(browser.find_elements(By.CSS_SELECTOR, ".rf-plots svg")) == 3

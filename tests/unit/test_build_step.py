@@ -633,14 +633,25 @@ def test_build_environment_is_pinned_to_the_planned_build_dependencies() -> None
     def mk(name: str, version: str, status: NodeStatus, build: tuple[str, ...] = ()) -> PlanNode:
         return PlanNode(name, version, "3.11", status, "", False, build_deps=build)
 
-    app = mk("scipy", "1.14.1", NodeStatus.PENDING,
-             ("numpy==2.1.3@3.11", "meson-python==0.17.1@3.11", "ghost==>=1@3.11"))  # fmt: skip
+    app = mk(
+        "scipy",
+        "1.14.1",
+        NodeStatus.PENDING,
+        ("numpy==2.1.3@3.11", "meson-python==0.17.1@3.11", "ghost==>=1@3.11"),
+    )
     plan = Plan(
-        "p", (), (),
-        (app, mk("numpy", "2.1.3", NodeStatus.PENDING), mk("meson-python", "0.17.1",
-         NodeStatus.REUSED), mk("ghost", ">=1", NodeStatus.MISSING)),
-        (), {},
-    )  # fmt: skip
+        "p",
+        (),
+        (),
+        (
+            app,
+            mk("numpy", "2.1.3", NodeStatus.PENDING),
+            mk("meson-python", "0.17.1", NodeStatus.REUSED),
+            mk("ghost", ">=1", NodeStatus.MISSING),
+        ),
+        (),
+        {},
+    )
     assert planned_constraints(plan, app) == ("numpy==2.1.3", "meson-python==0.17.1")
 
 

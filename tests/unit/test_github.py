@@ -60,22 +60,28 @@ class FakeGitHub:
         if method == "GET" and path == r:
             return 200, {"full_name": REPO, "url": self.url(r), "default_branch": "main"}
         if method == "GET" and (m := re.fullmatch(rf"{r}/actions/workflows/([^/]+)", path)):
-            return 200, {"id": 42, "path": f".github/workflows/{m.group(1)}",
-                         "url": self.url(f"{r}/actions/workflows/42")}  # fmt: skip
+            return 200, {
+                "id": 42,
+                "path": f".github/workflows/{m.group(1)}",
+                "url": self.url(f"{r}/actions/workflows/42"),
+            }
         if method == "POST" and re.fullmatch(rf"{r}/actions/workflows/[^/]+/dispatches", path):
             return 204, None
         if method == "GET" and (m := re.fullmatch(rf"{r}/pulls/(\d+)", path)):
-            return 200, {"number": int(m.group(1)), "head": {"sha": HEAD},
-                         "url": self.url(path)}  # fmt: skip
+            return 200, {"number": int(m.group(1)), "head": {"sha": HEAD}, "url": self.url(path)}
         if method == "GET" and (m := re.fullmatch(rf"{r}/issues/(\d+)", path)):
             return 200, {"number": int(m.group(1)), "url": self.url(path)}
         if method == "GET" and re.fullmatch(rf"{r}/issues/\d+/comments", path):
             return 200, self.comments
         if method == "POST" and re.fullmatch(rf"{r}/issues/\d+/comments", path):
             n = len(self.comments) + 1
-            comment = {"id": n, "body": body["body"], "user": {"login": "github-actions[bot]"},
-                       "url": self.url(f"{r}/issues/comments/{n}"),
-                       "html_url": f"https://example.org/c/{n}"}  # fmt: skip
+            comment = {
+                "id": n,
+                "body": body["body"],
+                "user": {"login": "github-actions[bot]"},
+                "url": self.url(f"{r}/issues/comments/{n}"),
+                "html_url": f"https://example.org/c/{n}",
+            }
             self.comments.append(comment)
             return 201, comment
         if method == "PATCH" and (m := re.fullmatch(rf"{r}/issues/comments/(\d+)", path)):
@@ -112,24 +118,35 @@ def client(fake: FakeGitHub) -> Iterator[GitHub]:
 
 def _plan() -> Plan:
     nodes = (
-        PlanNode("numpy", "2.1.0", "3.11", NodeStatus.PENDING, "no s390x wheel; sdist", True,
-                 wave=0),
+        PlanNode(
+            "numpy", "2.1.0", "3.11", NodeStatus.PENDING, "no s390x wheel; sdist", True, wave=0
+        ),
         PlanNode("six", "1.16.0", "3.11", NodeStatus.REUSED, "wheel on the index", False),
-        PlanNode("lxml", "5.0", "3.11", NodeStatus.SKIPPED_KNOWN_FAILURE, "failed | before",
-                 True),
-    )  # fmt: skip
-    return Plan("p1", ("requirements/x.txt",), (Target(),), nodes, (("numpy==2.1.0@3.11",),),
-                {"include": [{"shard": 0, "wave": 0, "nodes": ["numpy==2.1.0@3.11"]}]})  # fmt: skip
+        PlanNode("lxml", "5.0", "3.11", NodeStatus.SKIPPED_KNOWN_FAILURE, "failed | before", True),
+    )
+    return Plan(
+        "p1",
+        ("requirements/x.txt",),
+        (Target(),),
+        nodes,
+        (("numpy==2.1.0@3.11",),),
+        {"include": [{"shard": 0, "wave": 0, "nodes": ["numpy==2.1.0@3.11"]}]},
+    )
 
 
 def test_dispatch_posts_workflow_dispatch(fake: FakeGitHub, client: GitHub) -> None:
-    client.dispatch("build.yml", "main", {"nodes": "numpy==2.1.0@3.11", "attempt": "2",
-                                           "fixes": "zlib", "plan": "p1"})  # fmt: skip
+    client.dispatch(
+        "build.yml",
+        "main",
+        {"nodes": "numpy==2.1.0@3.11", "attempt": "2", "fixes": "zlib", "plan": "p1"},
+    )
     (write,) = fake.writes()
     method, path, body = write
     assert method == "POST" and path.endswith("/dispatches")
-    assert body == {"ref": "main", "inputs": {"nodes": "numpy==2.1.0@3.11", "attempt": "2",
-                                              "fixes": "zlib", "plan": "p1"}}  # fmt: skip
+    assert body == {
+        "ref": "main",
+        "inputs": {"nodes": "numpy==2.1.0@3.11", "attempt": "2", "fixes": "zlib", "plan": "p1"},
+    }
 
 
 def test_comment_upsert_second_run_edits(fake: FakeGitHub, client: GitHub) -> None:
@@ -150,8 +167,15 @@ def test_comment_upsert_second_run_edits(fake: FakeGitHub, client: GitHub) -> No
 
 
 def test_comment_ignores_marked_comments_of_others(fake: FakeGitHub, client: GitHub) -> None:
-    fake.comments.append({"id": 1, "body": COMMENT_MARKER + " spoof", "user": {"login": "eve"},
-                          "url": fake.url("/x"), "html_url": "h"})  # fmt: skip
+    fake.comments.append(
+        {
+            "id": 1,
+            "body": COMMENT_MARKER + " spoof",
+            "user": {"login": "eve"},
+            "url": fake.url("/x"),
+            "html_url": "h",
+        }
+    )
     done = client.upsert_comment(5, "plan", author="github-actions[bot]")
     assert done.action == "created" and fake.comments[0]["body"].endswith("spoof")
 
@@ -172,9 +196,12 @@ def test_check_run_carries_the_summary(fake: FakeGitHub, client: GitHub) -> None
 
 def test_learned_hint_becomes_a_pull_request(fake: FakeGitHub, client: GitHub) -> None:
     url = client.propose_file(
-        "hints/zlib.yaml", "id: zlib\n", branch="hints/learned-zlib",
-        title="hint: zlib headers", body="learned from lxml==5.0",
-    )  # fmt: skip
+        "hints/zlib.yaml",
+        "id: zlib\n",
+        branch="hints/learned-zlib",
+        title="hint: zlib headers",
+        body="learned from lxml==5.0",
+    )
     assert url == "https://example.org/pull/9"
     writes = fake.writes()
     assert [(m, p) for m, p, _ in writes] == [
@@ -189,9 +216,14 @@ def test_learned_hint_becomes_a_pull_request(fake: FakeGitHub, client: GitHub) -
 
 def test_422_is_one_line(fake: FakeGitHub, client: GitHub) -> None:
     path = f"/repos/{REPO}/actions/workflows/build.yml/dispatches"
-    fake.fail[("POST", path)] = (422, {"message": "Unexpected inputs provided: [\"bogus\"]",
-                                      "errors": [{"resource": "Dispatch", "code": "invalid"}]},
-                                 {})  # fmt: skip
+    fake.fail[("POST", path)] = (
+        422,
+        {
+            "message": 'Unexpected inputs provided: ["bogus"]',
+            "errors": [{"resource": "Dispatch", "code": "invalid"}],
+        },
+        {},
+    )
     with pytest.raises(GitHubError) as info:
         client.dispatch("build.yml", "main", {"bogus": "1"})
     message = str(info.value)
@@ -201,42 +233,69 @@ def test_422_is_one_line(fake: FakeGitHub, client: GitHub) -> None:
 def test_rate_limit_is_one_line_with_reset(fake: FakeGitHub, client: GitHub) -> None:
     reset = int(time.time()) + 600
     fake.fail[("POST", f"/repos/{REPO}/check-runs")] = (
-        403, {"message": "API rate limit exceeded for installation."},
+        403,
+        {"message": "API rate limit exceeded for installation."},
         {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
-    )  # fmt: skip
+    )
     with pytest.raises(GitHubError, match=r"rate limit exceeded .* resets at \d\d:\d\d:\d\d UTC"):
         client.check_run(HEAD, "t", "s")
 
 
 def _cli(fake: FakeGitHub, *args: str, store: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
-    env.update(GITHUB_TOKEN="t0ken", GITHUB_API_URL=fake.base, GITHUB_REPOSITORY=REPO,
-               REFINERY_GITHUB_RETRY="0", REFINERY_STORE=str(store))  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "refinery", *args], env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    env.update(
+        GITHUB_TOKEN="t0ken",
+        GITHUB_API_URL=fake.base,
+        GITHUB_REPOSITORY=REPO,
+        REFINERY_GITHUB_RETRY="0",
+        REFINERY_STORE=str(store),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "refinery", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_cli_dispatch_and_comment(fake: FakeGitHub, tmp_path: Path) -> None:
     proc = _cli(fake, "dispatch", "NumPy==2.1.0@3.11", "--fix", "zlib", store=tmp_path / "s")
     assert proc.returncode == 0, proc.stderr
-    (_, _, body), = fake.writes()  # fmt: skip
+    ((_, _, body),) = fake.writes()
     assert body["inputs"]["nodes"] == "numpy==2.1.0@3.11" and body["inputs"]["attempt"] == "1"
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(_plan().to_json()))
     for _ in range(2):
-        proc = _cli(fake, "comment", str(plan_file), "--pr", "5", "--check",
-                    "--head-sha", HEAD, store=tmp_path / "s")  # fmt: skip
+        proc = _cli(
+            fake,
+            "comment",
+            str(plan_file),
+            "--pr",
+            "5",
+            "--check",
+            "--head-sha",
+            HEAD,
+            store=tmp_path / "s",
+        )
         assert proc.returncode == 0, proc.stderr
     posts = [(m, p.split("/")[-1]) for m, p, _ in fake.writes()]
     # the second run finds its comment (same plan: nothing to edit) and adds none
-    assert posts == [("POST", "dispatches"), ("POST", "comments"), ("POST", "check-runs"),
-                     ("POST", "check-runs")]  # fmt: skip
+    assert posts == [
+        ("POST", "dispatches"),
+        ("POST", "comments"),
+        ("POST", "check-runs"),
+        ("POST", "check-runs"),
+    ]
     assert len(fake.comments) == 1
 
 
 def test_cli_errors_are_one_line_without_traceback(fake: FakeGitHub, tmp_path: Path) -> None:
     fake.fail[("POST", f"/repos/{REPO}/actions/workflows/build.yml/dispatches")] = (
-        422, {"message": "Workflow does not have 'workflow_dispatch' trigger"}, {})  # fmt: skip
+        422,
+        {"message": "Workflow does not have 'workflow_dispatch' trigger"},
+        {},
+    )
     proc = _cli(fake, "dispatch", "six==1.16.0@3.11", store=tmp_path / "s")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

@@ -9,8 +9,12 @@ from refinery.plan.planner import CycleError, assign_waves, build_matrix, matric
 pytestmark = pytest.mark.unit
 
 
-def node(name: str, deps: tuple[str, ...] = (), build: tuple[str, ...] = (),
-         status: NodeStatus = NodeStatus.PENDING) -> PlanNode:  # fmt: skip
+def node(
+    name: str,
+    deps: tuple[str, ...] = (),
+    build: tuple[str, ...] = (),
+    status: NodeStatus = NodeStatus.PENDING,
+) -> PlanNode:
     return PlanNode(name, "1", "3.11", status, "", True, deps=deps, build_deps=build)
 
 

@@ -31,9 +31,15 @@ def hint(hid: str, *patterns: str, scope: Scope | None = None, **fix: Any) -> Hi
 
 def node(name: str = "demo", python: str = "3.11") -> PlanNode:
     return PlanNode(
-        name, "1.0", python, NodeStatus.PENDING, "", True, wave=0,
+        name,
+        "1.0",
+        python,
+        NodeStatus.PENDING,
+        "",
+        True,
+        wave=0,
         sdist=FileRef(f"{name}-1.0.tar.gz", f"file:///x/{name}-1.0.tar.gz", "ab" * 32),
-    )  # fmt: skip
+    )
 
 
 def outcome(tmp_path: Path, text: str, status: NodeStatus = NodeStatus.FAILED) -> BuildOutcome:
@@ -183,17 +189,31 @@ def fake_build(fail_without: str, lines: Sequence[str]) -> Any:
     """A build step that fails with ``lines`` unless ``fail_without`` is installed."""
     calls: list[dict[str, Any]] = []
 
-    def build_node(n: PlanNode, root: Any, *, log: Path, system_packages: Sequence[str] = (),
-                   env: Mapping[str, str] | None = None, constraints: Sequence[str] = (),
-                   **_: Any) -> BuildOutcome:  # fmt: skip
+    def build_node(
+        n: PlanNode,
+        root: Any,
+        *,
+        log: Path,
+        system_packages: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        constraints: Sequence[str] = (),
+        **_: Any,
+    ) -> BuildOutcome:
         calls.append({"packages": tuple(system_packages), "env": dict(env or {})})
         log.parent.mkdir(parents=True, exist_ok=True)
         ok = fail_without in system_packages
         log.write_text("==> build\n" + ("built\n" if ok else "\n".join(lines) + "\n"))
         status = NodeStatus.BUILT if ok else NodeStatus.FAILED
-        return BuildOutcome(status, root.backend, root.image, n.python, log,
-                            exit_code=0 if ok else 1, reason="" if ok else "wheel build failed",
-                            matched_lines=() if ok else tuple(lines[-1:]))  # fmt: skip
+        return BuildOutcome(
+            status,
+            root.backend,
+            root.image,
+            n.python,
+            log,
+            exit_code=0 if ok else 1,
+            reason="" if ok else "wheel build failed",
+            matched_lines=() if ok else tuple(lines[-1:]),
+        )
 
     build_node.calls = calls  # type: ignore[attr-defined]
     return build_node
@@ -211,8 +231,14 @@ def test_runner_records_both_attempts_hint_and_fix(
     plan = Plan("p", (), (Target(),), (n,), ((n.key,),), {}, catalog_digest=catalog.digest)
     store = Store.open(str(tmp_path / "store"))
     advisor = Advisor(catalog, "apt")
-    summary = build_plan(plan, store, StubRoot(), advise=advisor, first_fix=advisor.first_fix,  # type: ignore[arg-type]
-                         workdir=tmp_path / "run")  # fmt: skip
+    summary = build_plan(
+        plan,
+        store,
+        StubRoot(),
+        advise=advisor,
+        first_fix=advisor.first_fix,  # type: ignore[arg-type]
+        workdir=tmp_path / "run",
+    )
     assert summary.results[0].status is NodeStatus.BUILT and summary.results[0].attempts == 2
     record = store.get_record("zdemo", "1.0", "3.11")
     assert record is not None
@@ -222,8 +248,13 @@ def test_runner_records_both_attempts_hint_and_fix(
     assert (two.status, two.hint_ids, two.recipes) == ("built", ("zlib",), ("apt: zlib1g-dev",))
     assert fake.calls[1]["packages"] == ("zlib1g-dev",)
     assert [e.kind for e in record.events] == [
-        "leased", "building", "failed", "retry", "building", "built",
-    ]  # fmt: skip
+        "leased",
+        "building",
+        "failed",
+        "retry",
+        "building",
+        "built",
+    ]
 
 
 def test_a_failure_is_recorded_with_sdist_hash_and_catalog_digest_then_skipped(
@@ -238,8 +269,14 @@ def test_a_failure_is_recorded_with_sdist_hash_and_catalog_digest_then_skipped(
     n = node("broken")
     plan = Plan("p", (), (Target(),), (n,), ((n.key,),), {})
     store = Store.open(str(tmp_path / "store"))
-    build_plan(plan, store, StubRoot(), advise=Advisor(catalog, "apt"),  # type: ignore[arg-type]
-               catalog_digest=catalog.digest, workdir=tmp_path / "run")  # fmt: skip
+    build_plan(
+        plan,
+        store,
+        StubRoot(),
+        advise=Advisor(catalog, "apt"),  # type: ignore[arg-type]
+        catalog_digest=catalog.digest,
+        workdir=tmp_path / "run",
+    )
     record = store.get_record("broken", "1.0", "3.11")
     assert record is not None and record.status is NodeStatus.FAILED
     assert len(record.attempts) == 1  # no hint matched: no retry

@@ -46,15 +46,34 @@ packages:
 """
 
 
-def record(name: str, *, first_hints: tuple[str, ...] = (), fixed: tuple[str, ...] = ("zlib",),
-           final: str = "built") -> BuildRecord:  # fmt: skip
+def record(
+    name: str,
+    *,
+    first_hints: tuple[str, ...] = (),
+    fixed: tuple[str, ...] = ("zlib",),
+    final: str = "built",
+) -> BuildRecord:
     attempts = (
-        Attempt(1, "2025-01-01T00:00:00Z", "2025-01-01T00:01:00Z", backend="rootfs",
-                image="img", hint_ids=first_hints, status="failed",
-                log=f"logs/{name}/1.0/3.11/1.log"),
-        Attempt(2, "2025-01-01T00:01:00Z", "2025-01-01T00:02:00Z", backend="rootfs",
-                image="img", hint_ids=(*first_hints, *fixed), status=final),
-    )  # fmt: skip
+        Attempt(
+            1,
+            "2025-01-01T00:00:00Z",
+            "2025-01-01T00:01:00Z",
+            backend="rootfs",
+            image="img",
+            hint_ids=first_hints,
+            status="failed",
+            log=f"logs/{name}/1.0/3.11/1.log",
+        ),
+        Attempt(
+            2,
+            "2025-01-01T00:01:00Z",
+            "2025-01-01T00:02:00Z",
+            backend="rootfs",
+            image="img",
+            hint_ids=(*first_hints, *fixed),
+            status=final,
+        ),
+    )
     status = NodeStatus.BUILT if final == "built" else NodeStatus.FAILED
     return BuildRecord(name, "1.0", "3.11", status, attempts=attempts)
 
@@ -75,10 +94,15 @@ def test_learned_entries_skip_what_the_catalog_knows(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(COMMENTED)
     catalog = load_catalog(tmp_path)
     learned = learned_from_records(
-        [record("b"), record("already-known", fixed=("ffi",)), record("a"),
-         record("a", fixed=("ffi",)), record("x", fixed=("unknown-hint",))],
+        [
+            record("b"),
+            record("already-known", fixed=("ffi",)),
+            record("a"),
+            record("a", fixed=("ffi",)),
+            record("x", fixed=("unknown-hint",)),
+        ],
         catalog,
-    )  # fmt: skip
+    )
     assert [(item.package, item.hints, len(item.evidence)) for item in learned] == [
         ("a", ("zlib", "ffi"), 2),
         ("b", ("zlib",), 1),

@@ -111,16 +111,31 @@ def test_store_decides_cached_and_known_failure(tmp_path: Path, fixture_index: s
     x86 = {n.name: n for n in first.nodes}["x86only"]
     assert legacy.sdist is not None and x86.sdist is not None
     store.update_record(
-        "legacy", "0.5", "3.11",
-        lambda _r: BuildRecord("legacy", "0.5", "3.11", NodeStatus.BUILT,
-                               wheel=WheelRef("legacy-0.5-py3-none-any.whl", "ab" * 32)),
-    )  # fmt: skip
+        "legacy",
+        "0.5",
+        "3.11",
+        lambda _r: BuildRecord(
+            "legacy",
+            "0.5",
+            "3.11",
+            NodeStatus.BUILT,
+            wheel=WheelRef("legacy-0.5-py3-none-any.whl", "ab" * 32),
+        ),
+    )
     store.update_record(
-        "x86only", "1.0", "3.11",
-        lambda _r: BuildRecord("x86only", "1.0", "3.11", NodeStatus.FAILED,
-                               sdist_sha256=x86.sdist.sha256, catalog_digest=first.catalog_digest,
-                               reason="gcc: error"),
-    )  # fmt: skip
+        "x86only",
+        "1.0",
+        "3.11",
+        lambda _r: BuildRecord(
+            "x86only",
+            "1.0",
+            "3.11",
+            NodeStatus.FAILED,
+            sdist_sha256=x86.sdist.sha256,
+            catalog_digest=first.catalog_digest,
+            reason="gcc: error",
+        ),
+    )
     second = plan_for(tmp_path, fixture_index, "legacy==0.5\nx86only==1.0\n")
     nodes = {n.name: n for n in second.nodes}
     assert nodes["legacy"].status is NodeStatus.CACHED
@@ -144,11 +159,29 @@ def test_plan_json_contract_and_round_trip(tmp_path: Path, fixture_index: str) -
     req.write_text("x86only==1.0\nwithdeps==1.0\n")
     out = tmp_path / "plan.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "refinery", "--index-url", fixture_index,
-         "--cache-dir", str(tmp_path / "cache"), "--store", str(tmp_path / "store"),
-         "plan", "req.txt", "--python", "3.11", "--json", "-o", str(out)],
-        cwd=tmp_path, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "refinery",
+            "--index-url",
+            fixture_index,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--store",
+            str(tmp_path / "store"),
+            "plan",
+            "req.txt",
+            "--python",
+            "3.11",
+            "--json",
+            "-o",
+            str(out),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
     doc = json.loads(out.read_text())
@@ -156,8 +189,17 @@ def test_plan_json_contract_and_round_trip(tmp_path: Path, fixture_index: str) -
     assert doc["inputs"] == ["req.txt"]
     assert doc["targets"] == [{"python": "3.11", "platform": "manylinux_2_28_s390x"}]
     node = next(n for n in doc["nodes"] if n["name"] == "x86only")
-    for field in ("name", "version", "python", "status", "reason", "requested", "deps",
-                  "build_deps", "wave"):  # fmt: skip
+    for field in (
+        "name",
+        "version",
+        "python",
+        "status",
+        "reason",
+        "requested",
+        "deps",
+        "build_deps",
+        "wave",
+    ):
         assert field in node
     reused = next(n for n in doc["nodes"] if n["name"] == "withdeps")
     assert reused["wheel"].endswith("withdeps-1.0-py3-none-any.whl")
@@ -170,12 +212,28 @@ def test_github_output(tmp_path: Path, fixture_index: str) -> None:
     req.write_text("x86only==1.0\n")
     gh_out, summary = tmp_path / "out", tmp_path / "summary.md"
     proc = subprocess.run(
-        [sys.executable, "-m", "refinery", "--index-url", fixture_index,
-         "--cache-dir", str(tmp_path / "cache"), "plan", "req.txt", "--github-output"],
-        cwd=tmp_path, capture_output=True, text=True, check=False,
-        env={**__import__("os").environ, "GITHUB_OUTPUT": str(gh_out),
-             "GITHUB_STEP_SUMMARY": str(summary)},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "refinery",
+            "--index-url",
+            fixture_index,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "plan",
+            "req.txt",
+            "--github-output",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            **__import__("os").environ,
+            "GITHUB_OUTPUT": str(gh_out),
+            "GITHUB_STEP_SUMMARY": str(summary),
+        },
+    )
     assert proc.returncode == 0, proc.stderr
     lines = dict(line.split("=", 1) for line in gh_out.read_text().splitlines())
     assert lines["waves"] == "2"
@@ -199,11 +257,22 @@ def test_dead_index_is_one_clear_line(tmp_path: Path) -> None:
     req = tmp_path / "req.txt"
     req.write_text("six==1.16.0\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "refinery", "--index-url", "http://127.0.0.1:9/simple/",
-         "--cache-dir", str(tmp_path / "cache"), "plan", str(req)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "refinery",
+            "--index-url",
+            "http://127.0.0.1:9/simple/",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "plan",
+            str(req),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
         env={**__import__("os").environ, "UV_HTTP_RETRIES": "0", "REFINERY_INDEX_RETRIES": "0"},
-    )  # fmt: skip
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "refinery: error: cannot reach http://127.0.0.1:9/simple/six/ (Connection refused)"

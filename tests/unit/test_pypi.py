@@ -55,18 +55,26 @@ def test_pyproject_is_found() -> None:
 def test_sorted_archive_without_pyproject_stops_early() -> None:
     big = bytes(range(256)) * 40_000  # ~10 MB, incompressible enough
     data = sdist(
-        [("p-1/LICENSE", b"l"), ("p-1/PKG-INFO", b"x"), ("p-1/setup.py", b"s"),
-         ("p-1/src/big.bin", big)]
-    )  # fmt: skip
+        [
+            ("p-1/LICENSE", b"l"),
+            ("p-1/PKG-INFO", b"x"),
+            ("p-1/setup.py", b"s"),
+            ("p-1/src/big.bin", big),
+        ]
+    )
     stream = Tripwire(data, limit=len(data) // 2)
     assert build_requires_from_sdist(stream, "p-1.tar.gz") == LEGACY_BUILD_REQUIRES
 
 
 def test_unsorted_archive_is_read_to_the_end() -> None:
     data = sdist(
-        [("p-1/setup.py", b"s"), ("p-1/PKG-INFO", b"x"), ("p-1/src/a.c", b"c"),
-         ("p-1/pyproject.toml", PYPROJECT)]
-    )  # fmt: skip
+        [
+            ("p-1/setup.py", b"s"),
+            ("p-1/PKG-INFO", b"x"),
+            ("p-1/src/a.c", b"c"),
+            ("p-1/pyproject.toml", PYPROJECT),
+        ]
+    )
     assert build_requires_from_sdist(io.BytesIO(data), "p-1.tar.gz")[0] == "setuptools>=61"
 
 

@@ -29,20 +29,29 @@ def _stamp(dt: datetime) -> str:
 
 
 def _put(store: Store, name: str, version: str, status: NodeStatus, **kw: Any) -> None:
-    store.update_record(name, version, "3.11",
-                        lambda _r: BuildRecord(name, version, "3.11", status, **kw))  # fmt: skip
+    store.update_record(
+        name, version, "3.11", lambda _r: BuildRecord(name, version, "3.11", status, **kw)
+    )
 
 
 def _store(tmp_path: Path) -> Store:
     store = Store.open(str(tmp_path / "store"))
     past, future = _stamp(NOW - timedelta(minutes=5)), _stamp(NOW + timedelta(hours=1))
-    _put(store, "cybuild", "1.0", NodeStatus.BUILDING, lease_expires=past, plan_id="p1",
-         attempts=(Attempt(1, _stamp(NOW - timedelta(hours=7))),))  # fmt: skip
+    _put(
+        store,
+        "cybuild",
+        "1.0",
+        NodeStatus.BUILDING,
+        lease_expires=past,
+        plan_id="p1",
+        attempts=(Attempt(1, _stamp(NOW - timedelta(hours=7))),),
+    )
     _put(store, "legacy", "0.5", NodeStatus.LEASED, lease_expires=past)
     _put(store, "x86only", "1.0", NodeStatus.LEASED, lease_expires=future)
     _put(store, "s390xpkg", "2.0", NodeStatus.BUILT)
-    store.put_input(InputRecord("requirements-x.txt", "requirements/x.txt", "c" * 40,
-                                InputStatus.QUEUED, "p1"))  # fmt: skip
+    store.put_input(
+        InputRecord("requirements-x.txt", "requirements/x.txt", "c" * 40, InputStatus.QUEUED, "p1")
+    )
     return store
 
 
@@ -50,11 +59,15 @@ def _store(tmp_path: Path) -> Store:
 def test_expired_leases_go_back_to_pending_with_an_event(tmp_path: Path) -> None:
     store = _store(tmp_path)
     assert [r.key for r in expire_leases(store, now=NOW, dry_run=True)] == [
-        "cybuild==1.0@3.11", "legacy==0.5@3.11"]  # fmt: skip
+        "cybuild==1.0@3.11",
+        "legacy==0.5@3.11",
+    ]
     assert store.get_record("cybuild", "1.0", "3.11").status is NodeStatus.BUILDING  # type: ignore[union-attr]
     done = expire_leases(store, now=NOW)
     assert [(r.key, r.was, r.next_attempt) for r in done] == [
-        ("cybuild==1.0@3.11", "building", 2), ("legacy==0.5@3.11", "leased", 1)]  # fmt: skip
+        ("cybuild==1.0@3.11", "building", 2),
+        ("legacy==0.5@3.11", "leased", 1),
+    ]
     record = store.get_record("cybuild", "1.0", "3.11")
     assert record is not None and record.status is NodeStatus.PENDING
     assert record.lease_expires is None and record.events[-1].kind == "lease-expired"
@@ -92,18 +105,21 @@ def test_upstream_s390x_wheels_are_noticed(tmp_path: Path, fixture_index: str) -
 @pytest.mark.unit
 def test_status_counts(tmp_path: Path) -> None:
     counts = status_counts(_store(tmp_path))
-    assert counts == {"nodes": {"leased": 2, "building": 1, "built": 1},
-                      "inputs": {"queued": 1}}  # fmt: skip
+    assert counts == {"nodes": {"leased": 2, "building": 1, "built": 1}, "inputs": {"queued": 1}}
     proc = subprocess.run(
         [sys.executable, "-m", "refinery", "--store", str(tmp_path / "store"), "status", "--json"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(proc.stdout)["nodes"]["built"] == 1
     assert json.loads(proc.stdout)["schema"] == 1
     text = subprocess.run(
         [sys.executable, "-m", "refinery", "--store", str(tmp_path / "store"), "status"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "nodes: 4 (2 leased, 1 building, 1 built)" in text
 
 
@@ -125,18 +141,27 @@ def test_reconcile_workflow_requeues_and_redispatches(
 
     httpserver.expect_request(re.compile(".*")).respond_with_handler(handler)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "REFINERY_"))}
-    env.update(GITHUB_API_URL=httpserver.url_for("/api/v3"), GITHUB_REPOSITORY="octo/farm",
-               REFINERY_GITHUB_RETRY="0", REFINERY_INDEX_URL=fixture_index,
-               REFINERY_CACHE=str(tmp_path / "cache"))  # fmt: skip
+    env.update(
+        GITHUB_API_URL=httpserver.url_for("/api/v3"),
+        GITHUB_REPOSITORY="octo/farm",
+        REFINERY_GITHUB_RETRY="0",
+        REFINERY_INDEX_URL=fixture_index,
+        REFINERY_CACHE=str(tmp_path / "cache"),
+    )
     work = tmp_path / "work"
     work.mkdir()
     result = run_job(
-        "reconcile.yml", "reconcile", workdir=work, host_env=env,
-        context={"vars": {"REFINERY_STORE": str(tmp_path / "store")},
-                 "github": {"token": "t0ken", "event": {"repository": {"default_branch": "main"}}},
-                 "inputs": {}},
+        "reconcile.yml",
+        "reconcile",
+        workdir=work,
+        host_env=env,
+        context={
+            "vars": {"REFINERY_STORE": str(tmp_path / "store")},
+            "github": {"token": "t0ken", "event": {"repository": {"default_branch": "main"}}},
+            "inputs": {},
+        },
         uses=lambda *_: None,
-    )  # fmt: skip
+    )
     assert result.status == "success", [(s.name, s.stderr) for s in result.steps]
     (dispatch,) = calls
     assert dispatch[0] == "POST" and dispatch[1].endswith("/actions/workflows/build.yml/dispatches")

@@ -58,8 +58,9 @@ def test_concatenated_gzip_members() -> None:
 
 
 def test_plain_zlib_gives_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = archive([("p-1/PKG-INFO", b"x"), ("p-1/src/a.c", b"c" * 3000),
-                    ("p-1/pyproject.toml", PYPROJECT)])  # fmt: skip
+    data = archive(
+        [("p-1/PKG-INFO", b"x"), ("p-1/src/a.c", b"c" * 3000), ("p-1/pyproject.toml", PYPROJECT)]
+    )
     fast = sdist.top_level_file(chunks(data))
     monkeypatch.setattr(sdist, "_isal", None)
     assert sdist.top_level_file(chunks(data)) == fast == PYPROJECT

@@ -266,9 +266,17 @@ def test_cli_markdown_only(store: Store, tmp_path: Path) -> None:
     (tmp_path / "mkdocs.yml").write_text("site_name: x\n")
     result = CliRunner().invoke(
         main,
-        ["--store", store.url, "site", "--docs-dir", str(docs), "--markdown-only",
-         "--pip-index", "https://w.example/simple"],
-    )  # fmt: skip
+        [
+            "--store",
+            store.url,
+            "site",
+            "--docs-dir",
+            str(docs),
+            "--markdown-only",
+            "--pip-index",
+            "https://w.example/simple",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "6 packages" in result.output
     assert (

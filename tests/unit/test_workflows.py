@@ -28,8 +28,15 @@ PIN = re.compile(r"^\s*(?:-\s+)?uses:\s*([^@\s]+)@(\S+)(.*)$")
 
 
 def test_the_workflows_exist() -> None:
-    expected = {"plan.yml", "plan-comment.yml", "main.yml", "build.yml", "publish.yml",
-                "reconcile.yml", "ci.yml"}  # fmt: skip
+    expected = {
+        "plan.yml",
+        "plan-comment.yml",
+        "main.yml",
+        "build.yml",
+        "publish.yml",
+        "reconcile.yml",
+        "ci.yml",
+    }
     assert expected <= set(NAMES)
 
 
@@ -44,17 +51,25 @@ def _tool(name: str) -> str:
 def test_actionlint_passes() -> None:
     proc = subprocess.run(
         [_tool("actionlint"), *(str(WORKFLOWS / n) for n in NAMES)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_github_workflow_schema_passes() -> None:
     proc = subprocess.run(
-        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
-         *(str(WORKFLOWS / n) for n in NAMES)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            _tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *(str(WORKFLOWS / n) for n in NAMES),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -95,17 +110,20 @@ def test_only_trusted_jobs_get_store_credentials() -> None:
     for name in NAMES:
         for job_id, job in load(name)["jobs"].items():
             aws = [
-                s for s in job.get("steps", [])
+                s
+                for s in job.get("steps", [])
                 if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials")
-            ]  # fmt: skip
+            ]
             if not aws:
                 continue
             assert job["permissions"].get("id-token") == "write"
             if (name, job_id) == ("main.yml", "plan"):  # optional read-only role
                 assert all("AWS_PLAN_ROLE_ARN" in str(s.get("if")) for s in aws)
             else:
-                assert (name, job_id) in {("publish.yml", "publish"),
-                                          ("reconcile.yml", "reconcile")}  # fmt: skip
+                assert (name, job_id) in {
+                    ("publish.yml", "publish"),
+                    ("reconcile.yml", "reconcile"),
+                }
     build = load("build.yml")["jobs"]["build"]
     assert build["permissions"] == {"contents": "read"}
     assert "secrets" not in json.dumps(build)
@@ -146,10 +164,17 @@ def test_600_nodes_reach_wave_jobs_under_256_each_exactly_once_in_order(tmp_path
     waves = [[f"p{w}-{i}==1.0@3.11" for i in range(n)] for w, n in enumerate(sizes)]
     nodes = tuple(
         PlanNode(k.split("==")[0], "1.0", "3.11", NodeStatus.PENDING, "", True, wave=w)
-        for w, keys in enumerate(waves) for k in keys
-    )  # fmt: skip
-    plan = Plan("p600", ("requirements/big.txt",), (), nodes, tuple(map(tuple, waves)),
-                {"include": [s.to_json() for s in build_matrix(waves)]})  # fmt: skip
+        for w, keys in enumerate(waves)
+        for k in keys
+    )
+    plan = Plan(
+        "p600",
+        ("requirements/big.txt",),
+        (),
+        nodes,
+        tuple(map(tuple, waves)),
+        {"include": [s.to_json() for s in build_matrix(waves)]},
+    )
     out = tmp_path / "github_output"
     os.environ["GITHUB_OUTPUT"] = str(out)
     try:
@@ -159,8 +184,9 @@ def test_600_nodes_reach_wave_jobs_under_256_each_exactly_once_in_order(tmp_path
     step_outputs = read_outputs(out)
     doc = load("main.yml")
     plan_job = doc["jobs"]["plan"]
-    ctx: dict[str, Any] = {"steps": {"plan": {"outputs": step_outputs},
-                                     "gate": {"outputs": {"build": "true"}}}}  # fmt: skip
+    ctx: dict[str, Any] = {
+        "steps": {"plan": {"outputs": step_outputs}, "gate": {"outputs": {"build": "true"}}}
+    }
     job_outputs = {k: interpolate(v, ctx) for k, v in plan_job["outputs"].items()}
     needs = {"plan": {"outputs": job_outputs, "result": "success"}}
     seen: list[str] = []
@@ -193,8 +219,11 @@ def test_600_nodes_reach_wave_jobs_under_256_each_exactly_once_in_order(tmp_path
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        cwd=repo, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -229,10 +258,15 @@ def test_main_plan_job_on_push(repo: Path, host_env: dict[str, str]) -> None:
     base = _git(repo, "rev-parse", "HEAD~1")
     head = _git(repo, "rev-parse", "HEAD")
     result = run_job(
-        "main.yml", "plan", workdir=repo, host_env=host_env,
-        context={"github": {"event_name": "push", "sha": head, "event": {"before": base}},
-                 "vars": {}},
-    )  # fmt: skip
+        "main.yml",
+        "plan",
+        workdir=repo,
+        host_env=host_env,
+        context={
+            "github": {"event_name": "push", "sha": head, "event": {"before": base}},
+            "vars": {},
+        },
+    )
     assert result.status == "success", [(s.name, s.stderr[-2000:]) for s in result.steps]
     assert result.step("inputs").outputs["files"] == "requirements/demo.txt"
     assert "Inputs failed" not in result.ran()
@@ -254,28 +288,43 @@ def test_main_plan_job_on_push(repo: Path, host_env: dict[str, str]) -> None:
 
 def test_main_plan_job_respects_auto_build_off(repo: Path, host_env: dict[str, str]) -> None:
     result = run_job(
-        "main.yml", "plan", workdir=repo, host_env=host_env,
-        context={"github": {"event_name": "push", "sha": _git(repo, "rev-parse", "HEAD"),
-                            "event": {"before": _git(repo, "rev-parse", "HEAD~1")}},
-                 "vars": {"AUTO_BUILD": "false"}},
-    )  # fmt: skip
+        "main.yml",
+        "plan",
+        workdir=repo,
+        host_env=host_env,
+        context={
+            "github": {
+                "event_name": "push",
+                "sha": _git(repo, "rev-parse", "HEAD"),
+                "event": {"before": _git(repo, "rev-parse", "HEAD~1")},
+            },
+            "vars": {"AUTO_BUILD": "false"},
+        },
+    )
     assert result.status == "success"
     assert result.outputs["build"] == "false"
     (record,) = _store_json(repo / ".refinery" / "staging", "inputs")
     assert record["status"] == "planned"
     doc = load("main.yml")
     assert doc["jobs"]["plan"]["if"].startswith("github.event_name == 'workflow_dispatch'")
-    assert not evaluate(doc["jobs"]["plan"]["if"], {"github": {"event_name": "push"},
-                                                    "vars": {"AUTO_PLAN": "false"}})  # fmt: skip
+    assert not evaluate(
+        doc["jobs"]["plan"]["if"],
+        {"github": {"event_name": "push"}, "vars": {"AUTO_PLAN": "false"}},
+    )
 
 
 def test_main_plan_job_records_a_failed_input(repo: Path, host_env: dict[str, str]) -> None:
     (repo / "requirements" / "demo.txt").write_text("cybuild==1.0\ngit+https://x/y.git\n")
     result = run_job(
-        "main.yml", "plan", workdir=repo, host_env=host_env,
-        context={"github": {"event_name": "workflow_dispatch", "sha": "f" * 40},
-                 "inputs": {"inputs": "requirements/demo.txt", "build": True}},
-    )  # fmt: skip
+        "main.yml",
+        "plan",
+        workdir=repo,
+        host_env=host_env,
+        context={
+            "github": {"event_name": "workflow_dispatch", "sha": "f" * 40},
+            "inputs": {"inputs": "requirements/demo.txt", "build": True},
+        },
+    )
     assert result.status == "failure"
     assert result.step("plan").outcome == "failure"
     assert "::error file=requirements/demo.txt,line=2::" in result.step("plan").stderr
@@ -288,11 +337,22 @@ def test_main_plan_job_records_a_failed_input(repo: Path, host_env: dict[str, st
 
 def test_pr_plan_job_writes_summary_and_comment_body(repo: Path, host_env: dict[str, str]) -> None:
     result = run_job(
-        "plan.yml", "plan", workdir=repo, host_env=host_env,
-        context={"github": {"event_name": "pull_request",
-                            "event": {"pull_request": {"number": 7, "base": {
-                                "sha": _git(repo, "rev-parse", "HEAD~1")}}}}},
-    )  # fmt: skip
+        "plan.yml",
+        "plan",
+        workdir=repo,
+        host_env=host_env,
+        context={
+            "github": {
+                "event_name": "pull_request",
+                "event": {
+                    "pull_request": {
+                        "number": 7,
+                        "base": {"sha": _git(repo, "rev-parse", "HEAD~1")},
+                    }
+                },
+            }
+        },
+    )
     assert result.status == "success", [(s.name, s.stderr[-2000:]) for s in result.steps]
     pr = repo / ".refinery" / "pr"
     assert (pr / "number").read_text().strip() == "7"
@@ -306,11 +366,21 @@ def test_pr_plan_job_writes_summary_and_comment_body(repo: Path, host_env: dict[
 def test_build_job_replans_dispatched_nodes(repo: Path, host_env: dict[str, str]) -> None:
     """The dispatch entry of build.yml: everything up to the build root, for real."""
     result = run_job(
-        "build.yml", "build", workdir=repo, host_env=host_env,
-        context={"inputs": {"nodes": "cybuild==1.0@3.11 x86only==1.0@3.11", "attempt": "2",
-                            "fixes": "zlib-headers", "plan": ""}, "vars": {}},
+        "build.yml",
+        "build",
+        workdir=repo,
+        host_env=host_env,
+        context={
+            "inputs": {
+                "nodes": "cybuild==1.0@3.11 x86only==1.0@3.11",
+                "attempt": "2",
+                "fixes": "zlib-headers",
+                "plan": "",
+            },
+            "vars": {},
+        },
         skip=("Install refinery", "Build", "Summary"),
-    )  # fmt: skip
+    )
     assert result.status == "success", [(s.name, s.stderr[-2000:]) for s in result.steps]
     assert "Plan dispatched nodes" in result.ran()
     assert result.step("Build").env == {} and "Plan of this run" not in result.ran()
@@ -322,10 +392,13 @@ def test_build_job_replans_dispatched_nodes(repo: Path, host_env: dict[str, str]
 
 def test_build_job_refuses_a_malformed_node(repo: Path, host_env: dict[str, str]) -> None:
     result = run_job(
-        "build.yml", "build", workdir=repo, host_env=host_env,
+        "build.yml",
+        "build",
+        workdir=repo,
+        host_env=host_env,
         context={"inputs": {"nodes": "x;rm -rf /==1@3.11", "plan": ""}},
         skip=("Install refinery", "Build", "Summary"),
-    )  # fmt: skip
+    )
     assert result.step("replan").outcome == "failure"
     assert "::error::not a node key" in result.step("replan").stdout
 
@@ -346,13 +419,23 @@ def test_build_job_builds_its_shard_with_the_chosen_backend(
     (fake / "refinery").chmod(0o755)
     seen: list[tuple[str, dict[str, Any]]] = []
     result = run_job(
-        "build.yml", "build", workdir=repo, host_env=host_env, bin_dir=fake,
-        context={"inputs": {"nodes": "a==1@3.11 b==2@3.11", "wave": 1, "shard": 3,
-                            "plan-artifact": "plan"},
-                 "vars": {"REFINERY_BACKEND": "native", "S390X_RUNNER": "s390x-large"},
-                 "github": {"run_id": "99"}},
+        "build.yml",
+        "build",
+        workdir=repo,
+        host_env=host_env,
+        bin_dir=fake,
+        context={
+            "inputs": {
+                "nodes": "a==1@3.11 b==2@3.11",
+                "wave": 1,
+                "shard": 3,
+                "plan-artifact": "plan",
+            },
+            "vars": {"REFINERY_BACKEND": "native", "S390X_RUNNER": "s390x-large"},
+            "github": {"run_id": "99"},
+        },
         uses=lambda action, with_, _wd: seen.append((action.split("@")[0], with_)),
-    )  # fmt: skip
+    )
     assert result.status == "success", [(s.name, s.stderr) for s in result.steps]
     actions = [a for a, _ in seen]
     assert "docker/setup-qemu-action" not in actions  # native: no emulation
@@ -384,26 +467,42 @@ def test_build_job_really_builds_its_shard(
 
     sdist = make_sdist(Path(__file__).resolve().parents[1] / "fixtures" / "cext", tmp_path)
     node = PlanNode(
-        "refinery-fixture-cext", "0.1.0", "3.11", NodeStatus.PENDING, "fixture", True,
+        "refinery-fixture-cext",
+        "0.1.0",
+        "3.11",
+        NodeStatus.PENDING,
+        "fixture",
+        True,
         sdist=FileRef(sdist.name, sdist.as_uri(), sha256_file(sdist)),
-    )  # fmt: skip
+    )
     nodes, waves = assign_waves([node])
     plan = Plan(
-        "wf-real", ("requirements/demo.txt",), (Target(),), tuple(nodes),
+        "wf-real",
+        ("requirements/demo.txt",),
+        (Target(),),
+        tuple(nodes),
         tuple(tuple(w) for w in waves),
         {"include": [s.to_json() for s in build_matrix(waves)]},
-    )  # fmt: skip
+    )
     plan_dir = repo / ".refinery" / "plan"
     plan_dir.mkdir(parents=True)
     (plan_dir / "plan.json").write_text(json.dumps(plan.to_json()))
     result = run_job(
-        "build.yml", "build", workdir=repo, host_env=host_env, timeout=900,
-        context={"inputs": {"nodes": node.key, "wave": 0, "shard": 0, "plan-artifact": "plan"},
-                 "vars": {"REFINERY_BACKEND": "rootfs"}, "github": {"run_id": "7"}},
+        "build.yml",
+        "build",
+        workdir=repo,
+        host_env=host_env,
+        timeout=900,
+        context={
+            "inputs": {"nodes": node.key, "wave": 0, "shard": 0, "plan-artifact": "plan"},
+            "vars": {"REFINERY_BACKEND": "rootfs"},
+            "github": {"run_id": "7"},
+        },
         uses=lambda _action, _with, _wd: None,
-    )  # fmt: skip
-    assert result.status == "success", [(s.name, s.stdout[-2000:], s.stderr[-2000:])
-                                        for s in result.steps]  # fmt: skip
+    )
+    assert result.status == "success", [
+        (s.name, s.stdout[-2000:], s.stderr[-2000:]) for s in result.steps
+    ]
     staging = repo / ".refinery" / "staging"
     record = json.loads((staging / "records/refinery-fixture-cext/0.1.0/3.11.json").read_text())
     assert record["status"] == "built"
@@ -430,8 +529,12 @@ def test_publish_job_publishes_indexes_and_builds_the_site(
     wheel.write_bytes(data)
     stage = Store.open(str(staging))
     ref = stage.put_wheel(wheel)
-    stage.update_record("cybuild", "1.0", "3.11", lambda _r: BuildRecord(
-        "cybuild", "1.0", "3.11", NodeStatus.BUILT, wheel=ref))  # fmt: skip
+    stage.update_record(
+        "cybuild",
+        "1.0",
+        "3.11",
+        lambda _r: BuildRecord("cybuild", "1.0", "3.11", NodeStatus.BUILT, wheel=ref),
+    )
     store = tmp_path / "store"
     (repo / "docs").mkdir()
     shutil.copy(Path(__file__).resolve().parents[2] / "mkdocs.yml", repo / "mkdocs.yml")
@@ -439,12 +542,21 @@ def test_publish_job_publishes_indexes_and_builds_the_site(
         if src.name != "status":
             (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / "docs" / src.name)
     result = run_job(
-        "publish.yml", "publish", workdir=repo, host_env=host_env,
-        context={"vars": {"REFINERY_STORE": str(store),
-                          "REFINERY_INDEX_URL": "https://wheels.example.org/simple/"},
-                 "inputs": {"artifacts": "staging-*"}, "github": {"event_name": "push"}},
-        uses=lambda *_: None, timeout=600,
-    )  # fmt: skip
+        "publish.yml",
+        "publish",
+        workdir=repo,
+        host_env=host_env,
+        context={
+            "vars": {
+                "REFINERY_STORE": str(store),
+                "REFINERY_INDEX_URL": "https://wheels.example.org/simple/",
+            },
+            "inputs": {"artifacts": "staging-*"},
+            "github": {"event_name": "push"},
+        },
+        uses=lambda *_: None,
+        timeout=600,
+    )
     assert result.status == "success", [(s.name, s.stderr[-3000:]) for s in result.steps]
     assert Store.open(str(store)).get_record("cybuild", "1.0", "3.11") is not None
     assert (repo / ".refinery" / "index" / "simple" / "cybuild" / "index.html").exists()
