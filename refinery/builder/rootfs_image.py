@@ -23,6 +23,7 @@ from pathlib import Path
 from refinery.builder import binfmt
 from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.proc import OnLine, run
+from refinery.core.clock import now
 from refinery.store.ledger import sha256_file
 
 DEFAULT_RELEASE = "bookworm"
@@ -293,7 +294,7 @@ def create(
         "sha256": digest,
         "mirror": mirror,
         "created_seconds": round(seconds, 1),
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_at": now(),
         "mmdebstrap": _tool_version(["mmdebstrap", "--version"]),
     }
     _manifest_path(tarball).write_text(json.dumps(manifest, indent=2) + "\n")

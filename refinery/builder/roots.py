@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Protocol
 
 from refinery.builder.proc import OnLine, ProcResult
+from refinery.core.vocab import BACKEND_CHOICES
 
-BACKENDS = ("auto", "native", "container", "rootfs", "cross")
+BACKENDS = BACKEND_CHOICES
 S390X_MACHINES = frozenset({"s390x"})
 
 
@@ -244,6 +245,4 @@ def select_root(
         from refinery.builder.rootfs_image import DEFAULT_RELEASE, RootfsSpec
 
         return RootfsRoot(RootfsSpec(release=release or DEFAULT_RELEASE))
-    raise BuildRootUnavailable(
-        "the cross backend is planned but not implemented yet; use --backend rootfs"
-    )
+    raise BuildRootUnavailable(f"unknown backend {chosen!r}")  # choose_backend checked

@@ -23,13 +23,13 @@ import traceback
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from refinery.builder.errors import BuildError
 from refinery.builder.proc import OnLine
 from refinery.builder.roots import BuildRoot
 from refinery.builder.step import BuildOutcome, build_node
+from refinery.core.clock import later, now
 from refinery.core.models import (
     Attempt,
     BuildRecord,
@@ -39,6 +39,7 @@ from refinery.core.models import (
     WheelRef,
     normalize_name,
 )
+from refinery.core.vocab import EventKind
 from refinery.hints.models import Remedy as Fix
 from refinery.store.ledger import Store, log_key
 
@@ -49,7 +50,7 @@ LEASE_MARGIN = 600.0
 class BuildEvent:
     """Progress for the CLI. ``kind``: wave, skip, leased, building, line, retry, done."""
 
-    kind: str
+    kind: EventKind
     node: str | None = None
     message: str = ""
     wave: int | None = None
@@ -110,22 +111,6 @@ def planned_constraints(plan: Plan, node: PlanNode) -> tuple[str, ...]:
         if dep.status is not NodeStatus.MISSING:
             out.append(f"{dep.name}=={dep.version}")
     return tuple(out)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _parse(ts: str) -> datetime:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
-
-
-def _lease_active(record: BuildRecord) -> bool:
-    if record.status not in (NodeStatus.LEASED, NodeStatus.BUILDING):
-        return False
-    if record.lease_expires is None:
-        return False
-    return _parse(record.lease_expires) > datetime.now(UTC)
 
 
 def _normal_selector(item: str) -> str:
@@ -200,11 +185,7 @@ class _Run:
     # --- records ------------------------------------------------------------------
     def _lease(self, node: PlanNode) -> tuple[BuildRecord | None, str]:
         """Claim the node's record; ``(None, why)`` when someone else has it or it's done."""
-        expires = (
-            (datetime.now(UTC) + timedelta(seconds=self.timeout * self.max_attempts + LEASE_MARGIN))
-            .isoformat(timespec="seconds")
-            .replace("+00:00", "Z")
-        )
+        expires = later(self.timeout * self.max_attempts + LEASE_MARGIN)
         refused: list[str] = []
 
         def change(current: BuildRecord | None) -> BuildRecord:
@@ -212,7 +193,7 @@ class _Run:
             if current is not None and current.status is NodeStatus.BUILT and current.wheel:
                 refused.append(f"already built ({current.wheel.filename})")
                 return current
-            if current is not None and _lease_active(current):
+            if current is not None and current.lease_held():
                 refused.append(f"leased elsewhere until {current.lease_expires}")
                 return current
             base = current or BuildRecord(
@@ -228,7 +209,7 @@ class _Run:
                 sdist_sha256=node.sdist.sha256 if node.sdist else None,
                 catalog_digest=self.catalog_digest,
                 reason="",
-            ).with_event(_now(), "leased", f"plan {self.plan.plan_id} on {self.root.backend}")
+            ).with_event(now(), "leased", f"plan {self.plan.plan_id} on {self.root.backend}")
 
         record = self.store.update_record(node.name, node.version, node.python, change)
         if refused:
@@ -244,7 +225,7 @@ class _Run:
             number[:] = [n]
             attempt = Attempt(
                 n=n,
-                started=_now(),
+                started=now(),
                 backend=self.root.backend,
                 image=self.root.image,
                 recipes=fix.recipes if fix else (),
@@ -253,7 +234,7 @@ class _Run:
             )
             return current.evolve(
                 status=NodeStatus.BUILDING, attempts=(*current.attempts, attempt)
-            ).with_event(_now(), "building", f"attempt {n}")
+            ).with_event(now(), "building", f"attempt {n}")
 
         self.store.update_record(node.name, node.version, node.python, change)
         return number[0]
@@ -277,7 +258,7 @@ class _Run:
                 if attempt.n == n:
                     attempts[i] = replace(
                         attempt,
-                        ended=_now(),
+                        ended=now(),
                         duration=round(outcome.durations.total, 1),
                         exit=outcome.exit_code,
                         log=log,
@@ -295,11 +276,11 @@ class _Run:
                 lease_expires=current.lease_expires if next_fix else None,
             )
             message = outcome.reason or (wheel.filename if wheel else "")
-            updated = updated.with_event(_now(), str(status), message)
+            updated = updated.with_event(now(), str(status), message)
             if next_fix is not None:
                 hints = ", ".join(next_fix.hint_ids) or "a fix"
                 recipes = f" ({'; '.join(next_fix.recipes)})" if next_fix.recipes else ""
-                updated = updated.with_event(_now(), "retry", f"applying {hints}{recipes}")
+                updated = updated.with_event(now(), "retry", f"applying {hints}{recipes}")
             return updated
 
         return self.store.update_record(node.name, node.version, node.python, change)

@@ -34,6 +34,7 @@ from refinery.builder.roots import BuildRoot, Mounts, Session
 from refinery.builder.smoke import SmokeResult, smoke_test
 from refinery.builder.tools import Tools, ensure_tools, ensure_uv, tools_cache
 from refinery.core.models import NodeStatus, PlanNode
+from refinery.core.vocab import INSTALLERS
 
 PHASE_PREFIX = "==> "
 # Runs pypa/build from the tools directory: argv[1] is a ":"-separated list of paths to
@@ -42,7 +43,6 @@ FRONTEND_BOOT = (
     "import runpy, sys; sys.path[:0] = sys.argv.pop(1).split(':'); sys.argv[0] = 'build'; "
     "runpy.run_module('build', run_name='__main__', alter_sys=True)"
 )
-INSTALLERS = ("auto", "uv", "pip")
 _WHY = re.compile(
     r"error|fail|fall(ing)? ?back|could not|couldn't|cannot|can't|not found|no such file|"
     r"unable|speedups|not (be )?compiled|pure[- ]python|warning: ",

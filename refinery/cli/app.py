@@ -14,11 +14,10 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import click
 
 from refinery.core.errors import InputError, RefineryError
+from refinery.core.vocab import BACKEND_CHOICES
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-BACKENDS = ("auto", "native", "container", "rootfs", "cross")
 
 
 @dataclass
@@ -68,7 +67,7 @@ def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 )
 @click.option(
     "--backend",
-    type=click.Choice(BACKENDS),
+    type=click.Choice(BACKEND_CHOICES),
     default="auto",
     envvar="REFINERY_BACKEND",
     show_default=True,

@@ -14,6 +14,7 @@ from refinery.cli.app import Settings, _guard, main, options
 from refinery.cli.plan import make_plan, target_options
 from refinery.core.errors import InputError, RefineryError
 from refinery.core.models import Plan
+from refinery.core.vocab import INSTALLERS
 
 
 class _BuildRenderer:
@@ -152,7 +153,7 @@ build_options = options(
     click.option("--image", default=None, help="Container image (pinned by digest)."),
     click.option(
         "--installer",
-        type=click.Choice(["auto", "uv", "pip"]),
+        type=click.Choice(INSTALLERS),
         default="auto",
         show_default=True,
         help="What fills pypa/build's isolated environment (uv for s390x is ~3x faster).",
@@ -225,8 +226,9 @@ def _record_inputs(
     plan_id: str | None,
     reason: str = "",
 ) -> None:
+    from refinery.core.clock import now
     from refinery.plan.inputs import input_record
-    from refinery.store.ledger import Store, now
+    from refinery.store.ledger import Store
 
     store = Store.open(settings.store)
     for f in files:

@@ -90,8 +90,9 @@ def mark_input(
     """Record STATUS for requirement FILES (input status per file@commit).
 
     With --plan, the plan is stored too and the inputs link to it."""
+    from refinery.core.clock import now
     from refinery.plan.inputs import input_record
-    from refinery.store.ledger import Store, now
+    from refinery.store.ledger import Store
 
     linked = _load_plan(plan_file) if plan_file and plan_file.exists() else None
     plan_id = linked.plan_id if linked else None

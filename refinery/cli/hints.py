@@ -15,13 +15,14 @@ import click
 
 from refinery.cli.app import Settings, _guard, main
 from refinery.core.errors import InputError
+from refinery.core.vocab import PACKAGE_MANAGERS
 
 if TYPE_CHECKING:
     from refinery.hints.advise import Advisor
     from refinery.hints.matcher import Match
     from refinery.hints.models import Catalog
 
-MANAGER_CHOICES = ("apt", "dnf", "yum", "all")
+MANAGER_CHOICES = (*PACKAGE_MANAGERS, "all")
 
 
 def root_manager(backend: str) -> str | None:
@@ -162,7 +163,7 @@ def match(
     from refinery.hints.matcher import scan_log
 
     catalog = load_catalog(hints_dir)
-    managers = ("apt", "dnf", "yum") if manager == "all" else (manager,)
+    managers = PACKAGE_MANAGERS if manager == "all" else (manager,)
     found = scan_log(catalog, log, package=package, python=python, backend=backend)
     if as_json:
         doc = {"schema": 1, "log": str(log), "matches": [_match_json(m, managers) for m in found]}

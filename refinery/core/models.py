@@ -9,8 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Self
+
+from refinery.core.clock import lease_over
 
 PLAN_SCHEMA = 1
 RECORD_SCHEMA = 1
@@ -54,6 +57,9 @@ class NodeStatus(StrEnum):
 
 
 _ACTIVE = frozenset({NodeStatus.PENDING, NodeStatus.LEASED, NodeStatus.BUILDING, NodeStatus.RETRY})
+
+#: Statuses under a lease (a job has claimed the node).
+LEASED = frozenset({NodeStatus.LEASED, NodeStatus.BUILDING})
 
 # Statuses after which the node's wheel exists somewhere a later build can use.
 AVAILABLE = frozenset({NodeStatus.BUILT, NodeStatus.CACHED, NodeStatus.REUSED})
@@ -321,6 +327,15 @@ class BuildRecord:
     @property
     def key(self) -> str:
         return node_key(self.name, self.version, self.python)
+
+    def lease_expired(self, at: datetime | None = None) -> bool:
+        """Leased or building, and the lease is over at ``at`` (the one rule:
+        :func:`refinery.core.clock.lease_over`)."""
+        return self.status in LEASED and lease_over(self.lease_expires, at)
+
+    def lease_held(self, at: datetime | None = None) -> bool:
+        """Leased or building by someone whose lease still runs at ``at``."""
+        return self.status in LEASED and not lease_over(self.lease_expires, at)
 
     def evolve(self, **changes: Any) -> BuildRecord:
         return replace(self, **changes)

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from refinery.core.clock import stamp
 from refinery.core.models import DEFAULT_PLATFORM, BuildRecord, NodeStatus, Target, node_key
+from refinery.core.versions import python_allowed
 from refinery.store.ledger import Store
 
-LEASED = frozenset({NodeStatus.LEASED, NodeStatus.BUILDING})
 # Records worth asking upstream about: everything we build or tried to build.
 WATCHED = frozenset(
     {
@@ -36,26 +37,6 @@ WATCHED = frozenset(
         NodeStatus.SKIPPED_KNOWN_FAILURE,
     }
 )
-
-
-def _parse(ts: str) -> datetime:
-    parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _stamp(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def lease_expired(record: BuildRecord, now: datetime) -> bool:
-    """Leased or building, and the lease is over (a lease without expiry never ends
-    by itself — the runner always writes one)."""
-    if record.status not in LEASED or not record.lease_expires:
-        return False
-    try:
-        return _parse(record.lease_expires) <= now
-    except ValueError:
-        return True  # an unreadable expiry cannot protect anything
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +58,7 @@ def expire_leases(
     at = now or datetime.now(UTC)
     out: list[Requeued] = []
     for record in sorted(store.records(), key=lambda r: r.key):
-        if not lease_expired(record, at):
+        if not record.lease_expired(at):
             continue
         if dry_run:
             out.append(_requeued(record))
@@ -87,7 +68,7 @@ def expire_leases(
         def change(current: BuildRecord | None, seen: list[BuildRecord] = seen) -> BuildRecord:
             seen.clear()
             assert current is not None  # it was listed
-            if not lease_expired(current, at):
+            if not current.lease_expired(at):
                 return current  # finished or re-leased meanwhile: leave it alone
             seen.append(current)
             message = (
@@ -96,7 +77,7 @@ def expire_leases(
             )
             return current.evolve(
                 status=NodeStatus.PENDING, lease_expires=None, reason=message
-            ).with_event(_stamp(at), "lease-expired", message)
+            ).with_event(stamp(at), "lease-expired", message)
 
         store.update_record(record.name, record.version, record.python, change)
         if seen:
@@ -150,18 +131,11 @@ class UpstreamWheel:
 
 
 def _installable(f: _File, target: Target) -> bool:
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
     from refinery.core.target import wheel_rank
 
     if f.kind != "wheel" or f.yanked or wheel_rank(f.filename, target) is None:
         return False
-    if not f.requires_python:
-        return True
-    try:
-        return SpecifierSet(f.requires_python).contains(f"{target.python}.0", prereleases=True)
-    except InvalidSpecifier:
-        return True
+    return python_allowed(f.requires_python, target.python)
 
 
 def upstream_wheels(

@@ -22,11 +22,12 @@ from typing import Protocol
 
 from refinery.core.errors import InputError
 from refinery.core.models import NodeStatus, PlanNode
+from refinery.core.vocab import PackageManager
 from refinery.hints.matcher import MAX_BYTES, MAX_LINES, Match, as_log_lines, read_log, scan
 from refinery.hints.models import Catalog, Remedy
 
 # Which package manager a backend's roots use (native: whatever the host has).
-BACKEND_MANAGERS = {"rootfs": "apt", "cross": "apt", "container": "dnf"}
+BACKEND_MANAGERS: dict[str, PackageManager] = {"rootfs": "apt", "container": "dnf"}
 
 
 class AttemptOutcome(Protocol):

@@ -37,8 +37,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from refinery.core.errors import InputError
 from refinery.core.models import normalize_name
+from refinery.core.vocab import BACKENDS
 from refinery.hints.models import (
-    BACKENDS,
     Catalog,
     Evidence,
     Hint,

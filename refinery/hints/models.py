@@ -19,9 +19,9 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from refinery.core.models import normalize_name
+from refinery.core.vocab import PACKAGE_MANAGERS
 
-MANAGERS = ("apt", "dnf", "yum")
-BACKENDS = ("native", "container", "rootfs", "cross")
+MANAGERS = PACKAGE_MANAGERS
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from packaging.version import InvalidVersion, Version
 
 from refinery.core.errors import InputError, StoreError
 from refinery.core.models import BuildRecord
+from refinery.core.vocab import SIMPLE_HTML, SIMPLE_JSON
 from refinery.store.ledger import (
     LocalBlobStore,
     ProjectSummary,
@@ -63,8 +64,8 @@ if TYPE_CHECKING:
 
 INDEX_SCHEMA = 1
 API_VERSION = "1.1"
-JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-HTML_TYPE = "application/vnd.pypi.simple.v1+html"
+JSON_TYPE = SIMPLE_JSON
+HTML_TYPE = SIMPLE_HTML
 MANIFEST = "manifest.json"
 REMOTE_MANIFEST = "simple/manifest.json"
 

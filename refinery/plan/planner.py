@@ -14,17 +14,18 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from refinery.core.clock import now
 from refinery.core.errors import RefineryError, ResolutionError
 from refinery.core.models import FileRef, NodeStatus, Plan, PlanNode, Shard, Target, node_key
 from refinery.core.target import marker_environment, wheel_rank
+from refinery.core.versions import python_allowed
 from refinery.plan.inputs import Entry, RequirementSet
 from refinery.plan.resolver import PinnedFiles, Resolver
 from refinery.store.ledger import StoreLookup, usable_record, wheel_key
@@ -45,16 +46,7 @@ class PlanOptions:
     catalog_digest: str = ""
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-@functools.lru_cache(maxsize=4096)
-def _requires_python_ok(requires_python: str, python: str) -> bool:
-    try:
-        return SpecifierSet(requires_python).contains(f"{python}.0", prereleases=True)
-    except InvalidSpecifier:  # a broken requires-python is treated as "any"
-        return True
+_requires_python_ok = functools.lru_cache(maxsize=4096)(python_allowed)
 
 
 def _python_ok(f: DistFile, python: str) -> bool:
@@ -282,7 +274,7 @@ class Planner:
             nodes=tuple(nodes),
             waves=tuple(tuple(w) for w in waves),
             matrix={"include": [s.to_json() for s in matrix]},
-            created=_now(),
+            created=now(),
             catalog_digest=self.options.catalog_digest,
         )
 

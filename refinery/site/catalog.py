@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MANAGERS = ("apt", "dnf", "yum")
+from refinery.core.vocab import PACKAGE_MANAGERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ def fix_summary(fix: Any) -> str:
         return fix.get(key) if isinstance(fix, Mapping) else getattr(fix, key, None)
 
     parts = []
-    for key in (*MANAGERS, "build_requires", "constraints"):
+    for key in (*PACKAGE_MANAGERS, "build_requires", "constraints"):
         values = get(key)
         if values:
             items = [values] if isinstance(values, str) else list(values)

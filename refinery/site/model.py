@@ -11,11 +11,10 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from packaging.version import InvalidVersion, Version
-
+from refinery.core.clock import now, parse_or_none
 from refinery.core.models import BuildRecord, InputRecord, NodeStatus, Plan
+from refinery.core.versions import sort_key
 from refinery.store.ledger import Store
 
 #: Statuses that mean "waiting or working" (the queue).
@@ -25,22 +24,8 @@ SUCCESS = frozenset({NodeStatus.BUILT})
 FAILURE = frozenset({NodeStatus.FAILED, NodeStatus.SYSTEM_RECIPE_FAILED})
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """An ISO 8601 timestamp as an aware datetime; ``None`` for empty or malformed."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def version_key(version: str) -> tuple[int, Version | str]:
-    try:
-        return (1, Version(version))
-    except InvalidVersion:
-        return (0, version)
+parse_time = parse_or_none
+version_key = sort_key
 
 
 def python_key(python: str) -> tuple[int, ...]:
@@ -71,11 +56,7 @@ class Node:
     @property
     def stuck(self) -> bool:
         """Leased or building with a lease that has expired (reconcile will requeue it)."""
-        r = self.record
-        if r.status not in (NodeStatus.LEASED, NodeStatus.BUILDING):
-            return False
-        expires = parse_time(r.lease_expires)
-        return expires is not None and expires < datetime.now(UTC)
+        return self.record.lease_expired()
 
 
 @dataclass(slots=True)
@@ -167,5 +148,5 @@ def load(store: Store, *, generated: str | None = None) -> SiteData:
             plan_ids.add(key.removeprefix("plans/").removesuffix(".json"))
     plans = [p for p in (store.get_plan(pid) for pid in sorted(plan_ids)) if p is not None]
     plans.sort(key=lambda p: p.created, reverse=True)
-    when = generated or datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    when = generated or now()
     return SiteData(packages, inputs, plans, when)

@@ -31,9 +31,10 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from refinery.core.clock import now
 from refinery.core.errors import ConflictError, InputError
 from refinery.core.models import DEFAULT_PYTHON, BuildRecord, NodeStatus, WheelRef, normalize_name
-from refinery.store.ledger import Store, now, sha256_file, wheel_metadata
+from refinery.store.ledger import Store, sha256_file, wheel_metadata
 
 INGEST_SCHEMA = 1
 _PORTABLE = re.compile(r"^(manylinux\d*_\w+|manylinux_\d+_\d+_\w+|musllinux_\d+_\d+_\w+)$")

@@ -25,11 +25,11 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
+from refinery.core.clock import now
 from refinery.core.errors import ConflictError, InputError, StoreError
 from refinery.core.models import (
     BuildRecord,
@@ -54,10 +54,6 @@ def _race_pause(attempt: int) -> None:
 
 
 SUMMARY_SCHEMA = 1
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -28,13 +28,14 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from refinery.core.errors import ConflictError, StoreError
+from refinery.core.vocab import SIMPLE_JSON
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
 _T = TypeVar("_T")
 
-PYPI_JSON = "application/vnd.pypi.simple.v1+json"
+PYPI_JSON = SIMPLE_JSON
 
 _AUTH_CODES = frozenset(
     {

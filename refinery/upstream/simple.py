@@ -35,17 +35,19 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import InvalidVersion, Version
+from packaging.version import InvalidVersion
 
 from refinery.core.errors import NetworkError
 from refinery.core.models import FileRef
+from refinery.core.versions import canonical
+from refinery.core.vocab import SIMPLE_JSON, DistKind
 from refinery.upstream.sdist import top_level_file
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 DEFAULT_INDEX = "https://pypi.org/simple/"
-JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+JSON_TYPE = SIMPLE_JSON
 CHUNK = 1 << 16
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 CACHE_SCHEMA = 2
@@ -63,7 +65,7 @@ class DistFile:
     filename: str
     url: str
     version: str
-    kind: str  # "wheel" or "sdist"
+    kind: DistKind
     sha256: str | None
     requires_python: str | None
     yanked: bool
@@ -100,22 +102,15 @@ class Project:
         by_version = self.by_version()
         if version in by_version:
             return by_version[version]
-        want = _version_key(version)
-        return [f for raw, files in by_version.items() if _version_key(raw) == want for f in files]
-
-
-def _version_key(v: str) -> str:
-    try:
-        return str(Version(v))
-    except InvalidVersion:
-        return v
+        want = canonical(version)
+        return [f for raw, files in by_version.items() if canonical(raw) == want for f in files]
 
 
 _SEPARATORS = re.compile(r"[-_.]+")
 _ABSOLUTE = ("https://", "http://")
 
 
-def _classify(filename: str, project: str) -> tuple[str, str] | None:
+def _classify(filename: str, project: str) -> tuple[DistKind, str] | None:
     """("wheel"|"sdist", version) for a distribution file name, else None.
 
     A fast path for the common shapes (hundreds of thousands of files go through

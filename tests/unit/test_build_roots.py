@@ -55,9 +55,21 @@ def test_select_root_native_on_foreign_host_is_refused() -> None:
         select_root("native", facts=HostFacts("x86_64", None))
 
 
-def test_select_root_cross_is_planned() -> None:
-    with pytest.raises(BuildRootUnavailable, match="cross backend is planned"):
+def test_a_backend_that_does_not_exist_is_refused() -> None:
+    with pytest.raises(BuildRootUnavailable, match="unknown backend 'cross'"):
         select_root("cross", facts=HostFacts("x86_64", None))
+
+
+def test_the_cli_offers_exactly_the_backends_that_exist() -> None:
+    from click.testing import CliRunner
+
+    from refinery.cli import main
+    from refinery.core.vocab import BACKEND_CHOICES, BACKENDS
+
+    assert BACKEND_CHOICES == ("auto", *BACKENDS)
+    result = CliRunner().invoke(main, ["--backend", "cross", "status"])
+    assert result.exit_code == 2
+    assert "'cross' is not one of 'auto', 'native', 'container', 'rootfs'" in result.output
 
 
 # --- mounts ------------------------------------------------------------------------
