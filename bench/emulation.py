@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -21,16 +22,24 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from refinery.builder.artifacts import make_sdist, sha256_file  # noqa: E402
-from refinery.builder.native import NativeRoot  # noqa: E402
+from fixtures.sdists import make_sdist  # noqa: E402
+
+from refinery.builder.artifacts import sha256_file  # noqa: E402
+from refinery.builder.native import KEEP_ENV, NativeRoot  # noqa: E402
+from refinery.builder.options import AttemptSpec, BuildOptions  # noqa: E402
+from refinery.builder.pipconf import HostPip  # noqa: E402
 from refinery.builder.rootfs import RootfsRoot  # noqa: E402
+from refinery.builder.rootfs_image import RootfsSpec  # noqa: E402
 from refinery.builder.roots import BuildRoot  # noqa: E402
 from refinery.builder.step import BuildOutcome, build_node  # noqa: E402
+from refinery.core.cache import CacheRoot  # noqa: E402
 from refinery.core.models import FileRef, NodeStatus, PlanNode  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "cext"
+CACHE = CacheRoot.from_environment(os.environ, Path.home())
+PIP = HostPip.read(os.environ, Path.home())
 
 
 def node_for(sdist: Path, python: str) -> PlanNode:
@@ -50,7 +59,12 @@ def measure(
 ) -> list[BuildOutcome]:
     outcomes = []
     for i in range(repeat + 1):  # the first build warms the pip cache and is not counted
-        outcome = build_node(node, root, workdir=work / f"{root.backend}-{i}", installer=installer)
+        outcome = build_node(
+            node,
+            root,
+            options=BuildOptions(cache=CACHE, installer=installer, pip=PIP),  # type: ignore[arg-type]
+            spec=AttemptSpec(workdir=work / f"{root.backend}-{i}"),
+        )
         if outcome.status is not NodeStatus.BUILT:
             raise SystemExit(f"{root.backend} build failed: {outcome.reason} (log {outcome.log})")
         if i:
@@ -76,10 +90,10 @@ def main() -> int:
         sdist = make_sdist(FIXTURE, work / "sdist")
         node = node_for(sdist, python)
 
-        native = NativeRoot()
+        native = NativeRoot(env={k: os.environ[k] for k in KEEP_ENV if k in os.environ})
         if python not in native.pythons():
             raise SystemExit(f"bench needs python{python} on PATH for the native build")
-        emulated = RootfsRoot()
+        emulated = RootfsRoot(RootfsSpec(), CACHE.roots)
         emulated.prepare()
 
         results = {

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fixtures.wheels import good_wheel
 
 from refinery.core.models import BuildRecord, NodeStatus, WheelRef
-from refinery.index.render import Index
-from refinery.store.ledger import Store
+from refinery.index import Index
+from refinery.store import Store
 
 TAG = "cp311-cp311-manylinux_2_17_s390x.manylinux2014_s390x"
 

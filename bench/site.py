@@ -30,7 +30,7 @@ from fixtures.sitestore import (  # noqa: E402
 
 from refinery.core.models import Attempt, NodeStatus  # noqa: E402
 from refinery.site import SiteOptions, build_site  # noqa: E402
-from refinery.store.ledger import Store  # noqa: E402
+from refinery.store import Store  # noqa: E402
 
 
 def change_one(store: Store) -> str:
@@ -80,7 +80,7 @@ def main() -> None:
         else:
             store = write_synthetic_store(work / "store", args.packages)
             how = "written"
-        records = sum(1 for _ in store.blobs.list("records/"))
+        records = sum(1 for _ in store.record_ids())
         print(f"store: {records} records {how} in {time.perf_counter() - t:.1f}s")
         for old in ("project", "site"):
             shutil.rmtree(work / old, ignore_errors=True)

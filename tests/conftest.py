@@ -63,12 +63,14 @@ def rootfs_root() -> Any:
     """The emulated Debian s390x build root (created and cached on first use)."""
     from refinery.builder.errors import BuildRootUnavailable
     from refinery.builder.rootfs import RootfsRoot
+    from refinery.builder.rootfs_image import RootfsSpec
+    from refinery.core.cache import CacheRoot
 
     if os.geteuid() != 0:
         unavailable("the rootfs build root needs root (chroot, unshare --mount)")
     if shutil.which("mmdebstrap") is None:
         unavailable("mmdebstrap is not installed (apt-get install mmdebstrap)")
-    root = RootfsRoot()
+    root = RootfsRoot(RootfsSpec(), CacheRoot.from_environment(os.environ, Path.home()).roots)
     try:
         root.prepare()
     except BuildRootUnavailable as exc:
@@ -76,11 +78,23 @@ def rootfs_root() -> Any:
     return root
 
 
+FOLDERS = {"unit": pytest.mark.unit, "integration": pytest.mark.integration}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests under tests/unit/ are `unit` unless marked `integration` (a module whose
-    tests are mostly unit can hold a few that run real jobs)."""
+    """Folder = marker: a test under tests/unit/ is `unit`, under tests/integration/
+    `integration`; nothing else sets them, so a test that marks itself is an error
+    (it would sit in the wrong folder)."""
+    here = Path(__file__).resolve().parent
     for item in items:
-        path = item.nodeid.replace("\\", "/")
-        in_unit = "tests/unit/" in path or path.startswith("unit/")
-        if in_unit and item.get_closest_marker("integration") is None:
-            item.add_marker(pytest.mark.unit)
+        folder = item.path.resolve().relative_to(here).parts[0]
+        mark = FOLDERS.get(folder)
+        if mark is None:
+            continue
+        own = [m.name for m in item.iter_markers() if m.name in FOLDERS]
+        if own:
+            raise pytest.UsageError(
+                f"{item.nodeid}: marked {own[0]!r} by hand; the folder gives the marker "
+                f"({folder!r}): move the test or drop the mark"
+            )
+        item.add_marker(mark)

@@ -2,16 +2,22 @@
 
 The API the CLI uses:
 
-* :func:`select_root` (``auto|native|container|rootfs``) → a :class:`BuildRoot`;
+* :func:`select_root` (:class:`RootOptions`: ``auto|native|container|rootfs``) → a
+  :class:`BuildRoot`;
 * :func:`create_buildroot` — ``refinery buildroot create`` (the cached Debian rootfs);
-* :func:`build_node` — one attempt for one plan node → :class:`BuildOutcome`;
-* :func:`build_plan` — a whole plan, wave by wave, recorded in the store →
-  :class:`RunSummary`, with progress as :class:`BuildEvent` s.
+* :func:`build_node` — one attempt for one plan node (:class:`BuildOptions`,
+  :class:`AttemptSpec`) → :class:`BuildOutcome`;
+* :func:`build_plan` — a whole plan (:class:`RunOptions`), wave by wave, recorded in the
+  store → :class:`RunSummary`, with progress as :class:`BuildEvent` s.
 
-Nothing in this package prints; output lines and events go to callbacks.
+Nothing in this package prints; output lines and events go to callbacks. Nothing in it
+reads the environment: the CLI builds the option objects (and the one
+:class:`~refinery.core.cache.CacheRoot`) and passes them in.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from refinery.builder.errors import (
     BuildError,
@@ -20,6 +26,7 @@ from refinery.builder.errors import (
     SdistError,
     SystemRecipeFailed,
 )
+from refinery.builder.options import AttemptSpec, BuildOptions, RootOptions, RunOptions
 from refinery.builder.proc import OnLine
 from refinery.builder.rootfs_image import (
     DEFAULT_PACKAGES,
@@ -34,6 +41,7 @@ from refinery.builder.step import PHASE_PREFIX, BuildOutcome, Durations, build_n
 
 
 def create_buildroot(
+    cache: Path,
     release: str = DEFAULT_RELEASE,
     *,
     arch: str = "s390x",
@@ -42,7 +50,8 @@ def create_buildroot(
     mirror: str | None = None,
     on_line: OnLine | None = None,
 ) -> RootfsImage:
-    """Make (or reuse, unless ``force``) the cached root filesystem tarball.
+    """Make (or reuse, unless ``force``) the cached root filesystem tarball in ``cache``
+    (the cache root's roots folder).
 
     Registers the QEMU binfmt handler if needed; raises :class:`BuildRootUnavailable`
     naming what is missing (not root, no binfmt_misc, no mmdebstrap, mirror without
@@ -52,17 +61,19 @@ def create_buildroot(
 
     spec = RootfsSpec(release=release, arch=arch, packages=packages)
     if not force:
-        found = rootfs_image.cached(spec)
+        found = rootfs_image.cached(spec, cache)
         if found is not None:
             return found
-    return rootfs_image.create(spec, mirror=mirror, on_line=on_line)
+    return rootfs_image.create(spec, cache=cache, mirror=mirror, on_line=on_line)
 
 
 __all__ = [
     "BACKENDS",
     "PHASE_PREFIX",
+    "AttemptSpec",
     "BuildError",
     "BuildEvent",
+    "BuildOptions",
     "BuildOutcome",
     "BuildRoot",
     "BuildRootUnavailable",
@@ -71,8 +82,10 @@ __all__ = [
     "MissingPython",
     "Mounts",
     "NodeResult",
+    "RootOptions",
     "RootfsImage",
     "RootfsSpec",
+    "RunOptions",
     "RunSummary",
     "SdistError",
     "Session",

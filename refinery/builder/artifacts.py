@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 import tarfile
-import tempfile
 import tomllib
 import urllib.request
 import zipfile
@@ -18,7 +15,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from refinery.builder.errors import SdistError
-from refinery.store.ledger import sha256_file
+from refinery.store import sha256_file
+from refinery.upstream.sdist import LEGACY_BUILD_BACKEND, parse_build_system
 
 # ELF e_machine values of the architectures we care about.
 E_MACHINE = {"s390x": 22, "x86_64": 62, "aarch64": 183, "ppc64le": 21}
@@ -88,8 +86,7 @@ def unpack_sdist(sdist: Path, dest: Path) -> Path:
     return dest
 
 
-_LEGACY_BACKEND = "setuptools.build_meta:__legacy__"
-_LEGACY_REQUIRES = ("setuptools>=40.8.0",)
+_LEGACY_BACKEND = LEGACY_BUILD_BACKEND
 _REQUIRES = re.compile(r"(?ms)^(requires\s*=\s*)\[.*?\]")
 _TABLE = re.compile(r"(?m)^\[build-system\]\s*$")
 
@@ -103,14 +100,12 @@ def add_build_requires(project: Path, extra: Sequence[str]) -> tuple[str, ...]:
     path = project / "pyproject.toml"
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     try:
-        doc = tomllib.loads(text)
+        system = parse_build_system(text)
     except tomllib.TOMLDecodeError as exc:
         raise SdistError(f"pyproject.toml does not parse: {exc}") from None
-    system = doc.get("build-system")
-    current = tuple(system.get("requires", _LEGACY_REQUIRES)) if system else _LEGACY_REQUIRES
-    wanted = tuple(dict.fromkeys([*current, *extra]))
+    wanted = tuple(dict.fromkeys([*system.requires, *extra]))
     array = "[" + ", ".join(json.dumps(r) for r in wanted) + "]"
-    if system is None:
+    if not system.declared:
         text += f'\n[build-system]\nrequires = {array}\nbuild-backend = "{_LEGACY_BACKEND}"\n'
     else:
         table = _TABLE.search(text)
@@ -153,12 +148,11 @@ def _backend_of(project: Path) -> str:
     import tomllib
 
     try:
-        data = tomllib.loads(pyproject.read_text(errors="replace"))
+        system = parse_build_system(pyproject.read_text(errors="replace"))
     except tomllib.TOMLDecodeError:
         return ""
-    system = data.get("build-system", {})
-    backend = str(system.get("build-backend", ""))
-    requires = " ".join(str(r) for r in system.get("requires", []))
+    backend = system.backend
+    requires = " ".join(system.requires)
     for native in _NATIVE_BACKENDS:
         if native in backend or native.replace("_", "-") in requires:
             return native
@@ -254,35 +248,3 @@ def inspect_wheel(wheel: Path) -> WheelInfo:
             top = list(seen)
     modules = tuple(m.replace("/", ".") for m in top if m.split("/")[0] not in _NOT_MODULES)
     return WheelInfo(wheel.name, tuple(elf), modules, tuple(requires))
-
-
-def make_sdist(source_dir: Path, out_dir: Path) -> Path:
-    """Build an sdist of a local source tree with the host Python (tests, bench, ingest).
-
-    The tree is copied first so the build leaves no ``*.egg-info`` behind in it.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="refinery-sdist.") as tmp:
-        copy = Path(tmp) / source_dir.name
-        shutil.copytree(source_dir, copy, ignore=shutil.ignore_patterns("*.egg-info", "build"))
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "build",
-                "--sdist",
-                "--no-isolation",
-                "--outdir",
-                str(out_dir),
-                str(copy),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if done.returncode != 0:
-        raise SdistError(f"building an sdist of {source_dir} failed:\n{done.stdout}{done.stderr}")
-    found = sorted(out_dir.glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise SdistError(f"no sdist produced for {source_dir}")
-    return found[-1]

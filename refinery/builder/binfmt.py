@@ -66,8 +66,12 @@ def parse_handler(text: str) -> tuple[bool, str, str | None]:
     return enabled, flags, interpreter
 
 
-def status(arch: str = "s390x", binfmt_dir: Path = BINFMT_DIR) -> BinfmtStatus:
-    native = platform.machine() in _NATIVE.get(arch, {arch})
+def status(
+    arch: str = "s390x", binfmt_dir: Path = BINFMT_DIR, *, machine: str | None = None
+) -> BinfmtStatus:
+    """The handler for ``arch`` in ``binfmt_dir``; ``machine`` is the host's ``uname -m``
+    (default: this host's)."""
+    native = (machine or platform.machine()) in _NATIVE.get(arch, {arch})
     entry = binfmt_dir / handler_name(arch)
     try:
         text = entry.read_text()
@@ -100,12 +104,14 @@ def _mounted(binfmt_dir: Path) -> bool:
     return (binfmt_dir / "register").exists()
 
 
-def ensure(arch: str = "s390x", binfmt_dir: Path = BINFMT_DIR) -> BinfmtStatus:
+def ensure(
+    arch: str = "s390x", binfmt_dir: Path = BINFMT_DIR, *, machine: str | None = None
+) -> BinfmtStatus:
     """Make sure ``arch`` binaries run here; register the QEMU handler if needed.
 
     Raises :class:`BuildRootUnavailable` with a sentence naming what is missing.
     """
-    current = status(arch, binfmt_dir)
+    current = status(arch, binfmt_dir, machine=machine)
     if current.usable:
         return current
     if arch not in _MAGIC:
@@ -140,14 +146,14 @@ def ensure(arch: str = "s390x", binfmt_dir: Path = BINFMT_DIR) -> BinfmtStatus:
             capture_output=True,
             check=False,
         )
-        current = status(arch, binfmt_dir)
+        current = status(arch, binfmt_dir, machine=machine)
         if current.usable:
             return current
     if current.registered:
         # Registered without F (or disabled): replace it with our definition.
         (binfmt_dir / handler_name(arch)).write_text("-1")
     (binfmt_dir / "register").write_text(register_line(arch, interpreter))
-    current = status(arch, binfmt_dir)
+    current = status(arch, binfmt_dir, machine=machine)
     if not current.usable:
         raise BuildRootUnavailable(
             f"registered {handler_name(arch)} but the kernel reports it unusable: {current}"

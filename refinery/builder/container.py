@@ -4,8 +4,9 @@ On x86 hosts the engine runs the image under QEMU via binfmt_misc (in GitHub Act
 ``docker/setup-qemu-action``). The image is pinned: set ``REFINERY_CONTAINER_IMAGE`` to
 ``quay.io/pypa/manylinux_2_28_s390x@sha256:<digest>`` (find the digest with
 ``skopeo inspect docker://quay.io/pypa/manylinux_2_28_s390x:<tag>`` or, after a pull,
-``docker image inspect --format '{{index .RepoDigests 0}}' <image>``). Records always
-carry the resolved digest, whatever reference was configured.
+``docker image inspect --format '{{index .RepoDigests 0}}' <image>``); the CLI reads it
+(and ``REFINERY_CONTAINER_ENGINE``) into :class:`~refinery.builder.options.RootOptions`.
+Records always carry the resolved digest, whatever reference was configured.
 
 A session is one long-running container (``sleep infinity``) with the work, pip cache,
 tools and wheels directories bind-mounted; each command is a ``docker exec`` wrapped in
@@ -16,19 +17,25 @@ the container is removed when the session ends.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import shlex
 import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from refinery.builder.errors import BuildRootUnavailable, MissingPython, SystemRecipeFailed
-from refinery.builder.proc import OnLine, ProcResult, run
-from refinery.builder.roots import INSIDE_BASE, BoundSession, Mounts
+from refinery.builder.errors import BuildRootUnavailable, MissingPython
+from refinery.builder.proc import OnLine, run
+from refinery.builder.roots import (
+    INSIDE_BASE,
+    BoundSession,
+    Command,
+    Mounts,
+    Runner,
+    ShellSession,
+    quoted,
+)
 
 IMAGE_REPOSITORY = "quay.io/pypa/manylinux_2_28_s390x"
 # The newest tag cibuildwheel had pinned when this was written; a digest pin is better:
@@ -44,19 +51,26 @@ PODMAN_ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:327
 # Pythons in /opt/python of manylinux_2_28 images (CPython, non-free-threaded).
 MANYLINUX_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 
-Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"
+
+which = shutil.which
 
 
-def _run_quiet(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+def run_quiet(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return subprocess.CompletedProcess(list(argv), 127, "", str(exc))
 
 
-def default_image(environ: Mapping[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-    return env.get(IMAGE_ENV) or f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"
+def default_image(environ: Mapping[str, str]) -> str:
+    """The configured image reference (``REFINERY_CONTAINER_IMAGE`` of ``environ``)."""
+    return environ.get(IMAGE_ENV) or DEFAULT_IMAGE
+
+
+def forced_engine(environ: Mapping[str, str]) -> str | None:
+    """The one engine to try (``REFINERY_CONTAINER_ENGINE`` of ``environ``), if set."""
+    return environ.get(ENGINE_ENV) or None
 
 
 def is_digest_pinned(image: str) -> bool:
@@ -66,15 +80,12 @@ def is_digest_pinned(image: str) -> bool:
 def detect_engine(
     *,
     candidates: Sequence[str] = ENGINES,
-    which: Callable[[str], str | None] = shutil.which,
-    runner: Runner = _run_quiet,
-    environ: Mapping[str, str] | None = None,
+    which: Callable[[str], str | None] = which,
+    runner: Runner = run_quiet,
 ) -> str | None:
-    """The first container engine that is installed *and* answers ``info``."""
-    env = os.environ if environ is None else environ
-    forced = env.get(ENGINE_ENV)
-    for engine in (forced,) if forced else candidates:
-        if engine is None or which(engine) is None:
+    """The first of ``candidates`` that is installed *and* answers ``info``."""
+    for engine in candidates:
+        if which(engine) is None:
             continue
         if runner([engine, "info", "--format", "{{json .}}"]).returncode == 0:
             return engine
@@ -147,26 +158,15 @@ def pull_argv(engine: str, image: str) -> list[str]:
 
 
 @dataclass
-class ContainerSession(BoundSession):
+class ContainerSession(BoundSession, ShellSession):
     root: ContainerRoot
     name: str
     ca_host: Path | None
 
-    @property
-    def backend(self) -> str:
-        return "container"
-
-    @property
-    def package_manager(self) -> str:
-        return "dnf"
-
-    @property
-    def host_auditwheel(self) -> bool:
-        return False
-
-    @property
-    def ldpaths(self) -> tuple[Path, ...]:
-        return ()
+    backend = "container"
+    package_manager = "dnf"
+    host_auditwheel = False
+    ldpaths: tuple[Path, ...] = field(default=(), init=False)
 
     @property
     def ca_bundle(self) -> str | None:
@@ -178,20 +178,13 @@ class ContainerSession(BoundSession):
             raise MissingPython(version, available, self.root.image)
         return python_path(version)
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        on_line: OnLine | None = None,
-        log: Path | None = None,
-        cwd: str | None = None,
-    ) -> ProcResult:
+    def command(
+        self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None, timeout: float | None
+    ) -> Command:
         full_env = {"PIP_ROOT_USER_ACTION": "ignore", "PYTHONDONTWRITEBYTECODE": "1"}
         if self.ca_bundle is not None:
             full_env |= {"SSL_CERT_FILE": self.ca_bundle, "REQUESTS_CA_BUNDLE": self.ca_bundle}
-        full_env.update(env or {})
+        full_env.update(env)
         command = exec_argv(
             self.root.engine,
             self.name,
@@ -201,35 +194,19 @@ class ContainerSession(BoundSession):
             timeout=timeout,
         )
         # The outer timeout is a backstop for a hung engine; `timeout` inside kills first.
-        outer = None if timeout is None else timeout + 60
-        return run(command, on_line=on_line, log=log, timeout=outer)
+        return Command(command, timeout=None if timeout is None else timeout + 60)
 
-    def install_system(
-        self,
-        packages: Sequence[str],
-        *,
-        timeout: float | None = None,
-        on_line: OnLine | None = None,
-        log: Path | None = None,
-    ) -> ProcResult:
-        names = " ".join(shlex.quote(p) for p in packages)
-        result = self.run(
-            ["sh", "-c", f"dnf install -y {names} || yum install -y {names}"],
-            timeout=timeout,
-            on_line=on_line,
-            log=log,
-        )
-        if not result.ok:
-            raise SystemRecipeFailed("dnf", tuple(packages), result.exit_code)
-        return result
+    def install_command(self, packages: Sequence[str]) -> tuple[str, str]:
+        names = quoted(packages)
+        return "dnf", f"dnf install -y {names} || yum install -y {names}"
 
 
 class ContainerRoot:
     """manylinux image under docker/podman; ``image`` is resolved to a digest on prepare."""
 
-    def __init__(self, engine: str, image: str | None = None, runner: Runner = _run_quiet) -> None:
+    def __init__(self, engine: str, image: str = DEFAULT_IMAGE, runner: Runner = run_quiet) -> None:
         self.engine = engine
-        self.image_ref = image or default_image()
+        self.image_ref = image
         self.runner = runner
         self._digest: str | None = None
         self._pythons: tuple[str, ...] | None = None

@@ -12,18 +12,20 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import shlex
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from refinery.builder.errors import MissingPython, SystemRecipeFailed
-from refinery.builder.proc import OnLine, ProcResult, run
-from refinery.builder.roots import Mounts
+from refinery.builder.proc import OnLine
+from refinery.builder.roots import Command, Mounts, ShellSession, quoted
 
 CANDIDATE_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
-_KEEP_ENV = (
+#: Host variables a native build keeps (the CLI picks them from its environment).
+KEEP_ENV = (
     "PATH",
     "HOME",
     "LANG",
@@ -67,32 +69,22 @@ def package_manager(which: Callable[[str], str | None] = shutil.which) -> tuple[
     return None
 
 
-class NativeSession:
-    def __init__(self, root: NativeRoot, mounts: Mounts, tmp: Path) -> None:
-        self.root = root
-        self.mounts = mounts
-        self.tmp = tmp
+@dataclass
+class NativeSession(ShellSession):
+    root: NativeRoot
+    mounts: Mounts
+    tmp: Path
 
-    @property
-    def backend(self) -> str:
-        return "native"
+    backend = "native"
+    host_auditwheel = True
+    ldpaths: tuple[Path, ...] = field(default=(), init=False)  # the host loader's own paths
+    ca_bundle: str | None = field(default=None, init=False)  # host pip settings apply as is
+    install_env: ClassVar[Mapping[str, str] | None] = {"DEBIAN_FRONTEND": "noninteractive"}
 
     @property
     def package_manager(self) -> str:
         found = package_manager(self.root.which)
         return found[0] if found else "apt"
-
-    @property
-    def host_auditwheel(self) -> bool:
-        return True
-
-    @property
-    def ldpaths(self) -> tuple[Path, ...]:
-        return ()  # the host's own loader paths (auditwheel's default)
-
-    @property
-    def ca_bundle(self) -> str | None:
-        return None  # the host's pip settings apply as they are
 
     def inside(self, host: Path) -> str:
         return str(host.resolve())
@@ -103,17 +95,10 @@ class NativeSession:
             raise MissingPython(version, tuple(pythons), f"native host {self.root.arch}")
         return pythons[version]
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        on_line: OnLine | None = None,
-        log: Path | None = None,
-        cwd: str | None = None,
-    ) -> ProcResult:
-        full_env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
+    def command(
+        self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None, timeout: float | None
+    ) -> Command:
+        full_env = dict(self.root.env)
         full_env.update(
             {
                 "PYTHONDONTWRITEBYTECODE": "1",
@@ -121,52 +106,31 @@ class NativeSession:
                 "TMPDIR": str(self.tmp),
             }
         )
-        full_env.update(env or {})
-        return run(
-            argv,
-            env=full_env,
-            timeout=timeout,
-            on_line=on_line,
-            log=log,
-            cwd=Path(cwd) if cwd else self.mounts.work,
-        )
+        full_env.update(env)
+        return Command(argv, full_env, timeout, Path(cwd) if cwd else self.mounts.work)
 
-    def install_system(
-        self,
-        packages: Sequence[str],
-        *,
-        timeout: float | None = None,
-        on_line: OnLine | None = None,
-        log: Path | None = None,
-    ) -> ProcResult:
+    def install_command(self, packages: Sequence[str]) -> tuple[str, str]:
         found = package_manager(self.root.which)
         if found is None:
             raise SystemRecipeFailed("none", tuple(packages), 127)
         key, command = found
-        names = " ".join(shlex.quote(p) for p in packages)
         prefix = "" if os.geteuid() == 0 else "sudo -n "
-        result = self.run(
-            ["sh", "-c", f"{prefix}{command} {names}"],
-            timeout=timeout,
-            on_line=on_line,
-            log=log,
-            env={"DEBIAN_FRONTEND": "noninteractive"},
-        )
-        if not result.ok:
-            raise SystemRecipeFailed(key, tuple(packages), result.exit_code)
-        return result
+        return key, f"{prefix}{command} {quoted(packages)}"
 
 
 class NativeRoot:
-    """Builds on the host itself. ``machine`` is the host's ``uname -m``."""
+    """Builds on the host itself. ``machine`` is the host's ``uname -m``; ``env`` the host
+    variables commands keep (see :data:`KEEP_ENV`; given by the caller)."""
 
     def __init__(
         self,
         machine: str | None = None,
         which: Callable[[str], str | None] = shutil.which,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.machine = machine or platform.machine()
         self.which = which
+        self.env = dict(env or {})
 
     @property
     def backend(self) -> str:

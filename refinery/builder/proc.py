@@ -54,6 +54,25 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float = 1.0) -> None:
         return
 
 
+def _stream(
+    proc: subprocess.Popen[bytes],
+    tail: list[str],
+    tail_lines: int,
+    log_file: IO[str] | None,
+    emit: OnLine,
+) -> None:
+    """Each output line to the log, to ``emit`` and into the last ``tail_lines``."""
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        tail.append(line)
+        if len(tail) > tail_lines:
+            del tail[0]
+        if log_file is not None:
+            log_file.write(line + "\n")
+        emit(line)
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -103,15 +122,7 @@ def run(
         if stdin_data is not None and proc.stdin is not None:
             proc.stdin.write(stdin_data)
             proc.stdin.close()
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            tail.append(line)
-            if len(tail) > tail_lines:
-                del tail[0]
-            if log_file is not None:
-                log_file.write(line + "\n")
-            emit(line)
+        _stream(proc, tail, tail_lines, log_file, emit)
         code = proc.wait()
         if timer is not None:
             timer.cancel()

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from refinery.builder import binfmt, pipconf, rootfs_image
-from refinery.builder.errors import BuildRootUnavailable, MissingPython, SystemRecipeFailed
-from refinery.builder.proc import OnLine, ProcResult, run
-from refinery.builder.roots import INSIDE_BASE, BoundSession, Mounts
+from refinery.builder.errors import BuildRootUnavailable, MissingPython
+from refinery.builder.proc import OnLine
+from refinery.builder.roots import INSIDE_BASE, BoundSession, Command, Mounts, ShellSession, quoted
 
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PYTHON_BIN = re.compile(r"^python(\d+\.\d+)$")
@@ -126,7 +126,7 @@ def unshare_argv(script: str, argv: Sequence[str]) -> list[str]:
 
 
 @dataclass
-class RootfsSession(BoundSession):
+class RootfsSession(BoundSession, ShellSession):
     """One throwaway root: an overlay upper dir (or a full copy) plus bind mounts."""
 
     root: RootfsRoot
@@ -134,21 +134,10 @@ class RootfsSession(BoundSession):
     overlay: bool
     purpose: str
 
-    @property
-    def backend(self) -> str:
-        return "rootfs"
-
-    @property
-    def package_manager(self) -> str:
-        return "apt"
-
-    @property
-    def host_auditwheel(self) -> bool:
-        return True
-
-    @property
-    def ca_bundle(self) -> str | None:
-        return pipconf.ROOT_CA_BUNDLE
+    backend = "rootfs"
+    package_manager = "apt"
+    host_auditwheel = True
+    ca_bundle: str | None = field(default=pipconf.ROOT_CA_BUNDLE, init=False)
 
     @property
     def merged(self) -> Path:
@@ -166,16 +155,9 @@ class RootfsSession(BoundSession):
             raise MissingPython(version, available, f"rootfs {self.root.spec.release}")
         return f"/usr/bin/python{version}"
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        on_line: OnLine | None = None,
-        log: Path | None = None,
-        cwd: str | None = None,
-    ) -> ProcResult:
+    def command(
+        self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None, timeout: float | None
+    ) -> Command:
         overlay = None
         if self.overlay:
             overlay = (self.root.lower, self.dir / "upper", self.dir / "ovl-work")
@@ -185,40 +167,23 @@ class RootfsSession(BoundSession):
             binds=self._binds,
             cwd=cwd or f"{INSIDE_BASE}/work",
         )
-        full_env = base_env()
-        full_env.update(env or {})
-        return run(
-            unshare_argv(script, argv),
-            env=full_env,
-            timeout=timeout,
-            on_line=on_line,
-            log=log,
-        )
+        return Command(unshare_argv(script, argv), {**base_env(), **env}, timeout)
 
-    def install_system(
-        self,
-        packages: Sequence[str],
-        *,
-        timeout: float | None = None,
-        on_line: OnLine | None = None,
-        log: Path | None = None,
-    ) -> ProcResult:
+    def install_command(self, packages: Sequence[str]) -> tuple[str, str]:
         if not packages:
             raise ValueError("install_system needs at least one package")
-        names = " ".join(shlex.quote(p) for p in packages)
-        command = f"apt-get update -q && apt-get install -y -q --no-install-recommends {names}"
-        result = self.run(["sh", "-c", command], timeout=timeout, on_line=on_line, log=log)
-        if not result.ok:
-            raise SystemRecipeFailed("apt", tuple(packages), result.exit_code)
-        return result
+        names = quoted(packages)
+        return "apt", f"apt-get update -q && apt-get install -y -q --no-install-recommends {names}"
 
 
 @dataclass
 class RootfsRoot:
-    """The rootfs backend for one :class:`RootfsSpec` (Debian release + arch + packages)."""
+    """The rootfs backend for one :class:`RootfsSpec` (Debian release + arch + packages);
+    ``cache`` is the roots folder of the cache root (tarballs, unpacked lower layers,
+    session directories)."""
 
-    spec: rootfs_image.RootfsSpec = field(default_factory=rootfs_image.RootfsSpec)
-    cache: Path | None = None
+    spec: rootfs_image.RootfsSpec
+    cache: Path
     use_overlay: bool | None = None  # None: detect
     _image: rootfs_image.RootfsImage | None = field(default=None, init=False)
 
@@ -231,12 +196,8 @@ class RootfsRoot:
         return self.spec.arch
 
     @property
-    def cache_root(self) -> Path:
-        return self.cache or rootfs_image.cache_dir()
-
-    @property
     def lower(self) -> Path:
-        return self.cache_root / self.spec.key
+        return self.cache / self.spec.key
 
     @property
     def image(self) -> str:
@@ -258,12 +219,12 @@ class RootfsRoot:
         mark = self.lower / _UNPACKED_MARK
         if mark.is_file() and mark.read_text().strip() == image.sha256:
             return
-        self.cache_root.mkdir(parents=True, exist_ok=True)
-        with open(self.cache_root / f".{self.spec.key}.lock", "w") as lock:
+        self.cache.mkdir(parents=True, exist_ok=True)
+        with open(self.cache / f".{self.spec.key}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if mark.is_file() and mark.read_text().strip() == image.sha256:
                 return
-            staging = Path(tempfile.mkdtemp(prefix=f".{self.spec.key}.", dir=self.cache_root))
+            staging = Path(tempfile.mkdtemp(prefix=f".{self.spec.key}.", dir=self.cache))
             untar_into(image.tarball, staging)
             (staging / _UNPACKED_MARK).write_text(image.sha256 + "\n")
             if self.lower.exists():
@@ -299,7 +260,7 @@ class RootfsRoot:
             shutil.rmtree(probe, ignore_errors=True)
 
     def _sessions_dir(self) -> Path:
-        path = self.cache_root / "sessions"
+        path = self.cache / "sessions"
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -1,10 +1,11 @@
 """The cached Debian root filesystem image (`refinery buildroot create`).
 
 ``mmdebstrap --arch=s390x`` makes a Debian root from the mirror the host's apt already
-uses; the result is kept as a zstd tarball outside the repository, keyed by what went
-into it (release, arch, sorted package list, hook version), so later runs start in
-seconds. The host's CA bundle and locally added CA files are copied into the root so
-pip inside works through TLS-intercepting proxies.
+uses; the result is kept as a zstd tarball in the roots folder of the one cache root
+(``CacheRoot.roots``, passed in by the caller), keyed by what went into it (release,
+arch, sorted package list, hook version), so later runs start in seconds. The host's CA
+bundle and locally added CA files are copied into the root so pip inside works through
+TLS-intercepting proxies.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from refinery.builder import binfmt
 from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.proc import OnLine, run
 from refinery.core.clock import now
-from refinery.store.ledger import sha256_file
+from refinery.store import sha256_file
 
 DEFAULT_RELEASE = "bookworm"
 DEFAULT_ARCH = "s390x"
@@ -84,13 +85,9 @@ class RootfsImage:
         return f"{self.spec.key}@sha256:{self.sha256}"
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "refinery" / "roots"
-
-
-def tarball_path(spec: RootfsSpec, cache: Path | None = None) -> Path:
-    return (cache or cache_dir()) / f"{spec.key}.tar.zst"
+def tarball_path(spec: RootfsSpec, cache: Path) -> Path:
+    """The image tarball of ``spec`` in ``cache`` (the cache root's roots folder)."""
+    return cache / f"{spec.key}.tar.zst"
 
 
 def _manifest_path(tarball: Path) -> Path:
@@ -235,7 +232,7 @@ def _check_tools() -> None:
         )
 
 
-def cached(spec: RootfsSpec, cache: Path | None = None) -> RootfsImage | None:
+def cached(spec: RootfsSpec, cache: Path) -> RootfsImage | None:
     tarball = tarball_path(spec, cache)
     manifest = _manifest_path(tarball)
     if not (tarball.is_file() and manifest.is_file()):
@@ -253,7 +250,7 @@ def cached(spec: RootfsSpec, cache: Path | None = None) -> RootfsImage | None:
 def create(
     spec: RootfsSpec,
     *,
-    cache: Path | None = None,
+    cache: Path,
     mirror: str | None = None,
     on_line: OnLine | None = None,
     log: Path | None = None,
@@ -304,7 +301,7 @@ def create(
 def ensure(
     spec: RootfsSpec,
     *,
-    cache: Path | None = None,
+    cache: Path,
     on_line: OnLine | None = None,
     log: Path | None = None,
 ) -> RootfsImage:

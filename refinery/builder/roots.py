@@ -15,14 +15,21 @@ to what the command inside sees with :meth:`Session.inside`.
 from __future__ import annotations
 
 import platform
-from collections.abc import Mapping, Sequence
+import shlex
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from refinery.builder.proc import OnLine, ProcResult
+from refinery.builder.errors import BuildRootUnavailable, SystemRecipeFailed
+from refinery.builder.proc import OnLine, ProcResult, run
 from refinery.core.vocab import BACKEND_CHOICES
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from refinery.builder.options import RootOptions
 
 BACKENDS = BACKEND_CHOICES
 S390X_MACHINES = frozenset({"s390x"})
@@ -82,6 +89,77 @@ class BoundSession:
 
     def inside(self, host: Path) -> str:
         return map_inside(self._binds, host)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command as the host runs it, after a session wrapped it (namespace, exec …)."""
+
+    argv: Sequence[str]
+    env: Mapping[str, str] | None = None
+    timeout: float | None = None
+    cwd: Path | None = None
+
+
+def quoted(packages: Sequence[str]) -> str:
+    """Package names for a shell command line."""
+    return " ".join(shlex.quote(p) for p in packages)
+
+
+class ShellSession:
+    """``run`` and ``install_system`` written once for every backend's session.
+
+    A backend says how a command is wrapped for its environment (:meth:`command`) and
+    which shell command installs distro packages there (:meth:`install_command`).
+    """
+
+    #: Extra environment of the package-manager command.
+    install_env: ClassVar[Mapping[str, str] | None] = None
+
+    def command(
+        self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None, timeout: float | None
+    ) -> Command:
+        raise NotImplementedError
+
+    def install_command(self, packages: Sequence[str]) -> tuple[str, str]:
+        """(package manager key, shell command) installing ``packages``."""
+        raise NotImplementedError
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        on_line: OnLine | None = None,
+        log: Path | None = None,
+        cwd: str | None = None,
+    ) -> ProcResult:
+        wrapped = self.command(argv, env=env or {}, cwd=cwd, timeout=timeout)
+        return run(
+            wrapped.argv,
+            env=wrapped.env,
+            timeout=wrapped.timeout,
+            on_line=on_line,
+            log=log,
+            cwd=wrapped.cwd,
+        )
+
+    def install_system(
+        self,
+        packages: Sequence[str],
+        *,
+        timeout: float | None = None,
+        on_line: OnLine | None = None,
+        log: Path | None = None,
+    ) -> ProcResult:
+        manager, shell = self.install_command(packages)
+        result = self.run(
+            ["sh", "-c", shell], timeout=timeout, on_line=on_line, log=log, env=self.install_env
+        )
+        if not result.ok:
+            raise SystemRecipeFailed(manager, tuple(packages), result.exit_code)
+        return result
 
 
 class Session(Protocol):
@@ -180,20 +258,39 @@ class HostFacts:
     engine: str | None  # a container engine that answered, if any
 
 
-def host_facts() -> HostFacts:
-    from refinery.builder.container import detect_engine
+Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
-    return HostFacts(machine=platform.machine(), engine=detect_engine())
+
+def host_facts(
+    engines: Sequence[str] | None = None,
+    *,
+    machine: str | None = None,
+    which: Callable[[str], str | None] | None = None,
+    runner: Runner | None = None,
+) -> HostFacts:
+    """This host's machine and the first of ``engines`` (docker, podman) that answers.
+
+    Every part can be given instead of looked at (tests of both branches)."""
+    from refinery.builder import container
+
+    engine = container.detect_engine(
+        candidates=engines or container.ENGINES,
+        which=which or container.which,
+        runner=runner or container.run_quiet,
+    )
+    return HostFacts(machine=machine or platform.machine(), engine=engine)
+
+
+def unknown_backend(requested: str) -> BuildRootUnavailable:
+    return BuildRootUnavailable(
+        f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}"
+    )
 
 
 def choose_backend(requested: str, facts: HostFacts) -> str:
     """``auto``: native on s390x, container if an engine responds, else rootfs."""
     if requested not in BACKENDS:
-        from refinery.builder.errors import BuildRootUnavailable
-
-        raise BuildRootUnavailable(
-            f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}"
-        )
+        raise unknown_backend(requested)
     if requested != "auto":
         return requested
     if facts.machine in S390X_MACHINES:
@@ -203,23 +300,15 @@ def choose_backend(requested: str, facts: HostFacts) -> str:
     return "rootfs"
 
 
-def select_root(
-    backend: str = "auto",
-    *,
-    release: str | None = None,
-    image: str | None = None,
-    engine: str | None = None,
-    facts: HostFacts | None = None,
-) -> BuildRoot:
-    """The build root for ``backend`` (``auto`` picks one for this host).
+def select_root(options: RootOptions, facts: HostFacts | None = None) -> BuildRoot:
+    """The build root ``options.backend`` names (``auto`` picks one for this host).
 
-    ``release`` is the Debian release of the rootfs backend; ``image`` overrides the
-    container image reference (pinned by digest); ``engine`` forces docker or podman.
+    ``facts`` are looked up on this host when not given (and only when needed).
     """
-    from refinery.builder.errors import BuildRootUnavailable
-
-    needs_facts = backend == "auto" or (backend == "container" and engine is None)
-    facts = facts or (host_facts() if needs_facts else HostFacts(platform.machine(), None))
+    backend = options.backend
+    needs_facts = backend in ("auto", "container")
+    engines = (options.engine,) if options.engine else None
+    facts = facts or (host_facts(engines) if needs_facts else HostFacts(platform.machine(), None))
     chosen = choose_backend(backend, facts)
     if chosen == "native":
         from refinery.builder.native import NativeRoot
@@ -229,20 +318,19 @@ def select_root(
                 f"the native backend builds for the host ({facts.machine}), not s390x; "
                 "use --backend rootfs or container here"
             )
-        return NativeRoot(machine=facts.machine)
+        return NativeRoot(machine=facts.machine, env=dict(options.host_env))
     if chosen == "container":
-        from refinery.builder.container import ContainerRoot, default_image
+        from refinery.builder.container import ContainerRoot
 
-        found = engine or facts.engine
-        if found is None:
+        if facts.engine is None:
             raise BuildRootUnavailable(
                 "no container engine answered (tried podman and docker); start one or use "
                 "--backend rootfs"
             )
-        return ContainerRoot(engine=found, image=image or default_image())
+        return ContainerRoot(engine=facts.engine, image=options.image)
     if chosen == "rootfs":
         from refinery.builder.rootfs import RootfsRoot
-        from refinery.builder.rootfs_image import DEFAULT_RELEASE, RootfsSpec
+        from refinery.builder.rootfs_image import RootfsSpec
 
-        return RootfsRoot(RootfsSpec(release=release or DEFAULT_RELEASE))
-    raise BuildRootUnavailable(f"unknown backend {chosen!r}")  # choose_backend checked
+        return RootfsRoot(RootfsSpec(release=options.release), cache=options.cache.roots)
+    raise unknown_backend(chosen)  # choose_backend checked

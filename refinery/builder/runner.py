@@ -20,12 +20,13 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from refinery.builder.errors import BuildError
+from refinery.builder.options import AttemptSpec, RunOptions
 from refinery.builder.proc import OnLine
 from refinery.builder.roots import BuildRoot
 from refinery.builder.step import BuildOutcome, build_node
@@ -41,7 +42,7 @@ from refinery.core.models import (
 )
 from refinery.core.vocab import EventKind
 from refinery.hints.models import Remedy as Fix
-from refinery.store.ledger import Store, log_key
+from refinery.store import Store, log_key
 
 LEASE_MARGIN = 600.0
 
@@ -62,7 +63,26 @@ OnEvent = Callable[[BuildEvent], None]
 Advise = Callable[[PlanNode, BuildOutcome, int], Fix | None]
 FirstFix = Callable[[PlanNode], Fix | None]
 
-__all__ = ["Advise", "BuildEvent", "FirstFix", "Fix", "NodeResult", "RunSummary", "build_plan"]
+__all__ = [
+    "Advise",
+    "BuildEvent",
+    "FirstFix",
+    "Fix",
+    "NodeResult",
+    "RunHooks",
+    "RunSummary",
+    "build_plan",
+]
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """The runner's callbacks: progress (``on_event``), a fix for the next attempt after
+    a failure (``advise``), a fix before the first attempt (``first_fix``)."""
+
+    on_event: OnEvent
+    advise: Advise | None = None
+    first_fix: FirstFix | None = None
 
 
 @dataclass(frozen=True)
@@ -133,31 +153,23 @@ class _Run:
         plan: Plan,
         store: Store,
         root: BuildRoot,
-        *,
+        options: RunOptions,
+        hooks: RunHooks,
         workdir: Path,
-        on_event: OnEvent,
-        timeout: float,
-        extra_index: Sequence[str],
-        advise: Advise | None,
-        max_attempts: int,
-        catalog_digest: str,
-        installer: str = "auto",
-        first_fix: FirstFix | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
         self.root = root
+        self.options = options
         self.workdir = workdir
-        self.wheels = workdir / "wheels"
+        self.wheels = self.workdir / "wheels"
         self.wheels.mkdir(parents=True, exist_ok=True)
-        self.emit = on_event
-        self.timeout = timeout
-        self.extra_index = tuple(extra_index)
-        self.advise = advise
-        self.first_fix = first_fix
-        self.max_attempts = max_attempts
-        self.catalog_digest = catalog_digest or plan.catalog_digest
-        self.installer = installer
+        self.emit = hooks.on_event
+        self.advise = hooks.advise
+        self.first_fix = hooks.first_fix
+        self.timeout = options.build.timeout
+        self.max_attempts = options.max_attempts
+        self.catalog_digest = options.catalog_digest or plan.catalog_digest
         self.lock = threading.Lock()
 
     # --- wheels of earlier waves --------------------------------------------------
@@ -356,24 +368,20 @@ class _Run:
             shutil.rmtree(attempt_dir)
         log = attempt_dir / "build.log"
         try:
-            return build_node(
-                node,
-                self.root,
+            spec = AttemptSpec(
                 workdir=attempt_dir / "work",
+                log=log,
                 find_links=self.wheels,
-                extra_index=self.extra_index,
-                env=fix.env if fix else None,
+                env=fix.env if fix else {},
                 constraints=(
                     *planned_constraints(self.plan, node),
                     *(fix.constraints if fix else ()),
                 ),
                 system_packages=fix.system_packages if fix else (),
                 build_requires=fix.build_requires if fix else (),
-                timeout=self.timeout,
                 on_line=on_line,
-                log=log,
-                installer=self.installer,
             )
+            return build_node(node, self.root, options=self.options.build, spec=spec)
         except Exception as exc:
             # A root that broke mid-build (BuildError) or a bug: the attempt is recorded
             # as failed with the traceback in its log, and the other nodes go on.
@@ -414,65 +422,27 @@ def build_plan(
     plan: Plan,
     store: Store,
     root: BuildRoot,
+    options: RunOptions,
     *,
-    jobs: int = 1,
     on_event: OnEvent | None = None,
-    only: Collection[str] | None = None,
-    workdir: Path | None = None,
-    timeout: float = 3600,
-    extra_index: Sequence[str] = (),
     advise: Advise | None = None,
-    max_attempts: int = 3,
-    catalog_digest: str = "",
-    installer: str = "auto",
     first_fix: FirstFix | None = None,
 ) -> RunSummary:
-    """Build the plan's pending nodes wave by wave with ``jobs`` builds in parallel.
+    """Build the plan's pending nodes wave by wave (see :class:`RunOptions`).
 
-    ``only`` restricts the run to these node keys (``name==version@python``) or
-    ``name==version`` pairs. Returns one :class:`NodeResult` per node considered.
-    ``first_fix`` gives a fix to apply before a node's first attempt (learned hints);
-    ``advise`` one for the next attempt after a failure (its ``delay`` is waited out in
-    status ``retry``), up to ``max_attempts`` attempts.
+    Returns one :class:`NodeResult` per node considered. ``first_fix`` gives a fix to
+    apply before a node's first attempt (learned hints); ``advise`` one for the next
+    attempt after a failure (its ``delay`` is waited out in status ``retry``), up to
+    ``options.max_attempts`` attempts.
     """
     emit = on_event or _ignore
     root.prepare(on_line=lambda line: emit(BuildEvent("line", None, line)))
-    own_workdir = workdir is None
-    base = workdir or Path(tempfile.mkdtemp(prefix="refinery-build."))
-    runner = _Run(
-        plan,
-        store,
-        root,
-        workdir=base,
-        on_event=emit,
-        timeout=timeout,
-        extra_index=extra_index,
-        advise=advise,
-        max_attempts=max_attempts,
-        catalog_digest=catalog_digest,
-        installer=installer,
-        first_fix=first_fix,
-    )
-    wanted = {_normal_selector(item) for item in only} if only is not None else None
-    results: list[NodeResult] = []
+    own_workdir = options.workdir is None
+    base = options.workdir or Path(tempfile.mkdtemp(prefix="refinery-build."))
+    runner = _Run(plan, store, root, options, RunHooks(emit, advise, first_fix), base)
     started = time.monotonic()
     try:
-        for wave_no, wave in enumerate(plan.waves):
-            nodes = []
-            for key in wave:
-                node = plan.node(key)
-                if wanted is not None and not selected(node, wanted):
-                    continue
-                if node.status is not NodeStatus.PENDING:
-                    emit(BuildEvent("skip", key, f"plan says {node.status}", wave=wave_no))
-                    continue
-                nodes.append(node)
-            if not nodes:
-                continue
-            emit(BuildEvent("wave", None, f"wave {wave_no}: {len(nodes)} node(s)", wave=wave_no))
-            runner.collect_wheels()
-            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-                results += list(pool.map(lambda n, w=wave_no: runner.build(n, w), nodes))
+        results = _waves(plan, runner, options, emit)
     finally:
         if own_workdir:
             shutil.rmtree(base, ignore_errors=True)
@@ -480,3 +450,27 @@ def build_plan(
         BuildEvent("finished", None, f"{len(results)} node(s) in {time.monotonic() - started:.0f}s")
     )
     return RunSummary(tuple(results))
+
+
+def _waves(plan: Plan, runner: _Run, options: RunOptions, emit: OnEvent) -> list[NodeResult]:
+    """Each wave's selected pending nodes, ``options.jobs`` at a time."""
+    only = options.only
+    wanted = {_normal_selector(item) for item in only} if only is not None else None
+    results: list[NodeResult] = []
+    for wave_no, wave in enumerate(plan.waves):
+        nodes = []
+        for key in wave:
+            node = plan.node(key)
+            if wanted is not None and not selected(node, wanted):
+                continue
+            if node.status is not NodeStatus.PENDING:
+                emit(BuildEvent("skip", key, f"plan says {node.status}", wave=wave_no))
+                continue
+            nodes.append(node)
+        if not nodes:
+            continue
+        emit(BuildEvent("wave", None, f"wave {wave_no}: {len(nodes)} node(s)", wave=wave_no))
+        runner.collect_wheels()
+        with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+            results += list(pool.map(lambda n, w=wave_no: runner.build(n, w), nodes))
+    return results

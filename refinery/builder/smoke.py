@@ -14,11 +14,10 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from refinery.builder.proc import OnLine
+from refinery.builder.proc import OnLine, ProcResult
 from refinery.builder.roots import BuildRoot, Mounts
 
 IMPORT_SCRIPT = """\
@@ -53,16 +52,21 @@ def manylinux_platforms(arch: str, glibc_max: int = 40) -> list[str]:
     return [*tags, f"manylinux2014_{arch}", f"linux_{arch}"]
 
 
-def host_pip_target_argv(
-    wheel: Path,
-    target: Path,
-    *,
-    python: str,
-    arch: str,
-    find_links: Sequence[Path],
-    extra_index_urls: Sequence[str] = (),
-) -> list[str]:
-    nodot = python.replace(".", "")
+@dataclass(frozen=True, kw_only=True)
+class SmokeSpec:
+    """What to smoke-test: ``wheel`` for CPython ``python`` on ``arch``, importing
+    ``modules``; its dependencies come from ``find_links`` and ``extra_index_urls``."""
+
+    wheel: Path
+    modules: tuple[str, ...]
+    python: str
+    arch: str
+    find_links: tuple[Path, ...] = ()
+    extra_index_urls: tuple[str, ...] = ()
+
+
+def host_pip_target_argv(spec: SmokeSpec, target: Path) -> list[str]:
+    nodot = spec.python.replace(".", "")
     argv = [
         sys.executable,
         "-m",
@@ -75,7 +79,7 @@ def host_pip_target_argv(
         str(target),
         "--only-binary=:all:",
         "--python-version",
-        python,
+        spec.python,
         "--implementation",
         "cp",
         "--abi",
@@ -85,47 +89,31 @@ def host_pip_target_argv(
         "--abi",
         "none",
     ]
-    for platform_tag in manylinux_platforms(arch):
+    for platform_tag in manylinux_platforms(spec.arch):
         argv += ["--platform", platform_tag]
     argv += ["--platform", "any"]
-    for link in find_links:
+    for link in spec.find_links:
         argv += ["--find-links", str(link)]
-    for url in extra_index_urls:
+    for url in spec.extra_index_urls:
         argv += ["--extra-index-url", url]
-    argv.append(str(wheel))
+    argv.append(str(spec.wheel))
     return argv
 
 
-def install_for_smoke(
-    wheel: Path,
-    target: Path,
-    *,
-    python: str,
-    arch: str,
-    find_links: Sequence[Path],
-    extra_index_urls: Sequence[str] = (),
-    log: Path | None = None,
-) -> bool:
+def install_for_smoke(spec: SmokeSpec, target: Path, log: Path | None = None) -> bool:
     """Install the wheel plus dependencies into ``target``; fall back to the wheel alone.
 
     Returns False when dependencies could not be installed (the import may still work).
     """
     target.mkdir(parents=True, exist_ok=True)
-    argv = host_pip_target_argv(
-        wheel,
-        target,
-        python=python,
-        arch=arch,
-        find_links=find_links,
-        extra_index_urls=extra_index_urls,
-    )
+    argv = host_pip_target_argv(spec, target)
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if log is not None:
         with log.open("a", encoding="utf-8") as fh:
             fh.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}")
     if done.returncode == 0:
         return True
-    with zipfile.ZipFile(wheel) as zf:
+    with zipfile.ZipFile(spec.wheel) as zf:
         zf.extractall(target)
     return False
 
@@ -133,32 +121,20 @@ def install_for_smoke(
 def smoke_test(
     root: BuildRoot,
     mounts: Mounts,
-    wheel: Path,
-    modules: Sequence[str],
+    spec: SmokeSpec,
     *,
-    python: str,
-    arch: str,
-    find_links: Sequence[Path] = (),
-    extra_index_urls: Sequence[str] = (),
     timeout: float | None = 600,
     on_line: OnLine | None = None,
     log: Path | None = None,
 ) -> SmokeResult:
     started = time.monotonic()
-    if not modules:
+    if not spec.modules:
         return SmokeResult(False, (), (), 0.0, "the wheel has no importable top-level module")
     site = mounts.work / "smoke-site"
-    deps_ok = install_for_smoke(
-        wheel,
-        site,
-        python=python,
-        arch=arch,
-        find_links=find_links,
-        extra_index_urls=extra_index_urls,
-        log=log,
-    )
+    deps_ok = install_for_smoke(spec, site, log)
     script = mounts.work / "smoke_import.py"
     script.write_text(IMPORT_SCRIPT)
+    python = spec.python
     with root.smoke_session(mounts) as session:
         interpreter = session.python(python)
         venv_host = mounts.work / "smoke-venv"
@@ -172,27 +148,29 @@ def smoke_test(
             f'exec {venv}/bin/python -I {session.inside(script)} "$@"'
         )
         result = session.run(
-            ["sh", "-c", command, "smoke", *modules],
+            ["sh", "-c", command, "smoke", *spec.modules],
             timeout=timeout,
             on_line=on_line,
             log=log,
             cwd="/tmp",
         )
     failed = tuple(line.split()[2] for line in result.tail if line.startswith("SMOKE FAIL "))
-    ok = result.ok and not failed
-    reason = ""
-    if not ok:
-        if result.timed_out:
-            reason = "smoke test timed out"
-        elif failed:
-            reason = f"import failed in a clean root: {', '.join(failed)}"
-        else:
-            reason = f"smoke test exited with {result.exit_code}"
     return SmokeResult(
-        ok=ok,
-        modules=tuple(modules),
+        ok=result.ok and not failed,
+        modules=spec.modules,
         failed=failed,
         seconds=time.monotonic() - started,
-        reason=reason,
+        reason=_reason(result, failed),
         deps_installed=deps_ok,
     )
+
+
+def _reason(result: ProcResult, failed: tuple[str, ...]) -> str:
+    """Why a smoke run failed, in one sentence ("" when it passed)."""
+    if result.ok and not failed:
+        return ""
+    if result.timed_out:
+        return "smoke test timed out"
+    if failed:
+        return f"import failed in a clean root: {', '.join(failed)}"
+    return f"smoke test exited with {result.exit_code}"

@@ -9,7 +9,8 @@
   isolated environment with ``--installer uv``: a compiled installer is several times
   faster than pip interpreted by an emulated CPython (fixture: 6.5 s → 2 s).
 
-Both live in the cache directory (``$XDG_CACHE_HOME/refinery/tools/<key>``).
+Both live in the tools folder of the one cache root (``CacheRoot.tools/<key>``), which the
+caller passes in.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from refinery.builder.errors import BuildRootUnavailable
-from refinery.builder.rootfs_image import cache_dir as roots_cache_dir
 
 FRONTEND: tuple[str, ...] = ("build>=1.2", "pyproject_hooks>=1.0", "packaging>=24")
 SEEDS: tuple[str, ...] = ("setuptools>=70", "wheel>=0.43", "packaging>=24")
@@ -45,10 +45,6 @@ class Tools:
     def uv_dir(self, arch: str) -> Path:
         """Where uv for ``arch`` lives (see :func:`ensure_uv`)."""
         return self.root / "uv" / arch
-
-
-def tools_cache() -> Path:
-    return roots_cache_dir().parent / "tools"
 
 
 def _key() -> str:
@@ -86,10 +82,17 @@ def _download(requirements: tuple[str, ...], dest: Path, platforms: tuple[str, .
         )
 
 
-def ensure_tools(cache: Path | None = None) -> Tools:
-    """The frontend site directory and seed wheels, downloading them the first time."""
-    root = (cache or tools_cache()) / _key()
-    tools = Tools(root=root, site=root / "site", seed=root / "seed")
+def tools_at(cache: Path) -> Tools:
+    """Where the tools live below ``cache`` (the cache root's tools folder); no download."""
+    root = cache / _key()
+    return Tools(root=root, site=root / "site", seed=root / "seed")
+
+
+def ensure_tools(cache: Path) -> Tools:
+    """The frontend site directory and seed wheels below ``cache``, downloading them the
+    first time."""
+    tools = tools_at(cache)
+    root = tools.root
     if (root / ".complete").is_file():
         return tools
     root.parent.mkdir(parents=True, exist_ok=True)

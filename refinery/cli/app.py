@@ -1,31 +1,85 @@
 """The ``refinery`` command: every stage, one process each, state in files.
 
 Exit codes (DESIGN §5.1): 0 ok, 1 some builds failed, 2 bad input or configuration.
+
+The global options (``--store``, ``--backend``, ``--index-url``, ``--cache-dir``) are read
+once, here, into one frozen :class:`Settings`. Users type them before the subcommand
+(``refinery --store X ingest W``) or after it (``refinery ingest W --store X``): the
+group attaches a copy of each to every subcommand it registers (:class:`RefineryGroup`),
+and a value given after the subcommand replaces the one before it, the environment
+variable and the default.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
+from click.core import ParameterSource
 
+from refinery.core.cache import CacheRoot
 from refinery.core.errors import InputError, RefineryError
-from refinery.core.vocab import BACKEND_CHOICES
+from refinery.core.vocab import BACKEND_CHOICES, BackendChoice
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Settings:
+    """The global options, read once at the edge and handed to every command."""
+
     store: str | None
-    backend: str
+    backend: BackendChoice
     index_url: str
     cache_dir: Path | None
+    #: The one cache root: ``--cache-dir``, else ``REFINERY_CACHE`` / XDG / ``~/.cache``.
+    cache_root: CacheRoot
+
+    @classmethod
+    def read(
+        cls,
+        *,
+        store: str | None,
+        backend: str,
+        index_url: str,
+        cache_dir: Path | None,
+        environ: Mapping[str, str],
+        home: Path,
+    ) -> Settings:
+        """Settings from the option values, with the cache root they imply."""
+        return cls(
+            store=store,
+            backend=_backend(backend),
+            index_url=index_url,
+            cache_dir=cache_dir,
+            cache_root=_cache_root(cache_dir, environ, home),
+        )
+
+    def given(self, name: str, value: Any) -> Settings:
+        """These settings with one global option given again (after the subcommand)."""
+        if name == "backend":
+            return replace(self, backend=_backend(value))
+        if name == "cache_dir":
+            return replace(self, cache_dir=value, cache_root=CacheRoot(value))
+        return replace(self, **{name: value})
+
+
+def _backend(value: str) -> BackendChoice:
+    if value not in BACKEND_CHOICES:
+        raise ValueError(f"backend {value!r} is not one of {', '.join(BACKEND_CHOICES)}")
+    return value
+
+
+def _cache_root(cache_dir: Path | None, environ: Mapping[str, str], home: Path) -> CacheRoot:
+    if cache_dir is not None:
+        return CacheRoot(cache_dir)
+    return CacheRoot.from_environment(environ, home)
 
 
 def _fail(exc: RefineryError) -> NoReturn:
@@ -59,40 +113,134 @@ def _guard(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--store",
-    envvar="REFINERY_STORE",
-    help="Store URL: a folder, file://PATH or s3://BUCKET/PREFIX [default: ./.refinery/store].",
+# --- global options -------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GlobalOption:
+    """One option of the ``refinery`` group, accepted before and after the subcommand."""
+
+    flag: str
+    envvar: str
+    help: str
+    default: str | None = None
+    type: click.ParamType[Any, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def on_group(self) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """The option on the group: environment variable and default apply here."""
+        return click.option(
+            self.flag,
+            envvar=self.envvar,
+            default=self.default,
+            show_default=self.default is not None,
+            type=self.type,
+            help=self.help,
+        )
+
+    def on_command(self) -> click.Option:
+        """The copy on a subcommand: no default, so only a value typed there counts."""
+        default = f"; default: {self.default}" if self.default is not None else ""
+        return click.Option(
+            [self.flag],
+            type=self.type,
+            default=None,
+            expose_value=False,
+            callback=_given_after,
+            help=f"{self.help} [global; env var: {self.envvar}{default}]",
+        )
+
+
+GLOBAL_OPTIONS = (
+    GlobalOption(
+        flag="--store",
+        envvar="REFINERY_STORE",
+        help="Store URL: a folder, file://PATH or s3://BUCKET/PREFIX [default: ./.refinery/store].",
+    ),
+    GlobalOption(
+        flag="--backend",
+        envvar="REFINERY_BACKEND",
+        default="auto",
+        type=click.Choice(BACKEND_CHOICES),
+        help="Build root.",
+    ),
+    GlobalOption(
+        flag="--index-url",
+        envvar="REFINERY_INDEX_URL",
+        default="https://pypi.org/simple/",
+        help="Upstream simple index the planner reads.",
+    ),
+    GlobalOption(
+        flag="--cache-dir",
+        envvar="REFINERY_CACHE",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Cache for index pages, metadata, resolutions and build roots "
+        "[default: $XDG_CACHE_HOME/refinery or ~/.cache/refinery].",
+    ),
 )
-@click.option(
-    "--backend",
-    type=click.Choice(BACKEND_CHOICES),
-    default="auto",
-    envvar="REFINERY_BACKEND",
-    show_default=True,
-    help="Build root.",
-)
-@click.option(
-    "--index-url",
-    envvar="REFINERY_INDEX_URL",
-    default="https://pypi.org/simple/",
-    show_default=True,
-    help="Upstream simple index the planner reads.",
-)
-@click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="REFINERY_CACHE",
-    help="Cache for index pages, metadata and resolutions [default: ~/.cache/refinery].",
-)
+
+
+def _given_after(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A global option typed after a subcommand replaces its value in the settings that
+    this command (and any command below it) receives."""
+    if value is None or ctx.get_parameter_source(param.name or "") != ParameterSource.COMMANDLINE:
+        return value
+    settings = ctx.find_object(Settings)
+    if settings is not None and param.name:
+        ctx.obj = settings.given(param.name, value)
+    return value
+
+
+def with_global_options(command: click.Command) -> click.Command:
+    """Attach the global options to ``command`` (and the commands of a group below it),
+    except where the command has an option of that name or flag of its own: that wins."""
+    names = {p.name for p in command.params}
+    flags = {flag for p in command.params for flag in (*p.opts, *p.secondary_opts)}
+    for option in GLOBAL_OPTIONS:
+        if option.name not in names and option.flag not in flags:
+            command.params.append(option.on_command())
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            with_global_options(sub)
+    return command
+
+
+class RefineryGroup(click.Group):
+    """A group whose subcommands (and sub-groups, recursively) accept the global options."""
+
+    group_class = type
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        super().add_command(cmd, name)
+        with_global_options(cmd)
+
+
+def _global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(GLOBAL_OPTIONS):
+        fn = option.on_group()(fn)
+    return fn
+
+
+@click.group(cls=RefineryGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@_global_options
 @click.version_option(package_name="wheel-refinery")
 @click.pass_context
 def main(
     ctx: click.Context, store: str | None, backend: str, index_url: str, cache_dir: Path | None
 ) -> None:
-    """Wheel refinery: build the s390x wheels PyPI does not ship."""
-    ctx.obj = Settings(store, backend, index_url, cache_dir)
+    """Wheel refinery: build the s390x wheels PyPI does not ship.
+
+    The global options may be given before or after the command.
+    """
+    ctx.obj = Settings.read(
+        store=store,
+        backend=backend,
+        index_url=index_url,
+        cache_dir=cache_dir,
+        environ=os.environ,
+        home=Path.home(),
+    )
 
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

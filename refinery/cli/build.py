@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from refinery.cli.app import Settings, _guard, main, options
+from refinery.cli.app import Decorator, Settings, _guard, main, options
 from refinery.cli.plan import make_plan, target_options
 from refinery.core.errors import InputError, RefineryError
 from refinery.core.models import Plan
-from refinery.core.vocab import INSTALLERS
+from refinery.core.vocab import INSTALLERS, Installer
+
+if TYPE_CHECKING:
+    from refinery.builder.options import RootOptions, RunOptions
 
 
 class _BuildRenderer:
@@ -44,7 +49,7 @@ class _BuildRenderer:
     def __call__(self, event: Any) -> None:
         from rich.markup import escape
 
-        from refinery.cli.render import STATUS_STYLE, gha_escape
+        from refinery.cli.render import event_markup, gha_escape
 
         kind, node = event.kind, event.node
         if kind == "line":
@@ -62,65 +67,95 @@ class _BuildRenderer:
             return
         self._close()
         status = event.status
-        style = STATUS_STYLE.get(status, "cyan") if status is not None else "cyan"
-        label = f"[{style}]{kind}[/]"
-        where = f" [bold]{escape(node)}[/]" if node else ""
         if self.gha and kind == "done" and status is not None and str(status) != "built":
             print(
                 f"::error title={gha_escape(node or '', prop=True)}::{gha_escape(event.message)}",
                 file=sys.stderr,
             )
-        self.console.print(f"{label}{where} {escape(event.message)}")
+        self.console.print(event_markup(event))
 
     def finish(self) -> None:
         self._close()
 
 
-def _select_root(settings: Settings, release: str | None, image: str | None) -> Any:
-    from refinery.builder.roots import select_root
+@dataclass(frozen=True, kw_only=True)
+class BuildFlags:
+    """The build options ``build`` and ``run`` share (``build`` adds ``nodes``, ``fixes``),
+    as click parsed them."""
 
-    return select_root(settings.backend, release=release, image=image)
+    jobs: int
+    timeout: float
+    max_attempts: int
+    hints_dir: Path
+    retry_backoff: float
+    release: str | None
+    image: str | None
+    installer: Installer
+    nodes: tuple[str, ...] = ()
+    fixes: tuple[str, ...] = ()
+
+    @classmethod
+    def take(cls, given: dict[str, Any]) -> BuildFlags:
+        """The flags of this class out of ``given`` (what is left stays there)."""
+        return cls(**{f.name: given.pop(f.name) for f in fields(cls) if f.name in given})
+
+    def root_options(self, settings: Settings, environ: Mapping[str, str]) -> RootOptions:
+        from refinery.builder.options import RootOptions
+
+        return RootOptions.from_environment(
+            environ,
+            cache=settings.cache_root,
+            backend=settings.backend,
+            release=self.release,
+            image=self.image,
+        )
+
+    def run_options(self, settings: Settings, catalog_digest: str) -> RunOptions:
+        """The runner's options; the host's pip settings are read here, once."""
+        from refinery.builder.options import BuildOptions, RunOptions
+        from refinery.builder.pipconf import HostPip
+
+        build = BuildOptions(
+            cache=settings.cache_root,
+            installer=self.installer,
+            timeout=self.timeout,
+            pip=HostPip.read(os.environ, Path.home()),
+        )
+        return RunOptions(
+            build=build,
+            jobs=self.jobs,
+            max_attempts=self.max_attempts,
+            only=self.nodes or None,
+            catalog_digest=catalog_digest,
+        )
 
 
-def _run_builds(
-    settings: Settings,
-    result: Plan,
-    *,
-    nodes: Sequence[str] = (),
-    jobs: int,
-    timeout: float,
-    max_attempts: int,
-    release: str | None,
-    image: str | None,
-    installer: str = "auto",
-    hints_dir: Path = Path("hints"),
-    retry_backoff: float = 0.0,
-    fixes: Sequence[str] = (),
-) -> int:
+def _run_builds(settings: Settings, result: Plan, flags: BuildFlags) -> int:
     from rich.console import Console
 
+    from refinery.builder.roots import select_root
     from refinery.builder.runner import build_plan
     from refinery.cli.hints import make_advisor
-    from refinery.store.ledger import Store
+    from refinery.store import Store
 
     store = Store.open(settings.store)
-    root = _select_root(settings, release, image)
+    root = select_root(flags.root_options(settings, os.environ))
     advisor = make_advisor(
-        hints_dir, root.backend, max_attempts=max_attempts, backoff=retry_backoff, forced=fixes
+        flags.hints_dir,
+        root.backend,
+        max_attempts=flags.max_attempts,
+        backoff=flags.retry_backoff,
+        forced=flags.fixes,
     )
+    digest = advisor.catalog.digest if flags.hints_dir.is_dir() else result.catalog_digest
     render = _BuildRenderer()
     try:
         summary = build_plan(
             result,
             store,
             root,
-            jobs=jobs,
+            flags.run_options(settings, digest),
             on_event=render,
-            only=list(nodes) or None,
-            timeout=timeout,
-            max_attempts=max_attempts,
-            catalog_digest=advisor.catalog.digest if hints_dir.is_dir() else result.catalog_digest,
-            installer=installer,
             advise=advisor,
             first_fix=advisor.first_fix,
         )
@@ -161,6 +196,22 @@ build_options = options(
 )
 
 
+def _read_plan(plan_file: Path, nodes: Sequence[str]) -> Plan:
+    """The plan in ``plan_file``; every ``--node`` must name one of its nodes."""
+    try:
+        doc = json.loads(plan_file.read_text())
+        result = Plan.from_json(doc)
+    except FileNotFoundError:
+        raise InputError("plan file not found", path=str(plan_file)) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"not a plan: {exc}", path=str(plan_file)) from None
+    for wanted in nodes:
+        name = wanted.split("@")[0]
+        if not any(n.key == wanted or f"{n.name}=={n.version}" == name for n in result.nodes):
+            raise InputError(f"--node {wanted}: no such node in the plan", path=str(plan_file))
+    return result
+
+
 @main.command()
 @click.argument("plan_file", metavar="PLAN.json", type=click.Path(path_type=Path))
 @click.option("--node", "nodes", multiple=True, metavar="NAME==VER[@PY]", help="Only these.")
@@ -175,48 +226,11 @@ build_options = options(
 @build_options
 @click.pass_obj
 @_guard
-def build(
-    settings: Settings,
-    plan_file: Path,
-    nodes: tuple[str, ...],
-    fixes: tuple[str, ...],
-    jobs: int,
-    timeout: float,
-    max_attempts: int,
-    hints_dir: Path,
-    retry_backoff: float,
-    release: str | None,
-    image: str | None,
-    installer: str,
-) -> None:
+def build(settings: Settings, /, plan_file: Path, **given: Any) -> None:
     """Build the pending nodes of PLAN.json, wave by wave, into the store."""
-    try:
-        doc = json.loads(plan_file.read_text())
-        result = Plan.from_json(doc)
-    except FileNotFoundError:
-        raise InputError("plan file not found", path=str(plan_file)) from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"not a plan: {exc}", path=str(plan_file)) from None
-    for wanted in nodes:
-        name = wanted.split("@")[0]
-        if not any(n.key == wanted or f"{n.name}=={n.version}" == name for n in result.nodes):
-            raise InputError(f"--node {wanted}: no such node in the plan", path=str(plan_file))
-    sys.exit(
-        _run_builds(
-            settings,
-            result,
-            nodes=nodes,
-            fixes=fixes,
-            jobs=jobs,
-            timeout=timeout,
-            max_attempts=max_attempts,
-            release=release,
-            image=image,
-            installer=installer,
-            hints_dir=hints_dir,
-            retry_backoff=retry_backoff,
-        )
-    )
+    flags = BuildFlags.take(given)
+    result = _read_plan(plan_file, flags.nodes)
+    sys.exit(_run_builds(settings, result, flags))
 
 
 def _record_inputs(
@@ -228,92 +242,85 @@ def _record_inputs(
 ) -> None:
     from refinery.core.clock import now
     from refinery.plan.inputs import input_record
-    from refinery.store.ledger import Store
+    from refinery.store import Store
 
     store = Store.open(settings.store)
     for f in files:
         store.put_input(input_record(f, status, plan_id=plan_id, reason=reason, updated=now()))
 
 
+def _dir_option(flag: str, default: str, help: str) -> Decorator:
+    return click.option(
+        flag,
+        type=click.Path(path_type=Path, file_okay=False),
+        default=Path(default),
+        show_default=True,
+        help=help,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFlags:
+    """The ``run`` command's own options (besides :class:`BuildFlags`)."""
+
+    requirements: tuple[Path, ...]
+    pythons: tuple[str, ...]
+    platform: str
+    refresh: bool
+    index_dir: Path
+    site_dir: Path
+    no_site: bool
+    build: BuildFlags = field(repr=False)
+
+
 @main.command()
 @target_options
-@click.option(
-    "--index-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("index"),
-    show_default=True,
-    help="Where the pip index of the store is rendered.",
-)
-@click.option(
-    "--site-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("site"),
-    show_default=True,
-    help="Where the status site is built (needs mkdocs.yml and docs/ here).",
+@_dir_option("--index-dir", "index", "Where the pip index of the store is rendered.")
+@_dir_option(
+    "--site-dir", "site", "Where the status site is built (needs mkdocs.yml and docs/ here)."
 )
 @click.option("--no-site", is_flag=True, help="Skip the status site.")
 @build_options
 @click.pass_obj
 @_guard
-def run(
-    settings: Settings,
-    requirements: tuple[Path, ...],
-    pythons: tuple[str, ...],
-    platform: str,
-    refresh: bool,
-    index_dir: Path,
-    site_dir: Path,
-    no_site: bool,
-    jobs: int,
-    timeout: float,
-    max_attempts: int,
-    hints_dir: Path,
-    retry_backoff: float,
-    release: str | None,
-    image: str | None,
-    installer: str,
-) -> None:
+def run(settings: Settings, /, **given: Any) -> None:
     """Plan, build, index and report REQUIREMENTS locally: wheels, logs and records go
     to the store (default ./.refinery/store), the pip index to --index-dir, the status
     site to --site-dir."""
-    from rich.console import Console
+    from refinery.cli.render import make_console, plan_summary, plan_table
+    from refinery.store import Store
 
-    from refinery.cli.render import plan_summary, plan_table
-    from refinery.store.ledger import Store
-
-    _record_inputs(settings, requirements, "planning", None)
+    flags = RunFlags(build=BuildFlags.take(given), **given)
+    _record_inputs(settings, flags.requirements, "planning", None)
     try:
         result = make_plan(
             settings,
-            requirements,
-            pythons=pythons,
-            platform=platform,
-            refresh=refresh,
-            hints_dir=hints_dir,
+            flags.requirements,
+            pythons=flags.pythons,
+            platform=flags.platform,
+            refresh=flags.refresh,
+            hints_dir=flags.build.hints_dir,
         )
     except RefineryError as exc:
-        _record_inputs(settings, requirements, "failed", None, str(exc))
+        _record_inputs(settings, flags.requirements, "failed", None, str(exc))
         raise
     Store.open(settings.store).put_plan(result)
-    _record_inputs(settings, requirements, "queued", result.plan_id)
-    console = Console(stderr=True)
+    _record_inputs(settings, flags.requirements, "queued", result.plan_id)
+    console = make_console(stderr=True)
     console.print(plan_table(result))
     console.print(plan_summary(result))
-    code = _run_builds(
-        settings,
-        result,
-        jobs=jobs,
-        timeout=timeout,
-        max_attempts=max_attempts,
-        release=release,
-        image=image,
-        installer=installer,
-        hints_dir=hints_dir,
-        retry_backoff=retry_backoff,
-    )
-    from refinery.index.render import build_index
+    code = _run_builds(settings, result, flags.build)
+    _index_and_site(settings, flags, console)
+    sys.exit(code)
 
-    indexed = build_index(Store.open(settings.store), index_dir, cache_dir=settings.cache_dir)
+
+def _index_and_site(settings: Settings, flags: RunFlags, console: Any) -> None:
+    """The ``run`` command's last two stages: the pip index, then the status site."""
+    from refinery.index import build_index
+    from refinery.store import Store
+
+    index_dir, site_dir = flags.index_dir, flags.site_dir
+    indexed = build_index(Store.open(settings.store), index_dir)
     simple = (index_dir / "simple").absolute()
     console.print(
         f"index: {indexed.projects} projects, {indexed.files} files -> {simple}/\n"
@@ -322,7 +329,7 @@ def run(
         soft_wrap=True,
     )
     config = Path("mkdocs.yml")
-    if no_site:
+    if flags.no_site:
         pass
     elif not (config.is_file() and Path("docs").is_dir()):
         console.print("site: skipped (no mkdocs.yml and docs/ here; run from the repository)")
@@ -341,7 +348,6 @@ def run(
             f"{(site_dir / 'index.html').absolute()}",
             soft_wrap=True,
         )
-    sys.exit(code)
 
 
 @main.group()
@@ -352,8 +358,9 @@ def buildroot() -> None:
 @buildroot.command("create")
 @click.option("--release", default=None, help="Debian release [default: bookworm].")
 @click.option("--force", is_flag=True, help="Create it again even when cached.")
+@click.pass_obj
 @_guard
-def buildroot_create(release: str | None, force: bool) -> None:
+def buildroot_create(settings: Settings, /, release: str | None, force: bool) -> None:
     """Create (or find cached) the s390x root filesystem; print its tarball path."""
     from rich.console import Console
 
@@ -361,8 +368,11 @@ def buildroot_create(release: str | None, force: bool) -> None:
 
     spec = rootfs_image.RootfsSpec(release=release or rootfs_image.DEFAULT_RELEASE)
     console = Console(stderr=True, highlight=False)
-    image = None if force else rootfs_image.cached(spec)
+    cache = settings.cache_root.roots
+    image = None if force else rootfs_image.cached(spec, cache)
     if image is None:
         console.print(f"creating {spec.key} with mmdebstrap (about 3 minutes)…")
-        image = rootfs_image.create(spec, on_line=lambda line: console.print(line, markup=False))
+        image = rootfs_image.create(
+            spec, cache=cache, on_line=lambda line: console.print(line, markup=False)
+        )
     print(image.tarball)

@@ -11,14 +11,18 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from refinery.cli.app import Settings, _guard, main
 from refinery.core.errors import InputError
 from refinery.core.models import InputStatus, Plan
+
+if TYPE_CHECKING:
+    from refinery.gitops.reconcile import Requeued, UpstreamWheel
 
 _github_options = [
     click.option(
@@ -92,7 +96,7 @@ def mark_input(
     With --plan, the plan is stored too and the inputs link to it."""
     from refinery.core.clock import now
     from refinery.plan.inputs import input_record
-    from refinery.store.ledger import Store
+    from refinery.store import Store
 
     linked = _load_plan(plan_file) if plan_file and plan_file.exists() else None
     plan_id = linked.plan_id if linked else None
@@ -114,7 +118,7 @@ def mark_input(
 # --- dispatch ---------------------------------------------------------------------
 def _next_attempt(settings: Settings, keys: Sequence[str]) -> int:
     from refinery.core.models import parse_node_key
-    from refinery.store.ledger import Store
+    from refinery.store import Store
 
     store = Store.open(settings.store)
     best = 1
@@ -124,6 +128,20 @@ def _next_attempt(settings: Settings, keys: Sequence[str]) -> int:
         if record is not None:
             best = max(best, len(record.attempts) + 1)
     return best
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DispatchCommand:
+    """The ``dispatch`` command's options, as click parsed them."""
+
+    nodes: tuple[str, ...]
+    attempt: int | None
+    fixes: tuple[str, ...]
+    plan_id: str | None
+    workflow: str
+    ref: str
+    repo: str | None
+    api_url: str
 
 
 @main.command()
@@ -136,35 +154,42 @@ def _next_attempt(settings: Settings, keys: Sequence[str]) -> int:
 @_with_github_options
 @click.pass_obj
 @_guard
-def dispatch(
-    settings: Settings,
-    nodes: tuple[str, ...],
-    attempt: int | None,
-    fixes: tuple[str, ...],
-    plan_id: str | None,
-    workflow: str,
-    ref: str,
-    repo: str | None,
-    api_url: str,
-) -> None:
+def dispatch(settings: Settings, /, **given: Any) -> None:
     """Re-dispatch NODES (``name==version@python``) through build.yml's workflow_dispatch."""
     from refinery.core.models import node_key, parse_node_key
     from refinery.gitops.github import dispatch_inputs
 
+    opts = DispatchCommand(**given)
     keys: list[str] = []
-    for raw in nodes:
+    for raw in opts.nodes:
         try:
             keys.append(node_key(*parse_node_key(raw)))
         except ValueError as exc:
             raise InputError(str(exc)) from None
-    attempt = attempt or _next_attempt(settings, keys)
-    inputs = dispatch_inputs(keys, attempt=attempt, fixes=fixes, plan_id=plan_id)
-    with _github(repo, api_url) as gh:
-        gh.dispatch(workflow, ref, inputs)
-    _err(f"dispatched {workflow}@{ref}: {len(keys)} node(s), attempt {attempt}")
+    attempt = opts.attempt or _next_attempt(settings, keys)
+    inputs = dispatch_inputs(keys, attempt=attempt, fixes=opts.fixes, plan_id=opts.plan_id)
+    with _github(opts.repo, opts.api_url) as gh:
+        gh.dispatch(opts.workflow, opts.ref, inputs)
+    _err(f"dispatched {opts.workflow}@{opts.ref}: {len(keys)} node(s), attempt {attempt}")
 
 
 # --- PR comment and check run -------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommentCommand:
+    """The ``comment`` command's options, as click parsed them."""
+
+    plan_file: Path | None
+    error_file: Path | None
+    output: Path | None
+    pr: int | None
+    head_sha: str | None
+    author: str | None
+    check: bool
+    run_url: str | None
+    repo: str | None
+    api_url: str
+
+
 @main.command()
 @click.argument("plan_file", metavar="PLAN.json", type=click.Path(path_type=Path), required=False)
 @click.option(
@@ -180,51 +205,51 @@ def dispatch(
 @click.option("--run-url", help="Link to the run in the comment.")
 @_with_github_options
 @_guard
-def comment(
-    plan_file: Path | None,
-    error_file: Path | None,
-    output: Path | None,
-    pr: int | None,
-    head_sha: str | None,
-    author: str | None,
-    check: bool,
-    run_url: str | None,
-    repo: str | None,
-    api_url: str,
-) -> None:
+def comment(**given: Any) -> None:
     """Render the plan comment; with --pr, upsert ONE comment on the pull request."""
-    from refinery.cli.render import plan_summary
-    from refinery.gitops.github import COMMENT_MARKER, check_conclusion, plan_comment
+    opts = CommentCommand(**given)
+    title, body, conclusion = _comment_body(opts)
+    if opts.output is not None:
+        opts.output.write_text(body)
+    elif opts.pr is None:
+        sys.stdout.write(body)
+    if opts.pr is None and not opts.check:
+        return
+    if opts.check and not opts.head_sha:
+        raise InputError("--check needs --head-sha")
+    with _github(opts.repo, opts.api_url) as gh:
+        if opts.pr is not None:
+            done = gh.upsert_comment(
+                opts.pr, body, author=opts.author, expect_head_sha=opts.head_sha
+            )
+            _err(f"comment {done.action}: {done.url}")
+        if opts.check:
+            assert opts.head_sha is not None
+            url = gh.check_run(
+                opts.head_sha, title, body, conclusion=conclusion, details_url=opts.run_url
+            )
+            _err(f"check run: {url}")
 
-    if plan_file is not None and plan_file.exists():
-        result = _load_plan(plan_file)
-        body = plan_comment(result, run_url=run_url)
-        title, summary, conclusion = plan_summary(result), body, check_conclusion(result)
-    elif error_file is not None:
+
+def _comment_body(opts: CommentCommand) -> tuple[str, str, str]:
+    """(check-run title, comment body, check-run conclusion) for a plan or a failure."""
+    from refinery.cli.render import plan_summary
+    from refinery.gitops.github import COMMENT_MARKER, check_conclusion
+    from refinery.plan.report import plan_markdown
+
+    if opts.plan_file is not None and opts.plan_file.exists():
+        result = _load_plan(opts.plan_file)
+        body = plan_markdown(result, run_url=opts.run_url, marker=COMMENT_MARKER)
+        return plan_summary(result), body, check_conclusion(result)
+    if opts.error_file is not None:
+        error_file = opts.error_file
         text = error_file.read_text(errors="replace") if error_file.exists() else ""
         tail = "\n".join(text.strip().splitlines()[-40:]).replace("```", "'''")
-        link = f"\n[Run log]({run_url})\n" if run_url else ""
+        link = f"\n[Run log]({opts.run_url})\n" if opts.run_url else ""
         heading = "### s390x wheel plan: planning failed"
         body = f"{COMMENT_MARKER}\n{heading}\n\n```\n{tail}\n```\n{link}"
-        title, summary, conclusion = "planning failed", body, "failure"
-    else:
-        raise InputError("give PLAN.json (or --error-file when planning failed)")
-    if output is not None:
-        output.write_text(body)
-    elif pr is None:
-        sys.stdout.write(body)
-    if pr is None and not check:
-        return
-    if check and not head_sha:
-        raise InputError("--check needs --head-sha")
-    with _github(repo, api_url) as gh:
-        if pr is not None:
-            done = gh.upsert_comment(pr, body, author=author, expect_head_sha=head_sha)
-            _err(f"comment {done.action}: {done.url}")
-        if check:
-            assert head_sha is not None
-            url = gh.check_run(head_sha, title, summary, conclusion=conclusion, details_url=run_url)
-            _err(f"check run: {url}")
+        return "planning failed", body, "failure"
+    raise InputError("give PLAN.json (or --error-file when planning failed)")
 
 
 # --- reconcile ----------------------------------------------------------------------
@@ -239,6 +264,23 @@ def _group_for_dispatch(items: Sequence[Any], batch: int) -> list[tuple[list[str
             chunk = group[i : i + batch]
             out.append(([r.key for r in chunk], max(r.next_attempt for r in chunk)))
     return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconcileCommand:
+    """The ``reconcile`` command's options, as click parsed them."""
+
+    dry_run: bool
+    upstream: bool
+    platform: str
+    do_dispatch: bool
+    workflow: str
+    ref: str
+    batch: int
+    as_json: bool
+    summary: Path | None
+    repo: str | None
+    api_url: str
 
 
 @main.command()
@@ -264,40 +306,60 @@ def _group_for_dispatch(items: Sequence[Any], batch: int) -> list[tuple[list[str
 @_with_github_options
 @click.pass_obj
 @_guard
-def reconcile(
-    settings: Settings,
-    dry_run: bool,
-    upstream: bool,
-    platform: str,
-    do_dispatch: bool,
-    workflow: str,
-    ref: str,
-    batch: int,
-    as_json: bool,
-    summary: Path | None,
-    repo: str | None,
-    api_url: str,
-) -> None:
+def reconcile(settings: Settings, /, **given: Any) -> None:
     """Expired leases back to pending (and re-dispatched); upstream s390x wheels noticed."""
-    from refinery.gitops.github import dispatch_inputs
     from refinery.gitops.reconcile import expire_leases, upstream_wheels
-    from refinery.store.ledger import Store
+    from refinery.store import Store
 
+    opts = ReconcileCommand(**given)
     store = Store.open(settings.store)
-    requeued = expire_leases(store, dry_run=dry_run)
-    found: list[Any] = []
-    if upstream:
-        from refinery.upstream.simple import IndexClient, default_cache_dir
+    requeued = expire_leases(store, dry_run=opts.dry_run)
+    found: list[UpstreamWheel] = []
+    if opts.upstream:
+        from refinery.upstream.simple import IndexClient
 
-        index = IndexClient(settings.index_url, cache_dir=settings.cache_dir or default_cache_dir())
-        found = list(upstream_wheels(store.records(), index, platform=platform))
+        index = IndexClient(settings.index_url, cache_dir=settings.cache_root.index)
+        found = list(upstream_wheels(store.records(), index, platform=opts.platform))
+    dispatched = _redispatch(opts, requeued) if opts.do_dispatch and not opts.dry_run else []
+    report = _reconcile_report(requeued, dispatched, found, dry_run=opts.dry_run)
+    if opts.as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        for r in requeued:
+            click.echo(f"requeued {r.key} (was {r.was}, lease expired {r.lease_expires})")
+        for d in dispatched:
+            click.echo(f"dispatched {' '.join(d['nodes'])} (attempt {d['attempt']})")
+        for u in found:
+            click.echo(f"upstream {u.key}: {u.filename}")
+        if not requeued and not found:
+            click.echo("nothing to reconcile")
+    if opts.summary is not None:
+        with open(opts.summary, "a", encoding="utf-8") as f:
+            f.write(_reconcile_markdown(report))
+
+
+def _redispatch(opts: ReconcileCommand, requeued: Sequence[Requeued]) -> list[dict[str, Any]]:
+    """Re-dispatch the requeued nodes in batches, per Python version."""
+    from refinery.gitops.github import dispatch_inputs
+
     dispatched: list[dict[str, Any]] = []
-    if do_dispatch and requeued and not dry_run:
-        with _github(repo, api_url) as gh:
-            for keys, attempt in _group_for_dispatch(requeued, max(1, batch)):
-                gh.dispatch(workflow, ref, dispatch_inputs(keys, attempt=attempt))
-                dispatched.append({"nodes": keys, "attempt": attempt})
-    report = {
+    if not requeued:
+        return dispatched
+    with _github(opts.repo, opts.api_url) as gh:
+        for keys, attempt in _group_for_dispatch(requeued, max(1, opts.batch)):
+            gh.dispatch(opts.workflow, opts.ref, dispatch_inputs(keys, attempt=attempt))
+            dispatched.append({"nodes": keys, "attempt": attempt})
+    return dispatched
+
+
+def _reconcile_report(
+    requeued: Sequence[Requeued],
+    dispatched: list[dict[str, Any]],
+    found: Sequence[UpstreamWheel],
+    *,
+    dry_run: bool,
+) -> dict[str, Any]:
+    return {
         "requeued": [
             {
                 "node": r.key,
@@ -314,20 +376,6 @@ def reconcile(
         ],
         "dry_run": dry_run,
     }
-    if as_json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    else:
-        for r in requeued:
-            click.echo(f"requeued {r.key} (was {r.was}, lease expired {r.lease_expires})")
-        for d in dispatched:
-            click.echo(f"dispatched {' '.join(d['nodes'])} (attempt {d['attempt']})")
-        for u in found:
-            click.echo(f"upstream {u.key}: {u.filename}")
-        if not requeued and not found:
-            click.echo("nothing to reconcile")
-    if summary is not None:
-        with open(summary, "a", encoding="utf-8") as f:
-            f.write(_reconcile_markdown(report))
 
 
 def _reconcile_markdown(report: dict[str, Any]) -> str:
@@ -360,7 +408,7 @@ def _reconcile_markdown(report: dict[str, Any]) -> str:
 def status(settings: Settings, as_json: bool) -> None:
     """Counts per status of build records and inputs in the store."""
     from refinery.gitops.reconcile import status_counts
-    from refinery.store.ledger import Store
+    from refinery.store import Store
 
     store = Store.open(settings.store)
     counts = status_counts(store)

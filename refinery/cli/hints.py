@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +19,10 @@ from refinery.core.errors import InputError
 from refinery.core.vocab import PACKAGE_MANAGERS
 
 if TYPE_CHECKING:
+    from refinery.core.models import BuildRecord
     from refinery.hints.advise import Advisor
     from refinery.hints.matcher import Match
-    from refinery.hints.models import Catalog
+    from refinery.store import Store
 
 MANAGER_CHOICES = (*PACKAGE_MANAGERS, "all")
 
@@ -53,6 +55,16 @@ def make_advisor(
     catalog = load_catalog(hints_dir)
     settings = RetrySettings(max_attempts=max_attempts, backoff=backoff)
     return Advisor(catalog, root_manager(backend), settings, forced=forced)
+
+
+hints_dir_option = click.option(
+    "--hints",
+    "hints_dir",
+    default=Path("hints"),
+    type=click.Path(path_type=Path),
+    show_default=True,
+    help="Catalog directory.",
+)
 
 
 @main.group()
@@ -97,19 +109,6 @@ def check(directory: Path) -> None:
     )
 
 
-def _fix_lines(match: Match, managers: tuple[str, ...]) -> list[str]:
-    fix = match.hint.fix
-    out = []
-    for manager in managers:
-        packages = fix.packages_for(manager)
-        if packages:
-            out.append(f"{manager}: {' '.join(packages)}")
-    out += [f"env: {k}={v}" for k, v in fix.env.items()]
-    out += [f"pip: {c}" for c in fix.constraints]
-    out += [f"build-requires: {r}" for r in fix.build_requires]
-    return out
-
-
 def _match_json(match: Match, managers: tuple[str, ...]) -> dict[str, Any]:
     fix = match.hint.fix
     return {
@@ -129,14 +128,7 @@ def _match_json(match: Match, managers: tuple[str, ...]) -> dict[str, Any]:
 
 @hints.command("match")
 @click.argument("log", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option(
-    "--hints",
-    "hints_dir",
-    default=Path("hints"),
-    type=click.Path(path_type=Path),
-    show_default=True,
-    help="Catalog directory.",
-)
+@hints_dir_option
 @click.option(
     "--manager",
     type=click.Choice(MANAGER_CHOICES),
@@ -161,6 +153,7 @@ def match(
     """Print the hints matching LOG, best first, with their fixes; exit 1 if none match."""
     from refinery.hints import load_catalog
     from refinery.hints.matcher import scan_log
+    from refinery.hints.models import fix_lines
 
     catalog = load_catalog(hints_dir)
     managers = PACKAGE_MANAGERS if manager == "all" else (manager,)
@@ -175,7 +168,7 @@ def match(
         print(f"{m.hint.id}{where}")
         for line in m.lines:
             print(f"  matched L{line.number}: {line.text.strip()}")
-        for fix_line in _fix_lines(m, managers):
+        for fix_line in fix_lines(m.hint.fix, managers):
             print(f"  fix {fix_line}")
         if m.hint.note:
             print(f"  note: {m.hint.note}")
@@ -201,9 +194,7 @@ def _repo_path(path: Path) -> str:
         return path.as_posix()
 
 
-def _propose(
-    path: Path, text: str, catalog: Catalog, body: str, repo: str | None, api_url: str | None
-) -> str:
+def _propose(path: Path, text: str, body: str, repo: str | None, api_url: str | None) -> str:
     import hashlib
 
     from refinery.gitops.github import GitHub
@@ -224,15 +215,21 @@ def _propose(
         )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LearnCommand:
+    """The ``hints learn`` command's options, as click parsed them."""
+
+    hints_dir: Path
+    target: Path | None
+    nodes: tuple[str, ...]
+    dry_run: bool
+    propose: bool | None
+    repo: str | None
+    api_url: str | None
+
+
 @hints.command("learn")
-@click.option(
-    "--hints",
-    "hints_dir",
-    default=Path("hints"),
-    type=click.Path(path_type=Path),
-    show_default=True,
-    help="Catalog directory.",
-)
+@hints_dir_option
 @click.option(
     "--file",
     "target",
@@ -257,44 +254,22 @@ def _propose(
 @click.option("--api-url", envvar="GITHUB_API_URL", default=None, help="GitHub API URL.")
 @click.pass_obj
 @_guard
-def learn(
-    settings: Settings,
-    hints_dir: Path,
-    target: Path | None,
-    nodes: tuple[str, ...],
-    dry_run: bool,
-    propose: bool | None,
-    repo: str | None,
-    api_url: str | None,
-) -> None:
+def learn(settings: Settings, /, **given: Any) -> None:
     """Write per-package entries for builds a hint fixed on a retry, so the next build
     applies the fix before its first attempt; print the diff (and open a PR on Actions)."""
     from refinery.cli.render import on_github_actions
-    from refinery.core.models import parse_node_key
     from refinery.hints import load_catalog
     from refinery.hints.learn import add_entries, learned_from_records
-    from refinery.store.ledger import Store
+    from refinery.store import Store
 
-    catalog = load_catalog(hints_dir)
+    opts = LearnCommand(**given)
+    catalog = load_catalog(opts.hints_dir)
     store = Store.open(settings.store)
-    if nodes:
-        records = []
-        for key in nodes:
-            try:
-                name, version, python = parse_node_key(key)
-            except ValueError as exc:
-                raise InputError(str(exc)) from None
-            record = store.get_record(name, version, python)
-            if record is None:
-                raise InputError(f"no build record for {key} in {store.url}")
-            records.append(record)
-    else:
-        records = list(store.records())
-    learned = learned_from_records(records, catalog)
+    learned = learned_from_records(_records(store, opts.nodes), catalog)
     if not learned:
         print(f"nothing to learn: no build in {store.url} was fixed by a hint it lacks")
         return
-    path = target or hints_dir / "learned.yaml"
+    path = opts.target or opts.hints_dir / "learned.yaml"
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     new = add_entries(old, learned)
     diff = "".join(
@@ -306,37 +281,64 @@ def learn(
         )
     )
     print(diff, end="")
-    if dry_run:
+    if opts.dry_run:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new, encoding="utf-8")
-    if path.resolve().parent == hints_dir.resolve():
-        try:
-            load_catalog(hints_dir)
-        except InputError:
-            if old:
-                path.write_text(old, encoding="utf-8")
-            else:
-                path.unlink()
-            raise
+    _write_checked(path, old, new, opts.hints_dir)
     names = ", ".join(item.package for item in learned)
     print(
         f"wrote {len(learned)} learned entr{'y' if len(learned) == 1 else 'ies'} "
         f"({names}) to {path}",
         file=sys.stderr,
     )
-    if propose is None:
-        propose = on_github_actions()
+    propose = on_github_actions() if opts.propose is None else opts.propose
     if propose:
         body = (
             "Builds that succeeded on a retry thanks to these hints; with this entry the "
             "next build applies the fixes before its first attempt.\n\n"
             f"```diff\n{diff}```\n"
         )
-        url = _propose(path, new, catalog, body, repo, api_url)
+        url = _propose(path, new, body, opts.repo, opts.api_url)
         print(f"proposed as {url}", file=sys.stderr)
     else:
         print(
             "not proposed (not on GitHub Actions; --propose to open a pull request)",
             file=sys.stderr,
         )
+
+
+def _records(store: Store, nodes: Sequence[str]) -> list[BuildRecord]:
+    """The build records of ``nodes`` (every record in the store when none are named)."""
+    from refinery.core.models import parse_node_key
+
+    if not nodes:
+        return list(store.records())
+    records = []
+    for key in nodes:
+        try:
+            name, version, python = parse_node_key(key)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        record = store.get_record(name, version, python)
+        if record is None:
+            raise InputError(f"no build record for {key} in {store.url}")
+        records.append(record)
+    return records
+
+
+def _write_checked(path: Path, old: str, new: str, hints_dir: Path) -> None:
+    """Write ``new`` to ``path``; when it is part of the catalog, the catalog must still
+    load, else the old text is put back and the error raised."""
+    from refinery.hints import load_catalog
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new, encoding="utf-8")
+    if path.resolve().parent != hints_dir.resolve():
+        return
+    try:
+        load_catalog(hints_dir)
+    except InputError:
+        if old:
+            path.write_text(old, encoding="utf-8")
+        else:
+            path.unlink()
+        raise

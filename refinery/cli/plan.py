@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +39,37 @@ def make_plan(
     hints_dir: Path = Path("hints"),
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Plan:
-    """Parse, resolve and decide: the ``plan`` stage as a function the CLI reuses."""
+    """Parse, resolve and decide: the ``plan`` stage with its parts built from the
+    settings and the environment (read here, once)."""
     from refinery.hints import catalog_digest
-    from refinery.plan.inputs import parse_files
-    from refinery.plan.planner import Planner, PlanOptions
-    from refinery.plan.resolver import UvResolver
-    from refinery.store.ledger import Store
-    from refinery.upstream.simple import IndexClient, default_cache_dir
+    from refinery.plan import PlanOptions, UvResolver, parse_files
+    from refinery.plan import make_plan as plan_stage
+    from refinery.store import Store
+    from refinery.upstream.simple import IndexClient, IndexOptions
 
     targets = _targets(pythons, platform)
     reqs = parse_files(list(files))
-    cache = settings.cache_dir or default_cache_dir()
+    cache = settings.cache_root
     retries = int(os.environ.get("REFINERY_INDEX_RETRIES", "4"))
-    index = IndexClient(settings.index_url, cache_dir=cache, refresh=refresh, retries=retries)
-    resolver = UvResolver(settings.index_url, cache_dir=cache, refresh=refresh)
-    options = PlanOptions(targets, max_jobs, catalog_digest(hints_dir))
-    return Planner(index, resolver, Store.open(settings.store), options, progress).plan(reqs)
+    index = IndexClient(
+        settings.index_url,
+        cache_dir=cache.index,
+        options=IndexOptions(retries=retries, refresh=refresh),
+    )
+    resolver = UvResolver(
+        settings.index_url, cache_dir=cache.resolutions, environ=os.environ, refresh=refresh
+    )
+    options = PlanOptions(
+        targets=targets, max_jobs=max_jobs, catalog_digest=catalog_digest(hints_dir)
+    )
+    return plan_stage(
+        reqs,
+        index=index,
+        resolver=resolver,
+        store=Store.open(settings.store),
+        options=options,
+        progress=progress,
+    )
 
 
 # What ``plan`` and ``run`` share: the inputs and the targets they are planned for.
@@ -69,6 +85,21 @@ target_options = options(
     click.option("--platform", default="manylinux_2_28_s390x", show_default=True),
     click.option("--refresh", is_flag=True, help="Ignore cached index pages and resolutions."),
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanCommand:
+    """The ``plan`` command's options, as click parsed them."""
+
+    requirements: tuple[Path, ...]
+    pythons: tuple[str, ...]
+    platform: str
+    refresh: bool
+    as_json: bool
+    output: Path | None
+    github_output: bool
+    max_jobs: int
+    hints_dir: Path
 
 
 @main.command()
@@ -90,23 +121,13 @@ target_options = options(
 )
 @click.pass_obj
 @_guard
-def plan(
-    settings: Settings,
-    requirements: tuple[Path, ...],
-    pythons: tuple[str, ...],
-    platform: str,
-    refresh: bool,
-    as_json: bool,
-    output: Path | None,
-    github_output: bool,
-    max_jobs: int,
-    hints_dir: Path,
-) -> None:
+def plan(settings: Settings, /, **given: Any) -> None:
     """Resolve REQUIREMENTS for s390x and decide what to build."""
     from rich.console import Console
 
-    from refinery.cli.render import plan_markdown, plan_summary, plan_table, progress_reporter
+    from refinery.cli.render import make_console, plan_summary, plan_table, progress_reporter
 
+    opts = PlanCommand(**given)
     err = Console(stderr=True)
     with progress_reporter(err) as bar:
         tasks: dict[str, Any] = {}
@@ -120,38 +141,32 @@ def plan(
 
         result = make_plan(
             settings,
-            requirements,
-            pythons=pythons,
-            platform=platform,
-            max_jobs=max_jobs,
-            refresh=refresh,
-            hints_dir=hints_dir,
+            opts.requirements,
+            pythons=opts.pythons,
+            platform=opts.platform,
+            max_jobs=opts.max_jobs,
+            refresh=opts.refresh,
+            hints_dir=opts.hints_dir,
             progress=on_progress,
         )
     doc = json.dumps(result.to_json(), indent=2) + "\n"
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(doc)
-    if as_json and output is None:
+    if opts.output is not None:
+        opts.output.parent.mkdir(parents=True, exist_ok=True)
+        opts.output.write_text(doc)
+    if opts.as_json and opts.output is None:
         sys.stdout.write(doc)
-    elif not as_json:
-        out = Console()
-        if not out.is_terminal:
-            out.width = 200
-        out.print(plan_table(result))
+    elif not opts.as_json:
+        make_console().print(plan_table(result))
     err.print(plan_summary(result))
-    if github_output:
-        _write_github_output(result)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with open(summary, "a", encoding="utf-8") as f:
-                f.write(plan_markdown(result))
+    if opts.github_output:
+        _write_github_output(result, os.environ)
 
 
-def _write_github_output(result: Plan) -> None:
-    from refinery.plan.planner import matrices_by_wave
+def _write_github_output(result: Plan, environ: Mapping[str, str]) -> None:
+    """The job outputs (``$GITHUB_OUTPUT``) and the plan table (``$GITHUB_STEP_SUMMARY``)."""
+    from refinery.plan import matrices_by_wave, plan_markdown
 
-    target = os.environ.get("GITHUB_OUTPUT")
+    target = environ.get("GITHUB_OUTPUT")
     if not target:
         raise InputError("--github-output needs $GITHUB_OUTPUT (set by GitHub Actions)")
     per_wave = matrices_by_wave(result.matrix)
@@ -161,6 +176,10 @@ def _write_github_output(result: Plan) -> None:
         f.write(f"waves={len(per_wave)}\n")
         for i, m in enumerate(per_wave):
             f.write(f"matrix_wave_{i}={json.dumps(m, separators=(',', ':'))}\n")
+    summary = environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write(plan_markdown(result))
 
 
 # --- build ------------------------------------------------------------------------

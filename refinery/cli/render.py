@@ -6,10 +6,12 @@ Only the CLI imports this module; the library never prints.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import IO, Any, Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,6 +27,28 @@ STATUS_STYLE = {
     NodeStatus.SKIPPED_KNOWN_FAILURE: "magenta",
     NodeStatus.SYSTEM_RECIPE_FAILED: "bold red",
 }
+
+
+#: Width of output that is not a terminal when nobody says how wide it is (a CI log, a
+#: pipe): wide enough that no table cell folds; a log viewer scrolls, a folded cell is
+#: unreadable.
+PLAIN_WIDTH = 10_000
+
+
+def make_console(
+    *,
+    stderr: bool = False,
+    file: IO[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **options: Any,
+) -> Console:
+    """A console for people: a terminal keeps its width; elsewhere the width the CI gives
+    (``COLUMNS``), else :data:`PLAIN_WIDTH`, never rich's 80 columns."""
+    console = Console(stderr=stderr, file=file, **options)
+    if not console.is_terminal:
+        columns = (os.environ if environ is None else environ).get("COLUMNS", "")
+        console.width = int(columns) if columns.isdigit() and int(columns) > 0 else PLAIN_WIDTH
+    return console
 
 
 def on_github_actions() -> bool:
@@ -52,30 +76,38 @@ def plan_table(plan: Plan) -> Table:
     return table
 
 
+class Event(Protocol):
+    """What the renderer reads of a build runner's progress event."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def node(self) -> str | None: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def status(self) -> NodeStatus | None: ...
+
+
+def event_markup(event: Event) -> str:
+    """One progress line: the kind as a coloured label, the node, the message. A message
+    that starts with its kind (``wave 0: 3 node(s)``) is not labelled twice."""
+    status = event.status
+    style = STATUS_STYLE.get(status, "cyan") if status is not None else "cyan"
+    message = event.message
+    if message == event.kind or message.startswith(f"{event.kind} "):
+        message = message[len(event.kind) :].lstrip(" ")
+    label = f"[{style}]{escape(event.kind)}[/]"
+    where = f" [bold]{escape(event.node)}[/]" if event.node else ""
+    return f"{label}{where} {escape(message)}".rstrip(" ")
+
+
 def plan_summary(plan: Plan) -> str:
     counts = plan.counts()
     parts = [f"{counts[s]} {s}" for s in NodeStatus if s in counts]
     waves = len(plan.waves)
     jobs = len(plan.matrix.get("include", []))
     return f"{len(plan.nodes)} nodes: {', '.join(parts)}; {waves} waves, {jobs} matrix jobs"
-
-
-def plan_markdown(plan: Plan) -> str:
-    """The plan as a Markdown table (PR comment, step summary)."""
-    lines = [
-        f"### Build plan `{plan.plan_id}`",
-        "",
-        plan_summary(plan),
-        "",
-        "| package | version | python | status | wave | reason |",
-        "|---|---|---|---|---|---|",
-    ]
-    for n in sorted(plan.nodes, key=lambda n: (str(n.status), n.name)):
-        reason = n.reason.replace("|", "\\|")
-        name = f"**{n.name}**" if n.requested else n.name
-        wave = "" if n.wave is None else str(n.wave)
-        lines.append(f"| {name} | {n.version} | {n.python} | `{n.status}` | {wave} | {reason} |")
-    return "\n".join(lines) + "\n"
 
 
 @contextmanager

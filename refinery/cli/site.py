@@ -7,23 +7,14 @@ from pathlib import Path
 import click
 
 from refinery.cli.app import Settings, _guard, main
+from refinery.cli.store import folder_option, open_store
 
 
 @main.command()
-@click.option(
-    "-o",
-    "--output",
-    "site_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("site"),
-    show_default=True,
-    help="Where the built site goes.",
-)
-@click.option(
+@folder_option("-o", "--output", "site_dir", default="site", help="Where the built site goes.")
+@folder_option(
     "--docs-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("docs"),
-    show_default=True,
+    default="docs",
     help="MkDocs sources; status pages are generated into DOCS/status/.",
 )
 @click.option(
@@ -40,12 +31,7 @@ from refinery.cli.app import Settings, _guard, main
     show_default=True,
     help="The served index users install from (shown in every pip command).",
 )
-@click.option(
-    "--hints-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("hints"),
-    show_default=True,
-)
+@folder_option("--hints-dir", default="hints", help="The hint catalog (how often each fired).")
 @click.option("--full", is_flag=True, help="Regenerate and rebuild every page.")
 @click.option("--markdown-only", is_flag=True, help="Write docs/status/ only; no MkDocs build.")
 @click.pass_obj
@@ -67,13 +53,12 @@ def site(
     from rich.console import Console
 
     from refinery.site import SiteOptions, build_site
-    from refinery.store.ledger import Store
 
     config = config_file or docs_dir.resolve().parent / "mkdocs.yml"
     if not pip_index.endswith("/"):
         pip_index += "/"
     result = build_site(
-        Store.open(settings.store),
+        open_store(settings.store),
         docs_dir=docs_dir,
         site_dir=None if markdown_only else site_dir,
         config_file=config,

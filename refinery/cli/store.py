@@ -3,20 +3,57 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from refinery.cli.app import Settings, _guard, main
+from refinery.cli.app import Decorator, Settings, _guard, main
 from refinery.core.errors import InputError
 
+if TYPE_CHECKING:
+    from refinery.store import S3Options, Store
 
-def _emit(doc: dict[str, object], as_json: bool, line: str) -> None:
-    if as_json:
-        print(json.dumps(doc, indent=1))
-    else:
-        print(line)
+#: ``--json``: the command's result as one JSON document.
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def folder_option(*decls: str, default: str, help: str) -> Decorator:
+    """An output folder option: a path (not a file), with a shown default."""
+    return click.option(
+        *decls,
+        type=click.Path(path_type=Path, file_okay=False),
+        default=Path(default),
+        show_default=True,
+        help=help,
+    )
+
+
+def s3_options(environ: Mapping[str, str]) -> S3Options:
+    """The S3 backend's options: ``REFINERY_S3_RETRIES`` (default 6)."""
+    from refinery.store import S3Options
+
+    raw = environ.get("REFINERY_S3_RETRIES")
+    if raw is None:
+        return S3Options()
+    try:
+        return S3Options(retries=int(raw))
+    except ValueError:
+        raise InputError(f"REFINERY_S3_RETRIES={raw!r}: not a whole number") from None
+
+
+def open_store(url: str | None) -> Store:
+    """The store at ``url`` (``None``: the default), with the S3 options of this process."""
+    from refinery.store import Store
+
+    return Store.open(url, s3=s3_options(os.environ))
+
+
+def _emit(doc: dict[str, Any], as_json: bool, line: str) -> None:
+    print(json.dumps(doc, indent=1) if as_json else line)
 
 
 @main.command()
@@ -27,7 +64,7 @@ def _emit(doc: dict[str, object], as_json: bool, line: str) -> None:
     metavar="STAGING",
     help="The staging store a build job wrote (a folder or URL).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @click.pass_obj
 @_guard
 def publish(settings: Settings, source: str, as_json: bool) -> None:
@@ -35,11 +72,10 @@ def publish(settings: Settings, source: str, as_json: bool) -> None:
 
     Wheels and metadata first, records last (merged with compare-and-swap): the index,
     derived from records, never points at a wheel that is not there."""
-    from refinery.store.ledger import Store
     from refinery.store.publish import publish as run_publish
 
-    staging = Store.open(source)
-    target = Store.open(settings.store)
+    staging = open_store(source)
+    target = open_store(settings.store)
     if staging.url == target.url:
         raise InputError(f"--from {source}: that is the store itself")
     result = run_publish(staging, target)
@@ -53,15 +89,7 @@ def publish(settings: Settings, source: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("index"),
-    show_default=True,
-    help="Folder to render the index into.",
-)
+@folder_option("-o", "--output", "out", default="index", help="Folder to render the index into.")
 @click.option("--full", is_flag=True, help="Re-derive everything from the build records.")
 @click.option("--upload", is_flag=True, help="Also put the pages into the store (bucket).")
 @click.option(
@@ -71,7 +99,7 @@ def publish(settings: Settings, source: str, as_json: bool) -> None:
     help="List PyPI's own files on each project page too (uv's first-index rule).",
 )
 @click.option("--upstream-url", default=None, help="Upstream index for --overlay-pypi.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @click.pass_obj
 @_guard
 def index(
@@ -86,18 +114,16 @@ def index(
     """Render the static pip index (PEP 503 HTML, PEP 691 JSON, PEP 658 metadata).
 
     Serve OUT with `refinery serve OUT` (content negotiation) or any static server."""
-    from refinery.index.render import build_index
-    from refinery.store.ledger import Store
+    from refinery.index import build_index
 
-    store = Store.open(settings.store)
-    result = build_index(
-        store,
-        out,
-        full=full,
-        upload=upload,
-        overlay_url=(upstream_url or settings.index_url) if overlay else None,
-        cache_dir=settings.cache_dir,
-    )
+    upstream = None
+    if overlay:
+        from refinery.upstream.simple import IndexClient
+
+        url = upstream_url or settings.index_url
+        upstream = IndexClient(url, cache_dir=settings.cache_root.index)
+    store = open_store(settings.store)
+    result = build_index(store, out, full=full, upload=upload, overlay=upstream)
     mode = "full" if result.full else "incremental"
     line = (
         f"index ({mode}): {result.projects} projects, {result.files} files, "
@@ -118,15 +144,14 @@ def index(
     metavar="3.N",
     help="Record pure and abi3 wheels under this Python.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @click.pass_obj
 @_guard
 def ingest(settings: Settings, wheels: tuple[Path, ...], python: str, as_json: bool) -> None:
     """Validate existing WHEELS and add them to the store (all or nothing)."""
     from refinery.store.ingest import ingest as run_ingest
-    from refinery.store.ledger import Store
 
-    results = run_ingest(Store.open(settings.store), list(wheels), python=python)
+    results = run_ingest(open_store(settings.store), list(wheels), python=python)
     if as_json:
         print(json.dumps({"schema": 1, "ingested": [r.to_json() for r in results]}, indent=1))
         return
@@ -148,7 +173,7 @@ def serve(directory: Path, bind: str, port: int) -> None:
     """Serve an index folder, with PEP 691 content negotiation (JSON or HTML)."""
     from http.server import ThreadingHTTPServer
 
-    from refinery.index.render import handler
+    from refinery.index import handler
 
     httpd = ThreadingHTTPServer((bind, port), handler(directory))
     host, real_port = httpd.server_address[:2]

@@ -11,8 +11,8 @@ Every API failure becomes one :class:`GitHubError` line (rate limits with their 
 time, 422 with GitHub's own explanation); nothing here prints. The base URL is
 configurable for GitHub Enterprise Server (``https://HOST/api/v3``).
 
-:func:`plan_comment` renders the comment body from a :class:`~refinery.core.models.Plan`
-(models only: this module knows nothing of the other stages).
+The comment body is rendered elsewhere (``refinery.plan.report.plan_markdown``, called
+by the CLI); this module only carries text and knows nothing of the other stages.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from refinery.core.errors import NetworkError, RefineryError
-from refinery.core.models import NodeStatus, Plan, PlanNode
+from refinery.core.models import NodeStatus, Plan
 
 DEFAULT_API = "https://api.github.com"
 COMMENT_MARKER = "<!-- wheel-refinery:plan -->"
@@ -277,87 +277,7 @@ def _clip(text: str) -> str:
     return text[: MAX_BODY - 60].rsplit("\n", 1)[0] + "\n\n… (truncated; see the run summary)\n"
 
 
-# --- comment body -------------------------------------------------------------------
-_SECTIONS: tuple[tuple[str, frozenset[NodeStatus]], ...] = (
-    ("To build", frozenset({NodeStatus.PENDING, NodeStatus.RETRY})),
-    (
-        "Known failing",
-        frozenset(
-            {NodeStatus.SKIPPED_KNOWN_FAILURE, NodeStatus.FAILED, NodeStatus.SYSTEM_RECIPE_FAILED}
-        ),
-    ),
-    ("Missing", frozenset({NodeStatus.MISSING})),
-    ("Cached (built by us before)", frozenset({NodeStatus.CACHED, NodeStatus.BUILT})),
-    ("Reused (PyPI has an s390x wheel)", frozenset({NodeStatus.REUSED})),
-)
-
-
-def _cell(text: str) -> str:
-    return " ".join(text.replace("|", "\\|").replace("<", "&lt;").split())
-
-
-def _row(node: PlanNode, hints: Mapping[str, str]) -> str:
-    name = f"**{node.name}**" if node.requested else node.name
-    wave = "" if node.wave is None else str(node.wave)
-    reason = _cell(node.reason)
-    hint = hints.get(node.key)
-    if hint:
-        reason += f" — hint that would apply: `{_cell(hint)}`"
-    return f"| {name} | {node.version} | {node.python} | {wave} | {reason} |"
-
-
-def plan_comment(
-    plan: Plan,
-    *,
-    hints: Mapping[str, str] | None = None,
-    run_url: str | None = None,
-    marker: str = COMMENT_MARKER,
-    collapse_over: int = 20,
-) -> str:
-    """The PR comment: counts, then reused / cached / to build / known failing tables.
-
-    ``hints`` maps node keys of known-failing nodes to the hint that would apply.
-    Sections over ``collapse_over`` rows are folded into ``<details>``.
-    """
-    hints = hints or {}
-    counts = plan.counts()
-    summary = ", ".join(f"{counts[str(s)]} {s}" for s in NodeStatus if str(s) in counts)
-    jobs = len(plan.matrix.get("include", []))
-    lines = [
-        marker,
-        f"### s390x wheel plan `{plan.plan_id}`",
-        "",
-        f"Inputs: {', '.join(f'`{i}`' for i in plan.inputs) or '—'} · "
-        f"targets: {', '.join(f'cp{t.python} {t.platform}' for t in plan.targets)}",
-        "",
-        f"**{len(plan.nodes)} nodes**: {summary or 'none'}; "
-        f"{len(plan.waves)} wave(s), {jobs} build job(s).",
-    ]
-    for title, statuses in _SECTIONS:
-        nodes = sorted((n for n in plan.nodes if n.status in statuses), key=lambda n: n.key)
-        if not nodes:
-            continue
-        table = [
-            "| package | version | python | wave | why |",
-            "|---|---|---|---|---|",
-            *(_row(n, hints) for n in nodes),
-        ]
-        lines.append("")
-        if len(nodes) > collapse_over:
-            lines += [
-                f"<details><summary>{title} ({len(nodes)})</summary>",
-                "",
-                *table,
-                "",
-                "</details>",
-            ]
-        else:
-            lines += [f"#### {title} ({len(nodes)})", "", *table]
-    if run_url:
-        lines += ["", f"[Run log]({run_url})"]
-    return "\n".join(lines) + "\n"
-
-
+# --- check run conclusion -------------------------------------------------------
 def check_conclusion(plan: Plan) -> str:
     """``neutral`` when something requested cannot be served, else ``success``."""
     bad = {NodeStatus.MISSING, NodeStatus.SKIPPED_KNOWN_FAILURE}

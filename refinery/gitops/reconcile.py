@@ -22,7 +22,7 @@ from typing import Protocol
 from refinery.core.clock import stamp
 from refinery.core.models import DEFAULT_PLATFORM, BuildRecord, NodeStatus, Target, node_key
 from refinery.core.versions import python_allowed
-from refinery.store.ledger import Store
+from refinery.store import Store
 
 # Records worth asking upstream about: everything we build or tried to build.
 WATCHED = frozenset(

@@ -23,6 +23,8 @@ from refinery.hints.models import (
     PackageEntry,
     Remedy,
     Scope,
+    fix_lines,
+    fix_summary,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ __all__ = [
     "Remedy",
     "Scope",
     "catalog_digest",
+    "fix_lines",
+    "fix_summary",
     "load_catalog",
 ]
 

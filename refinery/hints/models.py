@@ -12,8 +12,9 @@ fixes merged); the runner knows it as ``Fix``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -75,6 +76,28 @@ class HintFix:
     build_requires: tuple[str, ...] = ()  # extra PEP 508 build requirements
     constraints: tuple[str, ...] = ()  # pip constraints, e.g. "cython<3"
 
+    @classmethod
+    def lenient(cls, raw: object) -> HintFix:
+        """A fix from raw, unvalidated YAML (a display that must not fail on a broken
+        catalog): what has the expected shape is kept, the rest ignored."""
+        doc: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+
+        def items(key: str) -> tuple[str, ...]:
+            value = doc.get(key)
+            if isinstance(value, str):
+                return (value,)
+            return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
+
+        env = doc.get("env")
+        return cls(
+            apt=items("apt"),
+            dnf=items("dnf"),
+            yum=items("yum"),
+            env={str(k): str(v) for k, v in env.items()} if isinstance(env, Mapping) else {},
+            build_requires=items("build_requires"),
+            constraints=items("constraints"),
+        )
+
     def packages_for(self, manager: str) -> tuple[str, ...]:
         if manager == "yum":
             return self.yum or self.dnf
@@ -98,14 +121,32 @@ class HintFix:
 
     def recipes(self, manager: str) -> tuple[str, ...]:
         """Human-readable lines in the original system's recipe spelling."""
-        out: list[str] = []
-        packages = self.packages_for(manager)
+        return fix_lines(self, (manager,))
+
+
+def fix_lines(fix: HintFix, managers: Sequence[str] = PACKAGE_MANAGERS) -> tuple[str, ...]:
+    """A fix as lines for people, in the original system's recipe spelling: the system
+    packages per package manager (``apt: a b``), then ``env: K=V``, ``pip: C`` (pip
+    constraints) and ``build-requires: R``. ``yum``, which falls back to the ``dnf``
+    names, gets a line of its own only when shown alone or when it has names of its own.
+    The one rendering of a fix: build records, ``refinery hints match`` and the status
+    site all show these lines."""
+    out: list[str] = []
+    for manager in managers:
+        if manager == "yum" and not fix.yum and "dnf" in managers:
+            continue  # yum only borrows the dnf names shown already
+        packages = fix.packages_for(manager)
         if packages:
             out.append(f"{manager}: {' '.join(packages)}")
-        out += [f"env: {k}={v}" for k, v in self.env.items()]
-        out += [f"pip: {c}" for c in self.constraints]
-        out += [f"build-requires: {r}" for r in self.build_requires]
-        return tuple(out)
+    out += [f"env: {k}={v}" for k, v in fix.env.items()]
+    out += [f"pip: {c}" for c in fix.constraints]
+    out += [f"build-requires: {r}" for r in fix.build_requires]
+    return tuple(out)
+
+
+def fix_summary(fix: HintFix, managers: Sequence[str] = PACKAGE_MANAGERS) -> str:
+    """:func:`fix_lines` on one line (``apt: zlib1g-dev · dnf: zlib-devel · env: X=1``)."""
+    return " · ".join(fix_lines(fix, managers))
 
 
 @dataclass(frozen=True, slots=True)

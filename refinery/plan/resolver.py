@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -121,6 +121,12 @@ def parse_pylock(text: str) -> dict[str, PinnedFiles]:
     return out
 
 
+def uv_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without the uv settings that would change the answer (only where the
+    cache is and how hard to retry are inherited)."""
+    return {k: v for k, v in environ.items() if not k.startswith("UV_") or k in _UV_PASSTHROUGH}
+
+
 def _condense(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     keep = [ln for ln in lines if not ln.startswith(("hint:", "Resolved", "warning:"))]
@@ -132,9 +138,11 @@ def _condense(stderr: str) -> str:
 class UvResolver:
     """``uv pip compile`` for the target, with a resolution cache.
 
-    The cache is keyed by everything that decides the answer (uv version, index, target,
-    requirement and constraint lines) and is fresh for ``ttl`` seconds — the same window
-    PyPI's simple API allows clients to cache pages (``max-age=600``).
+    The cache (``cache_dir``: ``CacheRoot.resolutions``) is keyed by everything that
+    decides the answer (uv version, index, target, requirement and constraint lines) and
+    is fresh for ``ttl`` seconds — the same window PyPI's simple API allows clients to
+    cache pages (``max-age=600``). uv runs with ``environ`` (the caller's environment,
+    given by the CLI) minus the ``UV_*`` settings that would change the answer.
     """
 
     def __init__(
@@ -142,12 +150,14 @@ class UvResolver:
         index_url: str,
         *,
         cache_dir: Path,
+        environ: Mapping[str, str],
         ttl: float = 600.0,
         refresh: bool = False,
         uv: str | None = None,
     ) -> None:
         self.index_url = index_url
-        self.cache_dir = cache_dir / "resolutions"
+        self.cache_dir = cache_dir
+        self.env = uv_environment(environ)
         self.ttl = ttl
         self.refresh = refresh
         self.uv = uv or _find_uv()
@@ -246,13 +256,8 @@ class UvResolver:
                 annotated = self._uv(annotated_cmd, target)
         return {"pylock": pylock, "annotated": annotated}
 
-    @staticmethod
-    def _uv(cmd: list[str], target: Target) -> str:
-        # uv settings that would change the answer are not inherited.
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith("UV_") or k in _UV_PASSTHROUGH
-        }
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    def _uv(self, cmd: list[str], target: Target) -> str:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env, check=False)
         if proc.returncode != 0:
             raise ResolutionError(
                 f"cannot resolve for Python {target.python} on {target.platform}: "

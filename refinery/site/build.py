@@ -22,7 +22,7 @@ from pathlib import Path
 from refinery.core.errors import InputError, RefineryError
 from refinery.site.generate import GenerateResult, Generator, SiteOptions, log_keys, publish_logs
 from refinery.site.model import load
-from refinery.store.ledger import Store
+from refinery.store import Store
 
 STAMP = ".refinery-site.json"
 HOOKS = Path(__file__).with_name("mkdocs_hooks.py")
@@ -171,7 +171,7 @@ def build_site(
             (site_dir / "status" / rel).with_suffix(".html").unlink(missing_ok=True)
             name = rel.removeprefix("packages/").removesuffix(".md")
             if rel.startswith("packages/") and name not in data.packages:
-                shutil.rmtree(site_dir / "status" / "logs" / name, ignore_errors=True)
+                shutil.rmtree(site_dir / "status" / store.logs_of(name), ignore_errors=True)
     # A failed build leaves a half-written site: the next one must be full.
     stamp_file.unlink(missing_ok=True)
     result.warnings = run_mkdocs(config_file, docs_dir, site_dir, dirty=dirty, strict=strict)

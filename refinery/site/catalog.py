@@ -4,12 +4,10 @@ job; a broken catalog must not break the status site)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from refinery.core.vocab import PACKAGE_MANAGERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,20 +18,10 @@ class CatalogEntry:
 
 def fix_summary(fix: Any) -> str:
     """A hint's fix in one line, from the catalog model or from raw YAML."""
+    from refinery.hints.models import HintFix
+    from refinery.hints.models import fix_summary as one_line
 
-    def get(key: str) -> Any:
-        return fix.get(key) if isinstance(fix, Mapping) else getattr(fix, key, None)
-
-    parts = []
-    for key in (*PACKAGE_MANAGERS, "build_requires", "constraints"):
-        values = get(key)
-        if values:
-            items = [values] if isinstance(values, str) else list(values)
-            parts.append(f"{key}: {' '.join(str(v) for v in items)}")
-    env = get("env")
-    if isinstance(env, Mapping) and env:
-        parts.append("env: " + " ".join(f"{k}={v}" for k, v in env.items()))
-    return " · ".join(parts)
+    return one_line(fix if isinstance(fix, HintFix) else HintFix.lenient(fix))
 
 
 def _walk(doc: Any) -> Iterable[dict[str, Any]]:

@@ -25,7 +25,7 @@ from refinery.core.models import Attempt, NodeStatus
 from refinery.site import plots, stats
 from refinery.site.logs import Excerpt, excerpt
 from refinery.site.model import FAILURE, QUEUE, Node, Package, SiteData, python_key
-from refinery.store.ledger import Store
+from refinery.store import Store
 
 #: Bump when templates or page logic change: every page is regenerated.
 GENERATOR_VERSION = "1"
@@ -114,12 +114,6 @@ class AttemptView:
     anchor: str
 
 
-def _log_path(key: str | None) -> str | None:
-    if not key or not key.startswith("logs/") or ".." in key.split("/"):
-        return None
-    return key
-
-
 def _attempt_views(node: Node, store: Store) -> list[AttemptView]:
     """The node's attempts; the logs of the last failed ones are read for their excerpts.
 
@@ -128,11 +122,11 @@ def _attempt_views(node: Node, store: Store) -> list[AttemptView]:
     failed = [a for a in node.record.attempts if a.status and a.status != NodeStatus.BUILT]
     show = {a.n for a in failed[-MAX_EXCERPTS:]}
     for a in node.record.attempts:
-        key = _log_path(a.log)
+        key = a.log if store.is_log(a.log) else None
         text = None
         if key is not None and a.n in show:
-            got = store.blobs.get(key)
-            text = got[0].decode("utf-8", "replace") if got else None
+            got = store.get_log(key)
+            text = got.decode("utf-8", "replace") if got is not None else None
         anchor = f"{node.anchor}-a{a.n}"
         ex = excerpt(text, a.matched_lines) if text is not None else None
         href = f"../{key}" if key else None
@@ -141,21 +135,18 @@ def _attempt_views(node: Node, store: Store) -> list[AttemptView]:
 
 
 def log_keys(packages: Iterable[Package]) -> Iterator[str]:
+    """The logs the attempts of ``packages`` name (each a path relative to the site)."""
     for pkg in packages:
         for n in pkg.nodes:
             for a in n.record.attempts:
-                key = _log_path(a.log)
-                if key:
-                    yield key
+                if a.log and Store.is_log(a.log):
+                    yield a.log
 
 
 def publish_logs(store: Store, keys: Iterable[str], status_site: Path) -> int:
     """Put the given logs under ``status_site`` (the built site's ``status/``) when absent:
     hard links from a local store, else copies. Logs are immutable, so present is current.
     """
-    from refinery.store.ledger import LocalBlobStore
-
-    root = store.blobs.root if isinstance(store.blobs, LocalBlobStore) else None
     made: set[Path] = set()
     count = 0
     for key in keys:
@@ -165,18 +156,19 @@ def publish_logs(store: Store, keys: Iterable[str], status_site: Path) -> int:
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)
             made.add(target.parent)
-        if root is not None:
+        source = store.log_file(key)
+        if source is not None:
             try:
-                os.link(root / key, target)
+                os.link(source, target)
                 count += 1
                 continue
             except FileNotFoundError:
                 continue
             except OSError:
                 pass  # another filesystem: copy
-        got = store.blobs.get(key)
+        got = store.get_log(key)
         if got is not None:
-            target.write_bytes(got[0])
+            target.write_bytes(got)
             count += 1
     return count
 

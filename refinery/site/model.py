@@ -7,25 +7,20 @@ digest of each record's stored bytes keys the incremental regeneration.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from refinery.core.clock import now, parse_or_none
+from refinery.core.clock import now
 from refinery.core.models import BuildRecord, InputRecord, NodeStatus, Plan
 from refinery.core.versions import sort_key
-from refinery.store.ledger import Store
+from refinery.store import Store
 
 #: Statuses that mean "waiting or working" (the queue).
 QUEUE = (NodeStatus.PENDING, NodeStatus.LEASED, NodeStatus.BUILDING, NodeStatus.RETRY)
 #: Outcomes counted in the success rate.
 SUCCESS = frozenset({NodeStatus.BUILT})
 FAILURE = frozenset({NodeStatus.FAILED, NodeStatus.SYSTEM_RECIPE_FAILED})
-
-
-parse_time = parse_or_none
-version_key = sort_key
 
 
 def python_key(python: str) -> tuple[int, ...]:
@@ -73,7 +68,7 @@ class Package:
 
     @property
     def versions(self) -> list[str]:
-        return sorted({n.record.version for n in self.nodes}, key=version_key, reverse=True)
+        return sorted({n.record.version for n in self.nodes}, key=sort_key, reverse=True)
 
     @property
     def pythons(self) -> list[str]:
@@ -90,7 +85,7 @@ class Package:
         return sorted(
             self.nodes,
             key=lambda n: (
-                version_key(n.record.version),
+                sort_key(n.record.version),
                 [-p for p in python_key(n.record.python)],
             ),
             reverse=True,
@@ -117,17 +112,6 @@ class SiteData:
         return Counter(n.record.status for p in self.packages.values() for n in p.nodes)
 
 
-def _records(store: Store) -> Iterator[tuple[BuildRecord, str]]:
-    for key in store.blobs.list("records/"):
-        if not key.endswith(".json"):
-            continue
-        got = store.blobs.get(key)
-        if got is None:
-            continue
-        data = got[0]
-        yield BuildRecord.from_json(json.loads(data)), hashlib.sha256(data).hexdigest()[:20]
-
-
 def group(records: Iterable[tuple[BuildRecord, str]]) -> dict[str, Package]:
     packages: dict[str, Package] = {}
     for record, digest in records:
@@ -137,15 +121,13 @@ def group(records: Iterable[tuple[BuildRecord, str]]) -> dict[str, Package]:
 
 def load(store: Store, *, generated: str | None = None) -> SiteData:
     """Read every record, input and referenced plan from ``store``."""
-    packages = group(_records(store))
+    packages = group((r, digest[:20]) for r, digest in store.stored_records())
     inputs = sorted(store.inputs(), key=lambda i: i.path)
     plan_ids: set[str] = {i.plan_id for i in inputs if i.plan_id}
     plan_ids.update(
         n.record.plan_id for p in packages.values() for n in p.nodes if n.record.plan_id
     )
-    for key in store.blobs.list("plans/"):
-        if key.endswith(".json"):
-            plan_ids.add(key.removeprefix("plans/").removesuffix(".json"))
+    plan_ids.update(store.plan_ids())
     plans = [p for p in (store.get_plan(pid) for pid in sorted(plan_ids)) if p is not None]
     plans.sort(key=lambda p: p.created, reverse=True)
     when = generated or now()

@@ -8,9 +8,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from refinery.core.clock import parse_or_none
 from refinery.core.models import NodeStatus
 from refinery.site.catalog import CatalogEntry
-from refinery.site.model import FAILURE, QUEUE, Node, parse_time
+from refinery.site.model import FAILURE, QUEUE, Node
 
 DURATION_BINS: tuple[tuple[float, str], ...] = (
     (30, "<30s"),
@@ -78,7 +79,7 @@ def outcomes_over_time(nodes: Iterable[Node]) -> tuple[Timeline, list[int], list
     ended: list[tuple[datetime, bool]] = []
     for n in nodes:
         for a in n.record.attempts:
-            at = parse_time(a.ended)
+            at = parse_or_none(a.ended)
             if at is None or not a.status:
                 continue
             if a.status == NodeStatus.BUILT:
@@ -104,7 +105,7 @@ def queue_over_time(nodes: Iterable[Node]) -> tuple[Timeline, list[int]] | None:
     intervals: list[tuple[datetime, datetime | None]] = []
     times: list[datetime] = []
     for n in nodes:
-        events = [(parse_time(e.at), e.kind) for e in n.record.events]
+        events = [(parse_or_none(e.at), e.kind) for e in n.record.events]
         timed = [(t, k) for t, k in events if t is not None]
         for i, (t, kind) in enumerate(timed):
             times.append(t)

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,8 @@ from packaging.version import InvalidVersion, Version
 from refinery.core.clock import now
 from refinery.core.errors import ConflictError, InputError
 from refinery.core.models import DEFAULT_PYTHON, BuildRecord, NodeStatus, WheelRef, normalize_name
-from refinery.store.ledger import Store, sha256_file, wheel_metadata
+from refinery.store.files import sha256_file, wheel_metadata
+from refinery.store.ledger import Store
 
 INGEST_SCHEMA = 1
 _PORTABLE = re.compile(r"^(manylinux\d*_\w+|manylinux_\d+_\d+_\w+|musllinux_\d+_\d+_\w+)$")
@@ -64,14 +65,8 @@ class IngestResult:
     schema: int = INGEST_SCHEMA
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": self.schema,
-            "name": self.name,
-            "version": self.version,
-            "python": self.python,
-            "wheel": self.wheel.to_json(),
-            "stored": self.stored,
-        }
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {"schema": out.pop("schema"), **out, "wheel": self.wheel.to_json()}
 
 
 def _reject(path: Path, reason: str) -> RejectedWheel:
@@ -129,6 +124,59 @@ def _check_record(path: Path, zf: zipfile.ZipFile, dist_info: str) -> None:
             raise _reject(path, f"{info.filename} is not listed in RECORD")
 
 
+def _check_zip(path: Path, zf: zipfile.ZipFile) -> str:
+    """Readable members with safe paths and one ``.dist-info``; returns its name."""
+    try:
+        bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise _reject(path, f"corrupt zip: {exc}") from None
+    if bad is not None:
+        raise _reject(path, f"corrupt zip member {bad}")
+    for info in zf.infolist():
+        n = info.filename
+        if n.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", n) or ".." in re.split(r"[/\\]", n):
+            raise _reject(path, f"unsafe path in zip: {n!r}")
+    tops = {i.filename.split("/")[0] for i in zf.infolist()}
+    dist_infos = {top for top in tops if top.endswith(".dist-info")}
+    if len(dist_infos) != 1:
+        raise _reject(path, f"want exactly one .dist-info folder, found {len(dist_infos)}")
+    return dist_infos.pop()
+
+
+def _check_metadata(
+    path: Path, zf: zipfile.ZipFile, dist_info: str, name: str, version: Version
+) -> str:
+    """``METADATA`` names the file name's project and version; returns that version."""
+    try:
+        metadata = zf.read(f"{dist_info}/METADATA")
+    except KeyError:
+        raise _reject(path, f"{dist_info}/METADATA is missing") from None
+    headers = BytesHeaderParser().parsebytes(metadata)
+    mname, mversion = headers.get("Name"), headers.get("Version")
+    if not mname or not mversion:
+        raise _reject(path, "METADATA lacks Name or Version")
+    if canonicalize_name(str(mname)) != name:
+        raise _reject(path, f"file name says {name}, METADATA says Name: {mname}")
+    try:
+        same = Version(str(mversion)) == version
+    except InvalidVersion:
+        same = False
+    if not same:
+        raise _reject(path, f"file name says {version}, METADATA says Version: {mversion}")
+    return str(mversion)
+
+
+def _check_tags(path: Path, tags: frozenset[Tag]) -> None:
+    """Every tag pure or a portable s390x one."""
+    for t in sorted(tags, key=str):
+        if t.platform == "any":
+            continue
+        if not t.platform.endswith("s390x"):
+            raise _reject(path, f"tag {t} is not for s390x (or pure)")
+        if not _PORTABLE.match(t.platform):
+            raise _reject(path, f"tag {t} is not portable (run auditwheel repair)")
+
+
 def check_wheel(path: Path, *, python: str = DEFAULT_PYTHON, twine: bool = True) -> CheckedWheel:
     """Validate ``path``; raise :class:`RejectedWheel` with a one-line reason."""
     if not path.is_file():
@@ -142,53 +190,11 @@ def check_wheel(path: Path, *, python: str = DEFAULT_PYTHON, twine: bool = True)
     except (zipfile.BadZipFile, OSError) as exc:
         raise _reject(path, f"not a readable zip: {exc}") from None
     with zf:
-        try:
-            bad = zf.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise _reject(path, f"corrupt zip: {exc}") from None
-        if bad is not None:
-            raise _reject(path, f"corrupt zip member {bad}")
-        for info in zf.infolist():
-            n = info.filename
-            if (
-                n.startswith(("/", "\\"))
-                or re.match(r"^[A-Za-z]:", n)
-                or ".." in re.split(r"[/\\]", n)
-            ):
-                raise _reject(path, f"unsafe path in zip: {n!r}")
-        dist_infos = {
-            i.filename.split("/")[0]
-            for i in zf.infolist()
-            if i.filename.split("/")[0].endswith(".dist-info")
-        }
-        if len(dist_infos) != 1:
-            raise _reject(path, f"want exactly one .dist-info folder, found {len(dist_infos)}")
-        dist_info = dist_infos.pop()
-        try:
-            metadata = zf.read(f"{dist_info}/METADATA")
-        except KeyError:
-            raise _reject(path, f"{dist_info}/METADATA is missing") from None
-        headers = BytesHeaderParser().parsebytes(metadata)
-        mname, mversion = headers.get("Name"), headers.get("Version")
-        if not mname or not mversion:
-            raise _reject(path, "METADATA lacks Name or Version")
-        if canonicalize_name(str(mname)) != wname:
-            raise _reject(path, f"file name says {wname}, METADATA says Name: {mname}")
-        try:
-            same = Version(str(mversion)) == wversion
-        except InvalidVersion:
-            same = False
-        if not same:
-            raise _reject(path, f"file name says {wversion}, METADATA says Version: {mversion}")
+        dist_info = _check_zip(path, zf)
+        version = _check_metadata(path, zf, dist_info, wname, wversion)
         _check_record(path, zf, dist_info)
+    _check_tags(path, tags)
     pure = all(t.platform == "any" for t in tags)
-    for t in sorted(tags, key=str):
-        if t.platform == "any":
-            continue
-        if not t.platform.endswith("s390x"):
-            raise _reject(path, f"tag {t} is not for s390x (or pure)")
-        if not _PORTABLE.match(t.platform):
-            raise _reject(path, f"tag {t} is not portable (run auditwheel repair)")
     try:
         py = _python_of(tags, pure, python)
     except ValueError as exc:
@@ -196,7 +202,7 @@ def check_wheel(path: Path, *, python: str = DEFAULT_PYTHON, twine: bool = True)
     if twine:
         _twine_check(path)
     return CheckedWheel(
-        path, normalize_name(wname), str(mversion), py, tuple(sorted(str(t) for t in tags)), pure
+        path, normalize_name(wname), version, py, tuple(sorted(str(t) for t in tags)), pure
     )
 
 
@@ -221,6 +227,49 @@ def _twine_check(path: Path) -> None:
         raise _reject(path, f"twine check failed: {reason[:200]}")
 
 
+def _refuse_other_bytes(store: Store, c: CheckedWheel) -> None:
+    """A wheel of the same name with other bytes is neither recorded nor served yet."""
+    digest = sha256_file(c.path)
+    existing = store.get_record(c.name, c.version, c.python)
+    if (
+        existing is not None
+        and existing.wheel is not None
+        and existing.wheel.filename == c.path.name
+        and existing.wheel.sha256 != digest
+    ):
+        raise ConflictError(
+            f"{c.path}: {c.path.name} is already recorded with different bytes "
+            f"(sha256 {existing.wheel.sha256[:12]}…)"
+        )
+    summary = store.get_summary(c.name)
+    for entry in summary.files.values() if summary else ():
+        if entry.filename == c.path.name and entry.sha256 != digest:
+            raise ConflictError(
+                f"{c.path}: the index already serves {entry.filename} with different "
+                f"bytes (sha256 {entry.sha256[:12]}…)"
+            )
+
+
+def _record(store: Store, c: CheckedWheel) -> IngestResult:
+    existing = store.get_record(c.name, c.version, c.python)
+    ref = store.put_wheel(c.path)
+    if existing is not None and existing.wheel == ref and existing.status is NodeStatus.BUILT:
+        return IngestResult(c.name, c.version, c.python, ref, stored=False)
+
+    def change(cur: BuildRecord | None) -> BuildRecord:
+        base = cur or BuildRecord(c.name, c.version, c.python, NodeStatus.BUILT)
+        return base.evolve(
+            status=NodeStatus.BUILT,
+            source="ingested",
+            wheel=ref,
+            reason="ingested",
+            lease_expires=None,
+        ).with_event(now(), "ingested", f"{ref.filename} sha256={ref.sha256}")
+
+    store.update_record(c.name, c.version, c.python, change)
+    return IngestResult(c.name, c.version, c.python, ref, stored=True)
+
+
 def ingest(
     store: Store, paths: Sequence[Path], *, python: str = DEFAULT_PYTHON, twine: bool = True
 ) -> list[IngestResult]:
@@ -228,46 +277,6 @@ def ingest(
     checked = [check_wheel(p, python=python, twine=twine) for p in paths]
     for c in checked:
         wheel_metadata(c.path)  # readable; raises InputError otherwise
-    results: list[IngestResult] = []
     for c in checked:
-        digest = sha256_file(c.path)
-        existing = store.get_record(c.name, c.version, c.python)
-        if (
-            existing is not None
-            and existing.wheel is not None
-            and existing.wheel.filename == c.path.name
-            and existing.wheel.sha256 != digest
-        ):
-            raise ConflictError(
-                f"{c.path}: {c.path.name} is already recorded with different bytes "
-                f"(sha256 {existing.wheel.sha256[:12]}…)"
-            )
-        summary = store.get_summary(c.name)
-        for entry in summary.files.values() if summary else ():
-            if entry.filename == c.path.name and entry.sha256 != digest:
-                raise ConflictError(
-                    f"{c.path}: the index already serves {entry.filename} with different "
-                    f"bytes (sha256 {entry.sha256[:12]}…)"
-                )
-    for c in checked:
-        existing = store.get_record(c.name, c.version, c.python)
-        ref = store.put_wheel(c.path)
-        if existing is not None and existing.wheel == ref and existing.status is NodeStatus.BUILT:
-            results.append(IngestResult(c.name, c.version, c.python, ref, stored=False))
-            continue
-
-        def change(
-            cur: BuildRecord | None, c: CheckedWheel = c, ref: WheelRef = ref
-        ) -> BuildRecord:
-            base = cur or BuildRecord(c.name, c.version, c.python, NodeStatus.BUILT)
-            return base.evolve(
-                status=NodeStatus.BUILT,
-                source="ingested",
-                wheel=ref,
-                reason="ingested",
-                lease_expires=None,
-            ).with_event(now(), "ingested", f"{ref.filename} sha256={ref.sha256}")
-
-        store.update_record(c.name, c.version, c.python, change)
-        results.append(IngestResult(c.name, c.version, c.python, ref, stored=True))
-    return results
+        _refuse_other_bytes(store, c)
+    return [_record(store, c) for c in checked]

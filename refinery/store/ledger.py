@@ -1,49 +1,43 @@
-"""The store: content-addressed wheels, build records, logs, plans, inputs.
+"""The ledger: the store's rules over any :class:`~refinery.store.blobs.BlobStore`.
 
-Layout (DESIGN §5.3), identical for every backend::
-
-    wheels/<sha256>/<wheel-filename>            immutable
-    wheels/<sha256>/<wheel-filename>.metadata   PEP 658 core metadata
-    records/<name>/<version>/<python>.json      compare-and-swap
-    logs/<name>/<version>/<python>/<attempt>.log
-    plans/<plan_id>.json   inputs/<input_id>.json
-
-A backend only moves blobs (:class:`BlobStore`); the ledger rules (immutability,
-compare-and-swap with retries) live here once, in :class:`Store`.
+Wheels and logs are written once; build records and project summaries are updated with
+compare-and-swap, a lost race retried (never overwritten blindly); plans and inputs are
+documents replaced whole. Every other stage asks :class:`Store` for what it needs (records,
+summaries, logs, wheels, plans, index files): key names stay in :mod:`.layout`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import json
-import os
 import random
-import tempfile
+import secrets
 import time
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlparse
 
 from refinery.core.clock import now
-from refinery.core.errors import ConflictError, InputError, StoreError
-from refinery.core.models import (
-    BuildRecord,
-    InputRecord,
-    NodeStatus,
-    Plan,
-    WheelRef,
-    normalize_name,
+from refinery.core.errors import ConflictError, StoreError
+from refinery.core.models import BuildRecord, InputRecord, Plan, WheelRef, normalize_name
+from refinery.store import layout
+from refinery.store.blobs import DEFAULT_STORE, BlobStore, open_blobs
+from refinery.store.files import sha256_bytes, wheel_metadata
+from refinery.store.s3 import S3Options
+from refinery.store.summary import (
+    ProjectSummary,
+    SummaryEntry,
+    entry_key,
+    parse_entry_key,
+    usable_record,
 )
 
-DEFAULT_STORE = "./.refinery/store"
 CAS_RETRIES = 30
 CAS_BASE_DELAY = 0.002  # seconds; doubled per lost race, with full jitter
 CAS_MAX_DELAY = 0.25
+
+#: ``map``, or a thread pool's: how :meth:`Store.repair_summaries` visits projects.
+Mapper = Callable[[Callable[[str], bool], list[str]], Iterable[bool]]
 
 
 def _race_pause(attempt: int) -> None:
@@ -53,220 +47,10 @@ def _race_pause(attempt: int) -> None:
         time.sleep(random.uniform(0, min(CAS_MAX_DELAY, CAS_BASE_DELAY * 2**attempt)))
 
 
-SUMMARY_SCHEMA = 1
+class StoreLookup(Protocol):
+    """What the planner may ask of the store (read-only)."""
 
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-class BlobStore(Protocol):
-    """What a backend provides. Keys are ``/``-separated relative paths."""
-
-    url: str
-
-    def get(self, key: str) -> tuple[bytes, str] | None:
-        """Bytes and an opaque version tag (ETag), or ``None`` when absent."""
-        ...
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        """Write only if the key does not exist. ``False`` when it already did."""
-        ...
-
-    def put_if_match(self, key: str, data: bytes, etag: str | None) -> str:
-        """Write when the current version is ``etag`` (``None``: must be absent).
-
-        Returns the new tag; raises :class:`ConflictError` when the race was lost.
-        """
-        ...
-
-    def put(self, key: str, data: bytes) -> None:
-        """Unconditional write, for derived files (plans, index pages)."""
-        ...
-
-    def list(self, prefix: str) -> Iterator[str]:
-        """Keys under ``prefix``, in no promised order."""
-        ...
-
-    def list_tags(self, prefix: str) -> Iterator[tuple[str, str]]:
-        """``(key, tag)`` under ``prefix`` from one listing, without reading objects.
-
-        The tag changes whenever the object's content does (S3: the ETag; a folder:
-        inode, size and mtime, since every write is a rename of a new file)."""
-        ...
-
-    def exists(self, key: str) -> bool: ...
-
-    def delete(self, key: str) -> None:
-        """Remove a derived object (index pages); ledger objects are never deleted."""
-        ...
-
-
-class LocalBlobStore:
-    """A folder. Atomic by ``link``/``rename``; CAS under an exclusive ``flock``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self.url = self.root.as_uri()
-
-    def _path(self, key: str) -> Path:
-        if key.startswith("/") or ".." in key.split("/"):
-            raise StoreError(f"refusing store key {key!r}")
-        return self.root / key
-
-    def get(self, key: str) -> tuple[bytes, str] | None:
-        try:
-            data = self._path(key).read_bytes()
-        except FileNotFoundError:
-            return None
-        return data, sha256_bytes(data)
-
-    def _temp(self, path: Path, data: bytes) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        return Path(tmp)
-
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        path = self._path(key)
-        tmp = self._temp(path, data)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        finally:
-            tmp.unlink()
-        return True
-
-    @contextlib.contextmanager
-    def _locked(self, path: Path) -> Iterator[None]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.parent / f".{path.name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
-
-    def put_if_match(self, key: str, data: bytes, etag: str | None) -> str:
-        path = self._path(key)
-        with self._locked(path):
-            current = self.get(key)
-            current_tag = current[1] if current else None
-            if current_tag != etag:
-                raise ConflictError(f"{key}: changed since it was read")
-            tmp = self._temp(path, data)
-            os.replace(tmp, path)
-        return sha256_bytes(data)
-
-    def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        os.replace(self._temp(path, data), path)
-
-    def list(self, prefix: str) -> Iterator[str]:
-        for key, _tag in self._scan(prefix, stat=False):
-            yield key
-
-    def list_tags(self, prefix: str) -> Iterator[tuple[str, str]]:
-        return self._scan(prefix, stat=True)
-
-    def flat_tags(self, prefix: str) -> dict[str, str]:
-        """``list_tags`` for a folder without subfolders (``projects/``), in one pass:
-        names relative to ``prefix``. The index's hot path at 10,000 projects."""
-        out: dict[str, str] = {}
-        try:
-            entries = os.scandir(self._path(prefix.rstrip("/")))
-        except FileNotFoundError:
-            return out
-        with entries:
-            for e in entries:
-                if e.name[0] != "." and e.is_file(follow_symlinks=False):
-                    st = e.stat(follow_symlinks=False)
-                    out[e.name] = f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
-        return out
-
-    def _scan(self, prefix: str, *, stat: bool) -> Iterator[tuple[str, str]]:
-        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
-        rel = base.relative_to(self.root).as_posix()
-        start = "" if rel == "." else rel + "/"
-        stack = [(str(base), start)]
-        while stack:
-            path, key_prefix = stack.pop()
-            try:
-                entries = os.scandir(path)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            with entries:
-                for entry in entries:
-                    if entry.name.startswith("."):
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, f"{key_prefix}{entry.name}/"))
-                    elif stat:
-                        st = entry.stat(follow_symlinks=False)
-                        yield (
-                            f"{key_prefix}{entry.name}",
-                            f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}",
-                        )
-                    else:
-                        yield f"{key_prefix}{entry.name}", ""
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
-    def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path(key).unlink()
-
-
-def open_blobs(url: str | None) -> BlobStore:
-    """A backend for ``file://…``, a plain path, or ``s3://bucket/prefix``."""
-    url = url or os.environ.get("REFINERY_STORE") or DEFAULT_STORE
-    parsed = urlparse(url)
-    if parsed.scheme in ("", "file"):
-        path = Path(parsed.path if parsed.scheme == "file" else url)
-        return LocalBlobStore(path)
-    if parsed.scheme == "s3":
-        from refinery.store.s3 import open_s3
-
-        return open_s3(url)
-    raise InputError(
-        f"unsupported store URL {url!r} (use file://PATH, a path, or s3://BUCKET/PREFIX)"
-    )
-
-
-def record_key(name: str, version: str, python: str) -> str:
-    return f"records/{normalize_name(name)}/{version}/{python}.json"
-
-
-def log_key(name: str, version: str, python: str, attempt: int) -> str:
-    return f"logs/{normalize_name(name)}/{version}/{python}/{attempt}.log"
-
-
-def wheel_key(sha256: str, filename: str) -> str:
-    return f"wheels/{sha256}/{filename}"
-
-
-def project_key(name: str) -> str:
-    return f"projects/{normalize_name(name)}.json"
-
-
-def wheel_metadata(path: Path) -> bytes:
-    """The ``.dist-info/METADATA`` of a wheel (PEP 658 serves it beside the wheel)."""
-    with zipfile.ZipFile(path) as zf:
-        for info in zf.infolist():
-            parts = info.filename.split("/")
-            if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA":
-                return zf.read(info)
-    raise InputError("wheel has no .dist-info/METADATA", path=str(path))
+    def get_record(self, name: str, version: str, python: str) -> BuildRecord | None: ...
 
 
 @dataclass
@@ -276,42 +60,125 @@ class Store:
     blobs: BlobStore
 
     @classmethod
-    def open(cls, url: str | None = None) -> Store:
-        return cls(open_blobs(url))
+    def open(cls, url: str | None = None, *, s3: S3Options | None = None) -> Store:
+        """The store at ``url`` (a folder, ``file://…`` or ``s3://…``; ``None``:
+        :data:`DEFAULT_STORE`)."""
+        return cls(open_blobs(url or DEFAULT_STORE, s3=s3))
 
     @property
     def url(self) -> str:
         return self.blobs.url
+
+    @property
+    def local(self) -> bool:
+        """Whether the store is a folder on this machine (reads are cheap, links work)."""
+        return self.blobs.local_path("") is not None
+
+    def _compare_and_swap(self, key: str, write: Callable[[bytes | None], bytes | None]) -> bool:
+        """Read ``key``, let ``write`` turn its bytes (``None``: absent) into new ones
+        (``None``: leave it), write them if nobody changed ``key`` meanwhile; a lost race
+        is retried from the read. Returns whether it wrote."""
+        for attempt in range(CAS_RETRIES):
+            _race_pause(attempt)
+            got = self.blobs.get(key)
+            data = write(got[0] if got else None)
+            if data is None:
+                return False
+            try:
+                self.blobs.put_if_match(key, data, got[1] if got else None)
+            except ConflictError:
+                continue
+            return True
+        raise ConflictError(f"{key}: gave up after {CAS_RETRIES} lost compare-and-swap races")
 
     # --- wheels -----------------------------------------------------------------
     def put_wheel(self, path: Path) -> WheelRef:
         """Store a wheel and its metadata, content-addressed. Idempotent for same bytes."""
         data = path.read_bytes()
         digest = sha256_bytes(data)
-        key = wheel_key(digest, path.name)
         metadata = wheel_metadata(path)
         # The metadata goes first: a wheel is visible only once its metadata exists.
-        self.blobs.put_if_absent(key + ".metadata", metadata)
-        self.blobs.put_if_absent(key, data)
+        self.blobs.put_if_absent(layout.metadata_key(digest, path.name), metadata)
+        self.blobs.put_if_absent(layout.wheel_key(digest, path.name), data)
         return WheelRef(filename=path.name, sha256=digest, size=len(data))
 
     def get_wheel(self, ref: WheelRef) -> bytes | None:
-        got = self.blobs.get(wheel_key(ref.sha256, ref.filename))
+        got = self.blobs.get(layout.wheel_key(ref.sha256, ref.filename))
         return got[0] if got else None
+
+    @staticmethod
+    def wheel_path(sha256: str, filename: str) -> str:
+        """Where a wheel sits, relative to the store root (an index beside a copy of the
+        store's ``wheels/`` links to it by this path); its metadata is this + ``.metadata``."""
+        return layout.wheel_key(sha256, filename)
+
+    def wheels_folder(self) -> Path | None:
+        """The folder of a local store's wheels (created if need be); ``None`` for S3."""
+        folder = self.blobs.local_path(layout.WHEELS.rstrip("/"))
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def export_wheel(self, sha256: str, filename: str, root: Path) -> int:
+        """Copy a wheel and its metadata (metadata first, as stored) to ``root`` under
+        :meth:`wheel_path`, unless there already. Returns how many files were written."""
+        written = 0
+        wheel = layout.wheel_key(sha256, filename)
+        for key in (layout.metadata_key(sha256, filename), wheel):
+            dest = root / key
+            if dest.exists():
+                continue
+            got = self.blobs.get(key)
+            if got is None:
+                raise StoreError(f"{self.url}: {key} is listed by a project summary but missing")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}")
+            tmp.write_bytes(got[0])
+            tmp.replace(dest)
+            written += 1
+        return written
 
     # --- logs -------------------------------------------------------------------
     def put_log(self, name: str, version: str, python: str, attempt: int, data: bytes) -> str:
-        key = log_key(name, version, python, attempt)
+        key = layout.log_key(name, version, python, attempt)
         if not self.blobs.put_if_absent(key, data):
             existing = self.blobs.get(key)
             if existing is None or existing[0] != data:
                 raise ConflictError(f"{key}: a different log for this attempt is already stored")
         return key
 
+    @staticmethod
+    def is_log(key: str | None) -> bool:
+        """Whether ``key`` (an attempt's ``log``) names a log of this store's layout."""
+        return layout.is_log_key(key)
+
+    def get_log(self, key: str) -> bytes | None:
+        """The log an attempt names (``None``: absent, or not a log key)."""
+        if not layout.is_log_key(key):
+            return None
+        got = self.blobs.get(key)
+        return got[0] if got else None
+
+    def log_file(self, key: str) -> Path | None:
+        """A local store's file for the log ``key``; ``None`` for S3 (or not a log key)."""
+        return self.blobs.local_path(key) if layout.is_log_key(key) else None
+
+    @staticmethod
+    def logs_of(name: str) -> str:
+        """The folder (relative to the store root) of every log of project ``name``."""
+        return layout.logs_of(name).rstrip("/")
+
     # --- records ----------------------------------------------------------------
+    def _parse_record(self, key: str, data: bytes) -> BuildRecord:
+        try:
+            return BuildRecord.from_json(json.loads(data))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{self.url}/{key}: not a build record: {exc}") from None
+
     def get_record(self, name: str, version: str, python: str) -> BuildRecord | None:
-        got = self.blobs.get(record_key(name, version, python))
-        return BuildRecord.from_json(json.loads(got[0])) if got else None
+        key = layout.record_key(name, version, python)
+        got = self.blobs.get(key)
+        return self._parse_record(key, got[0]) if got else None
 
     def update_record(
         self,
@@ -320,21 +187,40 @@ class Store:
         python: str,
         change: Callable[[BuildRecord | None], BuildRecord],
     ) -> BuildRecord:
-        """Read, apply ``change``, write back with compare-and-swap; retry lost races."""
-        key = record_key(name, version, python)
-        for attempt in range(CAS_RETRIES):
-            _race_pause(attempt)
-            got = self.blobs.get(key)
-            current = BuildRecord.from_json(json.loads(got[0])) if got else None
-            updated = change(current).evolve(updated=now())
-            data = json.dumps(updated.to_json(), indent=1, sort_keys=True).encode()
-            try:
-                self.blobs.put_if_match(key, data, got[1] if got else None)
-            except ConflictError:
+        """Read, apply ``change``, write back with compare-and-swap; retry lost races.
+        The project's summary is refreshed afterwards."""
+        key = layout.record_key(name, version, python)
+        written: list[BuildRecord] = []
+
+        def write(data: bytes | None) -> bytes:
+            current = self._parse_record(key, data) if data is not None else None
+            written[:] = [change(current).evolve(updated=now())]
+            return json.dumps(written[0].to_json(), indent=1, sort_keys=True).encode()
+
+        self._compare_and_swap(key, write)
+        self.refresh_summary(name, versions=[(version, python)])
+        return written[0]
+
+    def record_ids(self, project: str | None = None) -> Iterator[layout.RecordId]:
+        """``(name, version, python)`` of every record (of ``project``), from one listing."""
+        prefix = layout.records_of(project) if project is not None else layout.RECORDS
+        for key in self.blobs.list(prefix):
+            rid = layout.parse_record_key(key)
+            if rid is not None:
+                yield rid
+
+    def stored_records(self) -> Iterator[tuple[BuildRecord, str]]:
+        """Every record with the sha256 of its stored bytes (changes when it does)."""
+        for key in self.blobs.list(layout.RECORDS):
+            if layout.parse_record_key(key) is None:
                 continue
-            self.refresh_summary(name, versions=[(version, python)])
-            return updated
-        raise ConflictError(f"{key}: gave up after {CAS_RETRIES} lost compare-and-swap races")
+            got = self.blobs.get(key)
+            if got is not None:
+                yield self._parse_record(key, got[0]), sha256_bytes(got[0])
+
+    def records(self) -> Iterator[BuildRecord]:
+        for record, _digest in self.stored_records():
+            yield record
 
     # --- project summaries ------------------------------------------------------
     # ``projects/<name>.json`` is what the index reads: one small object per project
@@ -343,7 +229,7 @@ class Store:
     # written with compare-and-swap. Each refresh re-reads the records *after* reading
     # the summary, so the last refresh always reflects the last record write.
     def get_summary(self, name: str) -> ProjectSummary | None:
-        got = self.blobs.get(project_key(name))
+        got = self.blobs.get(layout.project_key(name))
         return ProjectSummary.from_json(json.loads(got[0])) if got else None
 
     def summary_entry(self, record: BuildRecord | None) -> SummaryEntry | None:
@@ -351,204 +237,126 @@ class Store:
         if not usable_record(record):
             return None
         assert record is not None and record.wheel is not None
-        key = wheel_key(record.wheel.sha256, record.wheel.filename)
-        meta = self.blobs.get(key + ".metadata")
+        key = layout.wheel_key(record.wheel.sha256, record.wheel.filename)
+        meta = self.blobs.get(key + layout.METADATA)
         if meta is None or not self.blobs.exists(key):
             return None
         return SummaryEntry.make(record, meta[0])
 
+    def _entry(
+        self, name: str, rel: str, old: SummaryEntry | None, *, verify: bool
+    ) -> SummaryEntry | None:
+        version, python = parse_entry_key(rel)
+        record = self.get_record(name, version, python)
+        if (
+            old is not None
+            and record is not None
+            and old.reusable_for(record)
+            and (not verify or self.blobs.exists(layout.wheel_key(old.sha256, old.filename)))
+        ):
+            return old.evolve_from(record)
+        return self.summary_entry(record)
+
     def refresh_summary(
         self,
         name: str,
-        versions: list[tuple[str, str]] | None = None,
+        versions: Iterable[tuple[str, str]] | None = None,
         *,
-        known: dict[str, SummaryEntry | None] | None = None,
+        listed: Iterable[str] | None = None,
+        verify: bool = False,
     ) -> bool:
         """Bring ``projects/<name>.json`` in line with the records. ``versions``: only
-        these ``(version, python)`` records changed (``None``: re-derive them all).
-        ``known`` supplies entries already derived. Returns whether it was written."""
+        these ``(version, python)`` records changed; ``None``: all of them, which are
+        ``listed`` (``<version>/<python>``, from one listing of every record) or listed
+        now. ``verify``: reuse an entry only while its wheel is still stored (a full
+        index run). Returns whether the summary was written."""
         name = normalize_name(name)
-        key = project_key(name)
-        for attempt in range(CAS_RETRIES):
-            _race_pause(attempt)
-            got = self.blobs.get(key)
-            current = ProjectSummary.from_json(json.loads(got[0])) if got else None
-            files = dict(current.files) if current else {}
-            if versions is None:
-                wanted = {
-                    k[len(f"records/{name}/") : -len(".json")]
-                    for k in self.blobs.list(f"records/{name}/")
-                    if k.endswith(".json")
-                }
+        changed = None if versions is None else {entry_key(v, p) for v, p in versions}
+        known = None if listed is None else set(listed)
+
+        def write(data: bytes | None) -> bytes | None:
+            current = ProjectSummary.from_json(json.loads(data)) if data else None
+            have = current.files if current is not None else {}
+            files = dict(have)
+            wanted = changed
+            if wanted is None:
+                wanted = known
+                if wanted is None:
+                    wanted = {entry_key(r.version, r.python) for r in self.record_ids(name)}
                 files = {k: v for k, v in files.items() if k in wanted}
-            else:
-                wanted = {f"{v}/{p}" for v, p in versions}
             for rel in sorted(wanted):
-                if known is not None and rel in known:
-                    entry = known[rel]
-                else:
-                    version, _, python = rel.rpartition("/")
-                    record = self.get_record(name, version, python)
-                    old = files.get(rel)
-                    if (
-                        old is not None
-                        and usable_record(record)
-                        and record is not None
-                        and record.wheel is not None
-                        and record.wheel.sha256 == old.sha256
-                    ):
-                        entry = old.evolve_from(record)
-                    else:
-                        entry = self.summary_entry(record)
+                entry = self._entry(name, rel, files.get(rel), verify=verify)
                 if entry is None:
                     files.pop(rel, None)
                 else:
                     files[rel] = entry
-            if (current.files if current is not None else {}) == files:
-                return False  # unchanged (and no empty summary for a project never served)
-            summary = ProjectSummary(name, files)
-            data = json.dumps(summary.to_json(), sort_keys=True, separators=(",", ":")).encode()
-            try:
-                self.blobs.put_if_match(key, data, got[1] if got else None)
-            except ConflictError:
-                continue
-            return True
-        raise ConflictError(f"{key}: gave up after {CAS_RETRIES} lost compare-and-swap races")
+            if have == files:
+                return None  # unchanged (and no empty summary for a project never served)
+            summary = ProjectSummary(name, files).to_json()
+            return json.dumps(summary, sort_keys=True, separators=(",", ":")).encode()
+
+        return self._compare_and_swap(layout.project_key(name), write)
 
     def summaries(self) -> Iterator[tuple[str, str]]:
         """``(project name, change tag)`` of every summary, from one listing."""
-        if isinstance(self.blobs, LocalBlobStore):
-            for leaf, tag in self.blobs.flat_tags("projects/").items():
-                if leaf.endswith(".json"):
-                    yield leaf[: -len(".json")], tag
-            return
-        for key, tag in self.blobs.list_tags("projects/"):
-            if key.endswith(".json"):
-                yield key[len("projects/") : -len(".json")], tag
+        for key, tag in self.blobs.list_tags(layout.PROJECTS):
+            name = layout.parse_project_key(key)
+            if name is not None:
+                yield name, tag
 
-    def records(self) -> Iterator[BuildRecord]:
-        for key in self.blobs.list("records/"):
-            if key.endswith(".json"):
-                got = self.blobs.get(key)
-                if got:
-                    yield BuildRecord.from_json(json.loads(got[0]))
+    def repair_summaries(self, mapper: Mapper = map) -> list[str]:
+        """Re-derive every summary from the records (checking that reused entries' wheels
+        are still stored) and remove summaries without records. Returns the projects
+        whose summary changed."""
+        by_project: dict[str, list[str]] = {}
+        for rid in self.record_ids():
+            by_project.setdefault(rid.name, []).append(entry_key(rid.version, rid.python))
+        existing = {name for name, _tag in self.summaries()}
+
+        def derive(name: str) -> bool:
+            return self.refresh_summary(name, listed=by_project[name], verify=True)
+
+        names = sorted(by_project)
+        repaired = [n for n, fixed in zip(names, mapper(derive, names), strict=True) if fixed]
+        for name in sorted(existing - set(by_project)):
+            self.blobs.delete(layout.project_key(name))  # without records it serves nothing
+            repaired.append(name)
+        return repaired
 
     # --- plans and inputs -------------------------------------------------------
     def put_plan(self, plan: Plan) -> str:
-        key = f"plans/{plan.plan_id}.json"
+        key = layout.plan_key(plan.plan_id)
         self.blobs.put(key, json.dumps(plan.to_json(), indent=1).encode())
         return key
 
     def get_plan(self, plan_id: str) -> Plan | None:
-        got = self.blobs.get(f"plans/{plan_id}.json")
+        got = self.blobs.get(layout.plan_key(plan_id))
         return Plan.from_json(json.loads(got[0])) if got else None
 
+    def plan_ids(self) -> Iterator[str]:
+        for key in self.blobs.list(layout.PLANS):
+            plan_id = layout.parse_plan_key(key)
+            if plan_id is not None:
+                yield plan_id
+
     def put_input(self, record: InputRecord) -> None:
-        self.blobs.put(
-            f"inputs/{record.input_id}.json", json.dumps(record.to_json(), indent=1).encode()
-        )
+        key = layout.input_key(record.input_id)
+        self.blobs.put(key, json.dumps(record.to_json(), indent=1).encode())
 
     def inputs(self) -> Iterator[InputRecord]:
-        for key in self.blobs.list("inputs/"):
+        for key in self.blobs.list(layout.INPUTS):
             got = self.blobs.get(key)
             if got:
                 yield InputRecord.from_json(json.loads(got[0]))
 
+    # --- uploaded index files -------------------------------------------------------
+    def get_index_file(self, rel: str) -> bytes | None:
+        """An index file uploaded by ``refinery index --upload`` (``rel`` below ``simple/``)."""
+        got = self.blobs.get(layout.index_key(rel))
+        return got[0] if got else None
 
-def _yanked(record: BuildRecord) -> str | None:
-    """A record is yanked by its last ``yanked``/``unyanked`` event."""
-    state: str | None = None
-    for event in record.events:
-        if event.kind == "yanked":
-            state = event.message or "yanked"
-        elif event.kind == "unyanked":
-            state = None
-    return state
+    def put_index_file(self, rel: str, data: bytes) -> None:
+        self.blobs.put(layout.index_key(rel), data)
 
-
-def _requires_python(metadata: bytes) -> str | None:
-    from email.parser import BytesHeaderParser
-
-    value = BytesHeaderParser().parsebytes(metadata).get("Requires-Python")
-    return str(value).strip() if value else None
-
-
-@dataclass(frozen=True, slots=True)
-class SummaryEntry:
-    """One servable wheel of a project, as the index lists it."""
-
-    version: str
-    filename: str
-    sha256: str
-    size: int | None
-    metadata_sha256: str
-    requires_python: str | None = None
-    yanked: str | None = None
-
-    @classmethod
-    def make(cls, record: BuildRecord, metadata: bytes) -> SummaryEntry:
-        assert record.wheel is not None
-        return cls(
-            version=record.version,
-            filename=record.wheel.filename,
-            sha256=record.wheel.sha256,
-            size=record.wheel.size,
-            metadata_sha256=sha256_bytes(metadata),
-            requires_python=_requires_python(metadata),
-            yanked=_yanked(record),
-        )
-
-    def evolve_from(self, record: BuildRecord) -> SummaryEntry:
-        """Same wheel, record changed: only the yanked state can differ."""
-        from dataclasses import replace
-
-        return replace(self, yanked=_yanked(record))
-
-    def to_json(self) -> list[object]:
-        return [
-            self.version,
-            self.filename,
-            self.sha256,
-            self.size,
-            self.metadata_sha256,
-            self.requires_python,
-            self.yanked,
-        ]
-
-    @classmethod
-    def from_json(cls, row: list[object]) -> SummaryEntry:
-        return cls(*row)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectSummary:
-    """``projects/<name>.json``: servable wheels keyed by ``<version>/<python>``."""
-
-    name: str
-    files: dict[str, SummaryEntry]
-    schema: int = SUMMARY_SCHEMA
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "schema": self.schema,
-            "name": self.name,
-            "files": {k: v.to_json() for k, v in sorted(self.files.items())},
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, object]) -> ProjectSummary:
-        if data.get("schema") != SUMMARY_SCHEMA:
-            raise StoreError(f"project summary: unsupported schema {data.get('schema')!r}")
-        files = data["files"]
-        assert isinstance(files, dict)
-        return cls(str(data["name"]), {k: SummaryEntry.from_json(v) for k, v in files.items()})
-
-
-class StoreLookup(Protocol):
-    """What the planner may ask of the store (read-only)."""
-
-    def get_record(self, name: str, version: str, python: str) -> BuildRecord | None: ...
-
-
-def usable_record(record: BuildRecord | None) -> bool:
-    return record is not None and record.status is NodeStatus.BUILT and record.wheel is not None
+    def delete_index_file(self, rel: str) -> None:
+        self.blobs.delete(layout.index_key(rel))

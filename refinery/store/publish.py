@@ -17,13 +17,14 @@ at worst unreferenced wheels; running it again completes it (every step is idemp
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from refinery.core.errors import ConflictError, StoreError
 from refinery.core.models import Attempt, BuildRecord, Event
-from refinery.store.ledger import Store, sha256_bytes, wheel_key
+from refinery.store import layout
+from refinery.store.files import sha256_bytes
+from refinery.store.ledger import Store
 
 PUBLISH_SCHEMA = 1
 
@@ -42,18 +43,8 @@ class PublishResult:
     schema: int = PUBLISH_SCHEMA
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": self.schema,
-            "source": self.source,
-            "target": self.target,
-            "wheels": self.wheels,
-            "wheels_present": self.wheels_present,
-            "logs": self.logs,
-            "records": self.records,
-            "plans": self.plans,
-            "inputs": self.inputs,
-            "log_conflicts": list(self.log_conflicts),
-        }
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {"schema": out.pop("schema"), **out, "log_conflicts": list(self.log_conflicts)}
 
 
 def _attempt_rank(a: Attempt) -> tuple[int, int]:
@@ -88,52 +79,46 @@ def merge_records(current: BuildRecord | None, incoming: BuildRecord) -> BuildRe
     )
 
 
-def publish(staging: Store, target: Store) -> PublishResult:
-    src, dst = staging.blobs, target.blobs
-    records: list[tuple[str, BuildRecord]] = []
-    for key in sorted(src.list("records/")):
-        if not key.endswith(".json"):
-            continue
-        got = src.get(key)
-        if got is None:
-            continue
-        try:
-            records.append((key, BuildRecord.from_json(json.loads(got[0]))))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StoreError(f"{staging.url}/{key}: not a build record: {exc}") from None
+def _staged_records(staging: Store) -> list[BuildRecord]:
+    return sorted(staging.records(), key=lambda r: layout.record_key(r.name, r.version, r.python))
 
-    # 1. wheels: metadata before the wheel it describes.
-    wheel_keys = sorted(
-        (k for k in src.list("wheels/") if not k.split("/")[-1].startswith(".")),
-        key=lambda k: (k.removesuffix(".metadata"), not k.endswith(".metadata")),
+
+def _copy_wheels(staging: Store, target: Store, records: list[BuildRecord]) -> tuple[int, int]:
+    """Every staged wheel, its metadata first; refuse when a record names a wheel that is
+    in neither store. Returns (newly stored, already there)."""
+    src, dst = staging.blobs, target.blobs
+    staged = sorted(
+        ((w, k) for k in src.list(layout.WHEELS) if (w := layout.parse_wheel_key(k)) is not None),
+        key=lambda s: (s[0].sha256, s[0].filename, not s[0].metadata),  # metadata first
     )
-    present = set(wheel_keys)
-    for _key, rec in records:
+    present = {k for _w, k in staged}
+    for rec in records:
         if rec.wheel is not None:
-            wk = wheel_key(rec.wheel.sha256, rec.wheel.filename)
+            wk = layout.wheel_key(rec.wheel.sha256, rec.wheel.filename)
             if wk not in present and not dst.exists(wk):
                 raise StoreError(
                     f"{staging.url}: record {rec.key} names {rec.wheel.filename}, "
                     "which is in neither store; nothing published"
                 )
-    new_wheels = same_wheels = 0
-    for key in wheel_keys:
+    counts = [0, 0]
+    for wheel, key in staged:
         got = src.get(key)
         if got is None:
             continue
-        data = got[0]
-        parts = key.split("/")
-        if not key.endswith(".metadata") and len(parts) == 3 and sha256_bytes(data) != parts[1]:
+        if not wheel.metadata and sha256_bytes(got[0]) != wheel.sha256:
             raise StoreError(f"{staging.url}/{key}: bytes do not match the sha256 in the key")
-        if dst.put_if_absent(key, data):
-            new_wheels += not key.endswith(".metadata")
-        else:
-            same_wheels += not key.endswith(".metadata")
+        stored = dst.put_if_absent(key, got[0])
+        if not wheel.metadata:
+            counts[0 if stored else 1] += 1
+    return counts[0], counts[1]
 
-    # 2. logs, written once.
+
+def _copy_logs(staging: Store, target: Store) -> tuple[int, list[str]]:
+    """Logs are written once: a different log under the same key is reported."""
+    src, dst = staging.blobs, target.blobs
     logs = 0
     conflicts: list[str] = []
-    for key in sorted(src.list("logs/")):
+    for key in sorted(src.list(layout.LOGS)):
         got = src.get(key)
         if got is None:
             continue
@@ -143,18 +128,28 @@ def publish(staging: Store, target: Store) -> PublishResult:
             existing = dst.get(key)
             if existing is None or existing[0] != got[0]:
                 conflicts.append(key)
+    return logs, conflicts
 
-    # 3. plans and inputs (documents, replaced whole).
-    counts = {"plans/": 0, "inputs/": 0}
-    for prefix in counts:
-        for key in sorted(src.list(prefix)):
-            got = src.get(key)
-            if got is not None:
-                dst.put(key, got[0])
-                counts[prefix] += 1
 
-    # 4. records last, compare-and-swap merged.
-    for _key, rec in records:
+def _copy_documents(staging: Store, target: Store, prefix: str) -> int:
+    """Plans or inputs: documents, replaced whole."""
+    count = 0
+    for key in sorted(staging.blobs.list(prefix)):
+        got = staging.blobs.get(key)
+        if got is not None:
+            target.blobs.put(key, got[0])
+            count += 1
+    return count
+
+
+def publish(staging: Store, target: Store) -> PublishResult:
+    """Copy ``staging`` into ``target``: wheels, logs, plans and inputs, records last."""
+    records = _staged_records(staging)
+    new_wheels, same_wheels = _copy_wheels(staging, target, records)
+    logs, conflicts = _copy_logs(staging, target)
+    plans = _copy_documents(staging, target, layout.PLANS)
+    inputs = _copy_documents(staging, target, layout.INPUTS)
+    for rec in records:
 
         def merge(cur: BuildRecord | None, rec: BuildRecord = rec) -> BuildRecord:
             return merge_records(cur, rec)
@@ -170,7 +165,7 @@ def publish(staging: Store, target: Store) -> PublishResult:
         wheels_present=same_wheels,
         logs=logs,
         records=len(records),
-        plans=counts["plans/"],
-        inputs=counts["inputs/"],
+        plans=plans,
+        inputs=inputs,
         log_conflicts=tuple(conflicts),
     )

@@ -15,25 +15,42 @@ A server that answers a conditional write with 501 NotImplemented is refused wit
 one-line error rather than silently written unconditionally.
 
 Transient failures (connection refused or reset, timeouts, 5xx, throttling) are retried
-with exponential backoff and jitter; bad credentials, a missing bucket or a refused
+with exponential backoff and jitter (:class:`S3Options`; the CLI reads
+``REFINERY_S3_RETRIES``); bad credentials, a missing bucket or a refused
 request fail at once with a one-line :class:`StoreError`.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlparse
 
-from refinery.core.errors import ConflictError, StoreError
+from refinery.core.errors import ConflictError, InputError, StoreError
 from refinery.core.vocab import SIMPLE_JSON
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class S3Options:
+    """How hard the S3 backend tries: ``retries`` after the first try of a request that
+    failed transiently, waiting ``backoff`` seconds (doubled each time, with jitter)."""
+
+    retries: int = 6
+    backoff: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.retries < 0 or self.backoff < 0:
+            raise InputError(f"S3 retries and backoff must not be negative: {self}")
+
 
 PYPI_JSON = SIMPLE_JSON
 
@@ -102,8 +119,7 @@ class S3BlobStore:
         prefix: str = "",
         *,
         client: S3Client | None = None,
-        retries: int | None = None,
-        backoff: float = 0.2,
+        options: S3Options | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not bucket:
@@ -111,10 +127,9 @@ class S3BlobStore:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
-        self.retries = (
-            retries if retries is not None else int(os.environ.get("REFINERY_S3_RETRIES", "6"))
-        )
-        self.backoff = backoff
+        options = options or S3Options()
+        self.retries = options.retries
+        self.backoff = options.backoff
         self._sleep = sleep
         self._client = client
 
@@ -313,9 +328,11 @@ class S3BlobStore:
         for key, _tag in self.list_tags(prefix):
             yield key
 
+    def local_path(self, key: str) -> Path | None:
+        """Nothing of a bucket is on this machine."""
+        return None
 
-def open_s3(url: str) -> S3BlobStore:
-    from urllib.parse import urlparse
 
+def open_s3(url: str, options: S3Options | None = None) -> S3BlobStore:
     parsed = urlparse(url)
-    return S3BlobStore(parsed.netloc, parsed.path)
+    return S3BlobStore(parsed.netloc, parsed.path, options=options)

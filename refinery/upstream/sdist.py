@@ -1,4 +1,5 @@
-"""Reading one file out of a ``.tar.gz`` sdist stream, as cheaply as it can be done.
+"""The sdist reader: one file out of a ``.tar.gz`` stream, as cheaply as it can be done,
+and the one reading of ``[build-system]`` (PEP 517/518) everyone uses.
 
 The planner needs only ``pyproject.toml`` from each sdist it will build. ``tarfile``'s
 stream mode works, but its per-block Python overhead doubles the cost of inflating the
@@ -9,12 +10,20 @@ on several cores).
 
 from __future__ import annotations
 
+import io
 import itertools
+import tomllib
+import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import IO, Any
 
 BLOCK = 512
+CHUNK = 1 << 16
+# Setuptools' legacy default (PEP 517) for an sdist without [build-system].
+LEGACY_BUILD_REQUIRES = ("setuptools>=40.8.0",)
+LEGACY_BUILD_BACKEND = "setuptools.build_meta:__legacy__"
 _GZIP = 16 + zlib.MAX_WBITS
 
 _isal: Any = None
@@ -188,3 +197,59 @@ def top_level_file(chunks: Iterable[bytes], wanted: str = TOP_FILE) -> bytes | N
         ):
             return None
     return None
+
+
+# --- [build-system] -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class BuildSystem:
+    """The ``[build-system]`` table of a ``pyproject.toml``, PEP 517 defaults filled in:
+    no ``requires`` means setuptools' legacy requirement; ``backend`` is ``""`` when the
+    file names none (the frontend then uses setuptools' legacy backend)."""
+
+    requires: tuple[str, ...] = LEGACY_BUILD_REQUIRES
+    backend: str = ""
+    declared: bool = False  # the file has a ``build-system`` key
+
+
+def parse_build_system(text: str) -> BuildSystem:
+    """``[build-system]`` of the ``pyproject.toml`` text; raises
+    :class:`tomllib.TOMLDecodeError` when it is not TOML."""
+    doc = tomllib.loads(text)
+    if "build-system" not in doc:
+        return BuildSystem()
+    system = doc["build-system"]
+    if not isinstance(system, dict):
+        return BuildSystem(declared=True)
+    requires = system.get("requires")
+    return BuildSystem(
+        requires=(
+            tuple(str(r) for r in requires) if isinstance(requires, list) else LEGACY_BUILD_REQUIRES
+        ),
+        backend=str(system.get("build-backend", "")),
+        declared=True,
+    )
+
+
+def build_requires(pyproject: bytes | None) -> tuple[str, ...]:
+    """``[build-system].requires`` of an sdist's ``pyproject.toml`` bytes (``None``: the
+    sdist has none); the legacy default when it has none or does not parse."""
+    if pyproject is None:
+        return LEGACY_BUILD_REQUIRES
+    try:
+        return parse_build_system(pyproject.decode("utf-8")).requires
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return LEGACY_BUILD_REQUIRES
+
+
+def build_requires_from_sdist(stream: IO[bytes], filename: str) -> tuple[str, ...]:
+    """``[build-system].requires`` of an sdist read from a stream (legacy default when
+    it has none). A ``.tar.gz`` is read only up to its ``pyproject.toml``."""
+    if filename.endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(stream.read())) as zf:
+            name = next(
+                (n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/pyproject.toml")),
+                None,
+            )
+            return build_requires(zf.read(name) if name else None)
+    chunks = iter(lambda: stream.read(CHUNK), b"")
+    return build_requires(top_level_file(chunks))

@@ -15,7 +15,6 @@ import os
 import re
 import threading
 import time
-import tomllib
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
@@ -41,23 +40,15 @@ from refinery.core.errors import NetworkError
 from refinery.core.models import FileRef
 from refinery.core.versions import canonical
 from refinery.core.vocab import SIMPLE_JSON, DistKind
-from refinery.upstream.sdist import top_level_file
+from refinery.upstream.sdist import CHUNK, build_requires_from_sdist, top_level_file
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 DEFAULT_INDEX = "https://pypi.org/simple/"
 JSON_TYPE = SIMPLE_JSON
-CHUNK = 1 << 16
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 CACHE_SCHEMA = 2
-# Setuptools' legacy default (PEP 517) for an sdist without [build-system].
-LEGACY_BUILD_REQUIRES = ("setuptools>=40.8.0",)
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(os.environ.get("REFINERY_CACHE", Path(base) / "refinery"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,59 +207,51 @@ def parse_project_html(name: str, base_url: str, html: str) -> Project:
     return parse_project_json(name, base_url, {"files": files})
 
 
-def _build_requires_from_toml(text: bytes | None) -> tuple[str, ...]:
-    if text is None:
-        return LEGACY_BUILD_REQUIRES
-    try:
-        doc = tomllib.loads(text.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return LEGACY_BUILD_REQUIRES
-    system = doc.get("build-system")
-    if not isinstance(system, dict) or "requires" not in system:
-        return LEGACY_BUILD_REQUIRES
-    return tuple(str(r) for r in system["requires"])
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexOptions:
+    """How the index client behaves: page freshness (PyPI's own ``max-age`` is 600 s),
+    concurrency, read timeout, retries on timeouts/5xx/429, and ``refresh`` (ignore
+    cached pages)."""
 
+    ttl: float = 600.0
+    workers: int = 32
+    timeout: float = 30.0
+    retries: int = 4
+    refresh: bool = False
 
-def build_requires_from_sdist(stream: IO[bytes], filename: str) -> tuple[str, ...]:
-    """``[build-system].requires`` of an sdist read from a stream (legacy default when
-    it has none). A ``.tar.gz`` is read only up to its ``pyproject.toml``."""
-    if filename.endswith(".zip"):
-        with zipfile.ZipFile(io.BytesIO(stream.read())) as zf:
-            name = next(
-                (n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/pyproject.toml")),
-                None,
-            )
-            return _build_requires_from_toml(zf.read(name) if name else None)
-    chunks = iter(lambda: stream.read(CHUNK), b"")
-    return _build_requires_from_toml(top_level_file(chunks))
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if self.retries < 0:
+            raise ValueError("retries must not be negative")
 
 
 class IndexClient:
-    """Read a simple-API index. Thread-safe; use :meth:`map` for concurrency."""
+    """Read a simple-API index. Thread-safe; use :meth:`map` for concurrency.
+
+    ``cache_dir`` is the folder for index caches (``CacheRoot.index``); each index URL
+    gets its own folder below it."""
 
     def __init__(
         self,
         index_url: str = DEFAULT_INDEX,
         *,
-        cache_dir: Path | None = None,
-        ttl: float = 600.0,
-        workers: int = 32,
-        timeout: float = 30.0,
-        retries: int = 4,
-        refresh: bool = False,
+        cache_dir: Path,
+        options: IndexOptions | None = None,
     ) -> None:
+        opts = options or IndexOptions()
         self.index_url = index_url.rstrip("/") + "/"
         key = hashlib.sha256(self.index_url.encode()).hexdigest()[:16]
-        self.cache_dir = (cache_dir or default_cache_dir()) / "index" / key
-        self.ttl = ttl
-        self.workers = workers
-        self.refresh = refresh
+        self.cache_dir = cache_dir / key
+        self.ttl = opts.ttl
+        self.workers = opts.workers
+        self.refresh = opts.refresh
         self.http = urllib3.PoolManager(
             num_pools=8,
-            maxsize=workers,
-            timeout=urllib3.Timeout(connect=10.0, read=timeout),
+            maxsize=opts.workers,
+            timeout=urllib3.Timeout(connect=10.0, read=opts.timeout),
             retries=urllib3.Retry(
-                total=retries,
+                total=opts.retries,
                 backoff_factor=0.5,
                 status_forcelist=(429, 500, 502, 503, 504),
                 allowed_methods=frozenset({"GET", "HEAD"}),
@@ -281,17 +264,32 @@ class IndexClient:
         self._lock = threading.Lock()
 
     # --- plumbing ---------------------------------------------------------------
-    def _get(self, url: str, headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+    def _request(
+        self, url: str, headers: dict[str, str] | None = None, *, preload: bool = True
+    ) -> urllib3.BaseHTTPResponse:
         try:
-            resp = self.http.request("GET", url, headers=headers, preload_content=True)
+            return self.http.request("GET", url, headers=headers, preload_content=preload)
         except urllib3.exceptions.HTTPError as exc:
             raise NetworkError(f"cannot reach {url} ({_why(exc)})") from None
+
+    def _get(self, url: str, headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+        resp = self._request(url, headers)
         if resp.status >= 500 or resp.status == 429:
             raise NetworkError(f"{url}: HTTP {resp.status} after retries")
         return resp
 
     def _cache_path(self, *parts: str) -> Path:
         return self.cache_dir.joinpath(*parts)
+
+    def _kept(self, kind: str, file: FileRef | DistFile) -> tuple[str, Path, Any]:
+        """(key, cache file, cached JSON or ``None``) of something immutable about
+        ``file``, kept forever under its hash (its URL's when the index gives none)."""
+        key = file.sha256 or hashlib.sha256(file.url.encode()).hexdigest()
+        path = self._cache_path(kind, f"{key}.json")
+        try:
+            return key, path, json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return key, path, None
 
     @staticmethod
     def _write_atomic(path: Path, data: bytes) -> None:
@@ -395,12 +393,9 @@ class IndexClient:
 
     def metadata(self, file: DistFile) -> dict[str, list[str]]:
         """Core metadata fields (PEP 658 when offered, else from the file itself)."""
-        key = file.sha256 or hashlib.sha256(file.url.encode()).hexdigest()
-        path = self._cache_path("metadata", f"{key}.json")
-        try:
-            return dict(json.loads(path.read_bytes()))
-        except (OSError, ValueError):
-            pass
+        _key, path, cached = self._kept("metadata", file)
+        if cached is not None:
+            return dict(cached)
         raw: bytes | None = None
         if file.metadata:
             resp = self._get(file.url + ".metadata")
@@ -418,12 +413,9 @@ class IndexClient:
     def build_requires(self, file: FileRef) -> tuple[str, ...]:
         """``[build-system].requires`` of an sdist; cached forever by its hash. Two
         callers asking for the same sdist at once share one download."""
-        key = file.sha256 or hashlib.sha256(file.url.encode()).hexdigest()
-        path = self._cache_path("build-requires", f"{key}.json")
-        try:
-            return tuple(json.loads(path.read_bytes()))
-        except (OSError, ValueError):
-            pass
+        key, path, cached = self._kept("build-requires", file)
+        if cached is not None:
+            return tuple(cached)
         with self._lock:
             running = self._inflight.get(key)
             if running is None:
@@ -444,10 +436,7 @@ class IndexClient:
         return requires
 
     def _read_build_requires(self, file: FileRef) -> tuple[str, ...]:
-        try:
-            resp = self.http.request("GET", file.url, preload_content=False)
-        except urllib3.exceptions.HTTPError as exc:
-            raise NetworkError(f"cannot reach {file.url} ({_why(exc)})") from None
+        resp = self._request(file.url, preload=False)
         try:
             if resp.status != 200:
                 raise NetworkError(f"{file.url}: HTTP {resp.status}")
@@ -492,6 +481,6 @@ __all__ = [
     "DEFAULT_INDEX",
     "DistFile",
     "IndexClient",
+    "IndexOptions",
     "Project",
-    "build_requires_from_sdist",
 ]

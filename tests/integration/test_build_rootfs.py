@@ -13,18 +13,23 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from fixtures.buildroot import host_build_options
+from fixtures.sdists import make_sdist
 
-from refinery.builder.artifacts import elf_machine, make_sdist, sha256_file
+from refinery.builder.artifacts import elf_machine, sha256_file
 from refinery.builder.errors import SystemRecipeFailed
+from refinery.builder.options import AttemptSpec, RunOptions
+from refinery.builder.proc import OnLine
 from refinery.builder.rootfs import RootfsRoot
 from refinery.builder.roots import Mounts
 from refinery.builder.runner import build_plan
 from refinery.builder.step import BuildOutcome, build_node
 from refinery.builder.tools import ensure_tools
 from refinery.core.models import FileRef, NodeStatus, Plan, PlanNode, Target
-from refinery.store.ledger import Store
+from refinery.store import Store
 
-pytestmark = pytest.mark.integration
+OPTIONS = host_build_options()
+CACHE = OPTIONS.cache
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "cext"
 MARKUPSAFE_URL = (
@@ -52,6 +57,14 @@ def fixture_node(sdist: Path, python: str = "3.11") -> PlanNode:
     )
 
 
+def build(
+    node: PlanNode, root: RootfsRoot, workdir: Path, on_line: OnLine | None = None
+) -> BuildOutcome:
+    return build_node(
+        node, root, options=OPTIONS, spec=AttemptSpec(workdir=workdir, on_line=on_line)
+    )
+
+
 def wheel_elf_machines(wheel: Path) -> list[int]:
     machines = []
     with zipfile.ZipFile(wheel) as zf:
@@ -65,7 +78,7 @@ def wheel_elf_machines(wheel: Path) -> list[int]:
 
 @pytest.fixture
 def mounts(tmp_path: Path) -> Mounts:
-    tools = ensure_tools()
+    tools = ensure_tools(CACHE.tools)
     work = tmp_path / "work"
     work.mkdir()
     return Mounts(work=work, pip_cache=tmp_path / "pip-cache", tools=tools.root)
@@ -76,9 +89,7 @@ def test_fixture_builds_and_imports_under_emulation(
 ) -> None:
     started = time.monotonic()
     lines: list[str] = []
-    outcome = build_node(
-        fixture_node(fixture_sdist), rootfs_root, workdir=tmp_path / "b", on_line=lines.append
-    )
+    outcome = build(fixture_node(fixture_sdist), rootfs_root, tmp_path / "b", lines.append)
     elapsed = time.monotonic() - started
     assert outcome.status is NodeStatus.BUILT, (outcome.reason, outcome.matched_lines)
     assert outcome.wheel is not None
@@ -153,7 +164,7 @@ def test_failed_recipe_is_system_recipe_failed(rootfs_root: RootfsRoot, mounts: 
 def test_python_the_root_lacks_is_missing(
     rootfs_root: RootfsRoot, fixture_sdist: Path, tmp_path: Path
 ) -> None:
-    outcome = build_node(fixture_node(fixture_sdist, "3.12"), rootfs_root, workdir=tmp_path)
+    outcome = build(fixture_node(fixture_sdist, "3.12"), rootfs_root, tmp_path)
     assert outcome.status is NodeStatus.MISSING
     assert "no Python 3.12" in outcome.reason and "3.11" in outcome.reason
 
@@ -178,7 +189,7 @@ def test_silent_fallback_is_a_failed_build(rootfs_root: RootfsRoot, tmp_path: Pa
         " ['src/refinery_fixture_cext/_speedups.c'])], cmdclass={'build_ext': optional})\n"
     )
     sdist = make_sdist(source, tmp_path / "sdist")
-    outcome = build_node(fixture_node(sdist), rootfs_root, workdir=tmp_path / "b")
+    outcome = build(fixture_node(sdist), rootfs_root, tmp_path / "b")
     assert outcome.status is NodeStatus.FAILED
     assert "silent pure-Python fallback" in outcome.reason
     assert any("refinery_missing_header.h" in line for line in outcome.matched_lines)
@@ -206,7 +217,8 @@ def test_markupsafe_from_pypi_into_the_store(rootfs_root: RootfsRoot, tmp_path: 
         if outcome is not None:
             outcomes.append(outcome)
 
-    summary = build_plan(plan, store, rootfs_root, on_event=on_event, workdir=tmp_path / "run")
+    options = RunOptions(build=OPTIONS, workdir=tmp_path / "run")
+    summary = build_plan(plan, store, rootfs_root, options, on_event=on_event)
     assert summary.ok, summary.results
     record = store.get_record("markupsafe", "2.1.5", "3.11")
     assert record is not None and record.status is NodeStatus.BUILT

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.network]
+pytestmark = pytest.mark.network
 
 ROOT = Path(__file__).resolve().parents[2]
 EM_S390 = 22

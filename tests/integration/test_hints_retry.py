@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+from fixtures.buildroot import host_build_options
+from fixtures.sdists import make_sdist
 
-from refinery.builder.artifacts import make_sdist, sha256_file
+from refinery.builder.artifacts import sha256_file
+from refinery.builder.options import RunOptions
 from refinery.builder.rootfs import RootfsRoot
 from refinery.builder.roots import Mounts
 from refinery.builder.runner import BuildEvent, build_plan
@@ -28,9 +30,7 @@ from refinery.core.models import FileRef, NodeStatus, Plan, PlanNode, Target
 from refinery.hints import catalog_digest, load_catalog
 from refinery.hints.advise import Advisor, RetrySettings
 from refinery.hints.learn import add_entries, learned_from_records
-from refinery.store.ledger import Store
-
-pytestmark = pytest.mark.integration
+from refinery.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "zlibext"
@@ -84,16 +84,20 @@ def test_zlib_fixture_fails_then_the_hint_fixes_it(rootfs_root: RootfsRoot, tmp_
     root = WithoutZlibDev(rootfs_root)
     events: list[BuildEvent] = []
 
+    options = RunOptions(
+        build=host_build_options(),
+        max_attempts=3,
+        catalog_digest=digest,
+        workdir=tmp_path / "run",
+    )
     summary = build_plan(
         plan,
         store,
         root,  # type: ignore[arg-type]
+        options,
         advise=advisor,
         first_fix=advisor.first_fix,
-        max_attempts=3,
-        catalog_digest=digest,
         on_event=events.append,
-        workdir=tmp_path / "run",
     )
 
     (result,) = summary.results

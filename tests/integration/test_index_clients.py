@@ -1,10 +1,13 @@
-"""Real pip and uv against our index, served by ``python -m http.server`` on 127.0.0.1.
+"""Real pip and uv against our index, served by ``python -m http.server`` on 127.0.0.1;
+``refinery serve``'s content negotiation over a socket; overlay mode against a real
+simple-API server.
 
 No network: every request goes to the local server (``--no-cache-dir``, one index only).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,19 +15,21 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from threading import Thread
+from typing import Any
 
 import pytest
 from fixtures.need import unavailable
 from fixtures.wheels import built_wheel
 
-from refinery.index.render import Index
-from refinery.store.ledger import Store
-
-pytestmark = pytest.mark.integration
+from refinery.index import Index, handler
+from refinery.store import Store
 
 S390X = "cp311-cp311-manylinux_2_17_s390x.manylinux2014_s390x"
 
@@ -226,30 +231,29 @@ def test_pure_wheel_installs_with_plain_pip(
 
 
 # --- inside the s390x root: install a wheel we built from the served index ----------------
-def _root_available() -> bool:
-    roots = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "refinery/roots"
-    return os.geteuid() == 0 and any(roots.glob("*.tar.zst")) and bool(shutil.which("unshare"))
+def test_pip_inside_the_s390x_root_installs_our_wheel(rootfs_root: Any, tmp_path: Path) -> None:
+    from fixtures.sdists import make_sdist
 
-
-@pytest.mark.skipif(
-    not _root_available(), reason="no cached s390x root (refinery buildroot create)"
-)
-def test_pip_inside_the_s390x_root_installs_our_wheel(tmp_path: Path) -> None:
-    from refinery.builder.artifacts import make_sdist, sha256_file
-    from refinery.builder.rootfs import RootfsRoot
+    from refinery.builder.options import AttemptSpec, BuildOptions
+    from refinery.builder.pipconf import HostPip
     from refinery.builder.roots import Mounts
     from refinery.builder.step import build_node
+    from refinery.core.cache import CacheRoot
     from refinery.core.models import FileRef, NodeStatus, PlanNode
+    from refinery.store import sha256_file
 
-    root = RootfsRoot()
-    root.prepare()
+    root = rootfs_root
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "cext"
     sdist = make_sdist(fixture, tmp_path / "sdist")
     ref = FileRef(sdist.name, sdist.as_uri(), sha256_file(sdist))
     node = PlanNode(
         "refinery-fixture-cext", "0.1.0", "3.11", NodeStatus.PENDING, "", True, wave=0, sdist=ref
     )
-    outcome = build_node(node, root, workdir=tmp_path / "build")
+    options = BuildOptions(  # as the CLI reads them: the user's cache root and pip settings
+        cache=CacheRoot.from_environment(os.environ, Path.home()),
+        pip=HostPip.read(os.environ, Path.home()),
+    )
+    outcome = build_node(node, root, options=options, spec=AttemptSpec(workdir=tmp_path / "build"))
     assert outcome.status is NodeStatus.BUILT and outcome.wheel is not None, outcome.reason
     assert outcome.wheel.name.endswith("s390x.whl")
     with zipfile.ZipFile(outcome.wheel) as zf:
@@ -299,3 +303,48 @@ def test_pip_inside_the_s390x_root_installs_our_wheel(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert any(r.endswith(".whl.metadata") for r in server.requests())
+
+
+def test_serve_negotiates(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "store"))
+    built_wheel(store, tmp_path / "w", "beta", "2.0", S390X)
+    out = tmp_path / "out"
+    Index(store, out).build()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler(out))
+    Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}/simple/beta/"
+    try:
+        req = urllib.request.Request(
+            base, headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+        )
+        with urllib.request.urlopen(req) as resp:
+            assert resp.headers["Content-Type"] == "application/vnd.pypi.simple.v1+json"
+            assert resp.headers["Vary"] == "Accept"
+            assert json.loads(resp.read())["name"] == "beta"
+        with urllib.request.urlopen(base) as resp:
+            assert resp.headers["Content-Type"].startswith("text/html")
+        req = urllib.request.Request(base, headers={"Accept": "application/xml"})
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(req)
+        assert info.value.code == 406
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_overlay_from_a_real_index(fixture_index: str, cache_dir: Path, tmp_path: Path) -> None:
+    from refinery.core.cache import CacheRoot
+    from refinery.upstream.simple import IndexClient
+
+    store = Store.open(str(tmp_path / "store"))
+    built_wheel(store, tmp_path / "w", "purepkg", "9.0")
+    out = tmp_path / "out"
+    client = IndexClient(fixture_index, cache_dir=CacheRoot(cache_dir).index)
+    Index(store, out, overlay=client).build()
+    doc = json.loads((out / "simple/purepkg/index.json").read_text())
+    names = [f["filename"] for f in doc["files"]]
+    assert "purepkg-9.0-py3-none-any.whl" in names
+    assert "purepkg-1.0-py3-none-any.whl" in names and "purepkg-1.0.tar.gz" in names
+    upstream = next(f for f in doc["files"] if f["filename"] == "purepkg-1.0-py3-none-any.whl")
+    assert upstream["url"].startswith("http://127.0.0.1:")
+    assert doc["versions"] == ["1.0", "1.1", "9.0"]

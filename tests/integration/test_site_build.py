@@ -24,9 +24,7 @@ from fixtures.sitestore import ZLIB_ERROR, site_project, ts, write_demo_store
 from refinery.cli import main
 from refinery.core.models import Attempt, NodeStatus
 from refinery.site import SiteOptions, build_site
-from refinery.store.ledger import Store
-
-pytestmark = pytest.mark.integration
+from refinery.store import Store
 
 CHROMIUM_FLAGS = [
     "--headless",

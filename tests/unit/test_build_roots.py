@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,9 +11,22 @@ import pytest
 
 from refinery.builder import binfmt, container, native, pipconf, rootfs, rootfs_image
 from refinery.builder.errors import BuildRootUnavailable, MissingPython
-from refinery.builder.roots import HostFacts, Mounts, choose_backend, map_inside, select_root
+from refinery.builder.options import RootOptions
+from refinery.builder.roots import (
+    HostFacts,
+    Mounts,
+    choose_backend,
+    host_facts,
+    map_inside,
+    select_root,
+)
+from refinery.core.cache import CacheRoot
 
-pytestmark = pytest.mark.unit
+CACHE = CacheRoot(Path("/cache"))
+
+
+def options(backend: str = "auto", **kw: object) -> RootOptions:
+    return RootOptions(cache=CACHE, backend=backend, **kw)  # type: ignore[arg-type]
 
 
 # --- auto selection ----------------------------------------------------------------
@@ -38,26 +52,71 @@ def test_choose_backend_rejects_unknown() -> None:
 
 
 def test_select_root_types() -> None:
-    assert select_root("auto", facts=HostFacts("x86_64", None)).backend == "rootfs"
-    assert select_root("auto", facts=HostFacts("s390x", None)).backend == "native"
-    root = select_root("auto", facts=HostFacts("x86_64", "podman"), image="img@sha256:ab")
-    assert root.backend == "container"
+    rootfs_root = select_root(options(release="trixie"), HostFacts("x86_64", None))
+    assert isinstance(rootfs_root, rootfs.RootfsRoot)
+    assert rootfs_root.backend == "rootfs"
+    assert rootfs_root.spec.release == "trixie"
+    assert rootfs_root.cache == CACHE.roots  # the one cache root holds the roots
+    native_root = select_root(options(host_env=(("PATH", "/x"),)), HostFacts("s390x", None))
+    assert isinstance(native_root, native.NativeRoot)
+    assert native_root.backend == "native" and native_root.env == {"PATH": "/x"}
+    root = select_root(options(image="img@sha256:ab"), HostFacts("x86_64", "podman"))
+    assert isinstance(root, container.ContainerRoot)
+    assert root.backend == "container" and root.engine == "podman"
     assert root.image == "img@sha256:ab"
 
 
 def test_select_root_container_without_engine_says_so() -> None:
     with pytest.raises(BuildRootUnavailable, match="no container engine answered"):
-        select_root("container", facts=HostFacts("x86_64", None))
+        select_root(options("container"), HostFacts("x86_64", None))
 
 
 def test_select_root_native_on_foreign_host_is_refused() -> None:
     with pytest.raises(BuildRootUnavailable, match="native backend builds for the host"):
-        select_root("native", facts=HostFacts("x86_64", None))
+        select_root(options("native"), HostFacts("x86_64", None))
 
 
 def test_a_backend_that_does_not_exist_is_refused() -> None:
     with pytest.raises(BuildRootUnavailable, match="unknown backend 'cross'"):
-        select_root("cross", facts=HostFacts("x86_64", None))
+        options("cross")
+
+
+def test_root_options_from_the_environment() -> None:
+    environ = {
+        container.IMAGE_ENV: "quay.io/x@sha256:1",
+        container.ENGINE_ENV: "podman",
+        "PATH": "/usr/bin",
+        "AWS_SECRET_ACCESS_KEY": "never",
+    }
+    got = RootOptions.from_environment(environ, cache=CACHE, backend="container")
+    assert got.image == "quay.io/x@sha256:1" and got.engine == "podman"
+    assert got.host_env == (("PATH", "/usr/bin"),)  # only what a native build keeps
+    assert got.release == rootfs_image.DEFAULT_RELEASE
+    flags = RootOptions.from_environment(environ, cache=CACHE, release="trixie", image="i")
+    assert (flags.image, flags.release, flags.backend) == ("i", "trixie", "auto")
+    bare = RootOptions.from_environment({}, cache=CACHE)
+    assert bare.image == container.DEFAULT_IMAGE and bare.engine is None and bare.host_env == ()
+
+
+@pytest.mark.parametrize(
+    ("machine", "answering", "facts"),
+    [
+        ("s390x", set(), HostFacts("s390x", None)),
+        ("x86_64", set(), HostFacts("x86_64", None)),
+        ("x86_64", {"podman"}, HostFacts("x86_64", "podman")),
+        ("s390x", {"docker", "podman"}, HostFacts("s390x", "docker")),
+    ],
+)
+def test_host_facts_are_what_the_host_says(
+    machine: str, answering: set[str], facts: HostFacts
+) -> None:
+    def which(name: str) -> str | None:
+        return f"/usr/bin/{name}"
+
+    got = host_facts(machine=machine, which=which, runner=_answers(answering))
+    assert got == facts
+    only_podman = host_facts(("podman",), machine=machine, which=which, runner=_answers(answering))
+    assert only_podman.engine == ("podman" if "podman" in answering else None)
 
 
 def test_the_cli_offers_exactly_the_backends_that_exist() -> None:
@@ -66,7 +125,7 @@ def test_the_cli_offers_exactly_the_backends_that_exist() -> None:
     from refinery.cli import main
     from refinery.core.vocab import BACKEND_CHOICES, BACKENDS
 
-    assert BACKEND_CHOICES == ("auto", *BACKENDS)
+    assert ("auto", *BACKENDS) == BACKEND_CHOICES
     result = CliRunner().invoke(main, ["--backend", "cross", "status"])
     assert result.exit_code == 2
     assert "'cross' is not one of 'auto', 'native', 'container', 'rootfs'" in result.output
@@ -96,12 +155,9 @@ def test_detect_engine_needs_an_answer() -> None:
     def which(name: str) -> str | None:
         return f"/usr/bin/{name}"
 
-    assert container.detect_engine(which=which, runner=_answers(set()), environ={}) is None
-    assert container.detect_engine(which=which, runner=_answers({"podman"}), environ={}) == "podman"
-    assert (
-        container.detect_engine(which=which, runner=_answers({"docker", "podman"}), environ={})
-        == "docker"
-    )
+    assert container.detect_engine(which=which, runner=_answers(set())) is None
+    assert container.detect_engine(which=which, runner=_answers({"podman"})) == "podman"
+    assert container.detect_engine(which=which, runner=_answers({"docker", "podman"})) == "docker"
 
 
 def test_detect_engine_not_installed_and_forced() -> None:
@@ -109,9 +165,12 @@ def test_detect_engine_not_installed_and_forced() -> None:
         return "/usr/bin/podman" if name == "podman" else None
 
     everything = _answers({"docker", "podman"})
-    assert container.detect_engine(which=only_podman, runner=everything, environ={}) == "podman"
-    forced = {container.ENGINE_ENV: "docker"}
-    assert container.detect_engine(which=only_podman, runner=everything, environ=forced) is None
+    assert container.detect_engine(which=only_podman, runner=everything) == "podman"
+    forced = container.forced_engine({container.ENGINE_ENV: "docker"})
+    assert forced == "docker" and container.forced_engine({}) is None
+    assert (
+        container.detect_engine(candidates=(forced,), which=only_podman, runner=everything) is None
+    )
 
 
 def test_podman_run_command(tmp_path: Path) -> None:
@@ -241,9 +300,11 @@ def test_native_pythons_and_missing(tmp_path: Path) -> None:
         assert session.python("3.12") == "/opt/py/bin/python3.12"
         with pytest.raises(MissingPython, match=r"no Python 3\.13 .*3\.11, 3\.12"):
             session.python("3.13")
-        result = session.run(["sh", "-c", 'echo "$TMPDIR"'])
-        assert result.ok
-        assert "refinery-native." in result.tail[-1]
+        # commands start from the host variables the caller passed, nothing else
+        command = session.command(["true"], env={"A": "1"}, cwd=None, timeout=5)
+        assert command.env is not None and command.env["A"] == "1"
+        assert "PATH" not in command.env and command.env["TMPDIR"].startswith(tempfile.gettempdir())
+        assert command.cwd == tmp_path and command.timeout == 5
 
 
 def test_native_package_manager() -> None:
@@ -318,11 +379,16 @@ def test_spec_key_depends_on_content_not_order() -> None:
     assert a.key.startswith("debian-bookworm-s390x-")
 
 
-def test_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    spec = rootfs_image.RootfsSpec()
-    assert rootfs_image.tarball_path(spec) == tmp_path / "refinery/roots" / f"{spec.key}.tar.zst"
-    assert rootfs_image.cached(spec) is None
+def test_roots_live_in_the_cache_root(tmp_path: Path) -> None:
+    root = select_root(
+        RootOptions(cache=CacheRoot(tmp_path / "c")), HostFacts(machine="x86_64", engine=None)
+    )
+    assert isinstance(root, rootfs.RootfsRoot)
+    spec = root.spec
+    tarball = rootfs_image.tarball_path(spec, root.cache)
+    assert tarball == tmp_path / "c/roots" / f"{spec.key}.tar.zst"
+    assert rootfs_image.cached(spec, root.cache) is None
+    assert root.lower == tmp_path / "c/roots" / spec.key
 
 
 def test_host_mirror_from_deb822_and_legacy(tmp_path: Path) -> None:
@@ -386,14 +452,16 @@ def test_mmdebstrap_command_and_ca_hooks(tmp_path: Path) -> None:
 
 
 # --- binfmt ------------------------------------------------------------------------
-def test_binfmt_status_and_register_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("machine", ["s390x", "x86_64"])
+def test_binfmt_status_and_register_line(tmp_path: Path, machine: str) -> None:
     (tmp_path / "qemu-s390x").write_text(
         "enabled\ninterpreter /usr/libexec/qemu-binfmt/s390x-binfmt-P\nflags: PF\noffset 0\n"
     )
-    status = binfmt.status("s390x", tmp_path)
+    status = binfmt.status("s390x", tmp_path, machine=machine)
     assert status.registered and status.enabled and status.flags == "PF"
-    assert status.usable or status.native
-    assert binfmt.ensure("s390x", tmp_path) == status
+    assert status.native is (machine == "s390x")
+    assert status.usable  # an F handler runs s390x code on any host
+    assert binfmt.ensure("s390x", tmp_path, machine=machine) == status
     line = binfmt.register_line("s390x", "/usr/bin/qemu-s390x-static")
     assert line.startswith(":qemu-s390x:M:0:\\x7f\\x45\\x4c\\x46\\x02\\x02")
     assert line.endswith(":/usr/bin/qemu-s390x-static:F")
@@ -401,23 +469,27 @@ def test_binfmt_status_and_register_line(tmp_path: Path) -> None:
 
 def test_binfmt_without_f_flag_is_not_usable(tmp_path: Path) -> None:
     (tmp_path / "qemu-s390x").write_text("enabled\ninterpreter /x\nflags: P\n")
-    status = binfmt.status("s390x", tmp_path)
-    assert status.usable is status.native
+    emulated = binfmt.status("s390x", tmp_path, machine="x86_64")
+    assert not emulated.native and not emulated.usable  # a chroot would not find /x
+    native_host = binfmt.status("s390x", tmp_path, machine="s390x")
+    assert native_host.native and native_host.usable  # no emulation needed at all
+    assert not binfmt.status("s390x", tmp_path / "none", machine="x86_64").usable
+    assert binfmt.status("s390x", tmp_path / "none", machine="s390x").usable
 
 
 def test_binfmt_needs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("platform.machine", lambda: "x86_64")
     monkeypatch.setattr(binfmt, "find_interpreter", lambda arch: "/usr/bin/qemu-s390x-static")
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     with pytest.raises(BuildRootUnavailable, match="needs root"):
-        binfmt.ensure("s390x", tmp_path)
+        binfmt.ensure("s390x", tmp_path, machine="x86_64")
 
 
 def test_binfmt_needs_qemu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("platform.machine", lambda: "x86_64")
     monkeypatch.setattr(binfmt, "find_interpreter", lambda arch: None)
     with pytest.raises(BuildRootUnavailable, match="apt-get install qemu-user-static"):
-        binfmt.ensure("s390x", tmp_path)
+        binfmt.ensure("s390x", tmp_path, machine="x86_64")
+    # an s390x host needs neither QEMU nor a handler
+    assert binfmt.ensure("s390x", tmp_path, machine="s390x").native
 
 
 # --- pip settings ------------------------------------------------------------------
@@ -453,7 +525,31 @@ def test_pip_settings_carry_what_makes_sense(tmp_path: Path) -> None:
 
 
 def test_pip_config_files_order(tmp_path: Path) -> None:
-    files = pipconf.config_files({"HOME": str(tmp_path), "PIP_CONFIG_FILE": "/x/pip.conf"})
+    environ = {"HOME": str(tmp_path), "PIP_CONFIG_FILE": "/x/pip.conf"}
+    files = pipconf.config_files(environ, Path("/elsewhere"))
     assert files[-1] == Path("/x/pip.conf")
     assert Path("/etc/pip.conf") in files
     assert tmp_path / ".config/pip/pip.conf" in files
+    without_home = pipconf.config_files({}, tmp_path / "home")
+    assert tmp_path / "home/.pip/pip.conf" in without_home
+
+
+def test_host_pip_is_read_once_from_what_it_is_given(tmp_path: Path) -> None:
+    (tmp_path / ".pip").mkdir()
+    (tmp_path / ".pip/pip.conf").write_text("[global]\nindex-url = https://mirror.example/s\n")
+    environ = {
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_DIRS": str(tmp_path / "none"),
+        "PIP_TIMEOUT": "60",
+        "https_proxy": "http://proxy:3128",
+        "UNRELATED": "x",
+    }
+    host = pipconf.HostPip.read(environ, Path("/elsewhere"))
+    assert dict(host.proxies) == {"https_proxy": "http://proxy:3128"}
+    assert dict(host.settings)["index-url"] == "https://mirror.example/s"
+    assert dict(host.settings)["timeout"] == "60"
+    env = dict(host.for_root().env)  # (/etc/pip.conf of this machine may add more)
+    assert env["PIP_INDEX_URL"] == "https://mirror.example/s"
+    assert env["PIP_TIMEOUT"] == "60" and env["https_proxy"] == "http://proxy:3128"
+    assert "UNRELATED" not in env and "unrelated" not in dict(host.settings)
+    assert pipconf.HostPip().for_root().env == ()

@@ -4,9 +4,7 @@ import pytest
 
 from refinery.core.models import NodeStatus, PlanNode, parse_node_key
 from refinery.core.target import Target, platform_tags, wheel_rank
-from refinery.plan.planner import CycleError, assign_waves, build_matrix, matrices_by_wave
-
-pytestmark = pytest.mark.unit
+from refinery.plan import CycleError, assign_waves, build_matrix, matrices_by_wave
 
 
 def node(

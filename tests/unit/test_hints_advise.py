@@ -4,23 +4,23 @@ known failures, with a fake build step (no build root)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from refinery.builder.options import AttemptSpec, BuildOptions, RunOptions
 from refinery.builder.runner import build_plan
 from refinery.builder.step import BuildOutcome
+from refinery.core.cache import CacheRoot
 from refinery.core.models import FileRef, NodeStatus, Plan, PlanNode, Target
 from refinery.hints import load_catalog
 from refinery.hints.advise import Advisor, RetrySettings, manager_for_backend
 from refinery.hints.matcher import as_log_lines, read_log, scan
 from refinery.hints.models import Catalog, Hint, HintFix, PackageEntry, Scope
-from refinery.plan.planner import _Decider
-from refinery.store.ledger import Store
-
-pytestmark = pytest.mark.unit
+from refinery.plan import Decider
+from refinery.store import Store
 
 HINTS = Path(__file__).resolve().parents[2] / "hints"
 
@@ -190,16 +190,11 @@ def fake_build(fail_without: str, lines: Sequence[str]) -> Any:
     calls: list[dict[str, Any]] = []
 
     def build_node(
-        n: PlanNode,
-        root: Any,
-        *,
-        log: Path,
-        system_packages: Sequence[str] = (),
-        env: Mapping[str, str] | None = None,
-        constraints: Sequence[str] = (),
-        **_: Any,
+        n: PlanNode, root: Any, *, options: BuildOptions, spec: AttemptSpec
     ) -> BuildOutcome:
-        calls.append({"packages": tuple(system_packages), "env": dict(env or {})})
+        system_packages = spec.system_packages
+        calls.append({"packages": tuple(system_packages), "env": dict(spec.env)})
+        log = spec.log_file
         log.parent.mkdir(parents=True, exist_ok=True)
         ok = fail_without in system_packages
         log.write_text("==> build\n" + ("built\n" if ok else "\n".join(lines) + "\n"))
@@ -219,6 +214,11 @@ def fake_build(fail_without: str, lines: Sequence[str]) -> Any:
     return build_node
 
 
+def run_options(tmp_path: Path, catalog_digest: str = "") -> RunOptions:
+    build = BuildOptions(cache=CacheRoot(tmp_path / "cache"))
+    return RunOptions(build=build, workdir=tmp_path / "run", catalog_digest=catalog_digest)
+
+
 def test_runner_records_both_attempts_hint_and_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -234,10 +234,10 @@ def test_runner_records_both_attempts_hint_and_fix(
     summary = build_plan(
         plan,
         store,
-        StubRoot(),
+        StubRoot(),  # type: ignore[arg-type]
+        run_options(tmp_path),
         advise=advisor,
         first_fix=advisor.first_fix,  # type: ignore[arg-type]
-        workdir=tmp_path / "run",
     )
     assert summary.results[0].status is NodeStatus.BUILT and summary.results[0].attempts == 2
     record = store.get_record("zdemo", "1.0", "3.11")
@@ -272,10 +272,9 @@ def test_a_failure_is_recorded_with_sdist_hash_and_catalog_digest_then_skipped(
     build_plan(
         plan,
         store,
-        StubRoot(),
+        StubRoot(),  # type: ignore[arg-type]
+        run_options(tmp_path, catalog_digest=catalog.digest),
         advise=Advisor(catalog, "apt"),  # type: ignore[arg-type]
-        catalog_digest=catalog.digest,
-        workdir=tmp_path / "run",
     )
     record = store.get_record("broken", "1.0", "3.11")
     assert record is not None and record.status is NodeStatus.FAILED
@@ -284,11 +283,11 @@ def test_a_failure_is_recorded_with_sdist_hash_and_catalog_digest_then_skipped(
     assert record.sdist_sha256 == n.sdist.sha256 and record.catalog_digest == catalog.digest
     # the planner: same sdist + same catalog -> skipped_known_failure ...
     base = PlanNode("broken", "1.0", "3.11", NodeStatus.MISSING, "", True)
-    decided = _Decider(None, store, catalog.digest).conclude(base, Target(), None, n.sdist)  # type: ignore[arg-type]
+    decided = Decider("", store, catalog.digest).conclude(base, Target(), None, n.sdist)
     assert decided.status is NodeStatus.SKIPPED_KNOWN_FAILURE
     # ... and a catalog change (a new hint) makes it eligible again
     (hints / "b.yaml").write_text("hints:\n  - id: y\n    match: [nobody]\n    fix: {apt: [y]}\n")
     changed = load_catalog(hints).digest
     assert changed != catalog.digest
-    again = _Decider(None, store, changed).conclude(base, Target(), None, n.sdist)  # type: ignore[arg-type]
+    again = Decider("", store, changed).conclude(base, Target(), None, n.sdist)
     assert again.status is NodeStatus.PENDING

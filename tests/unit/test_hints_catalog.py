@@ -14,8 +14,6 @@ from refinery.hints import load_catalog
 from refinery.hints.matcher import as_log_lines, scan
 from refinery.hints.models import Catalog
 
-pytestmark = pytest.mark.unit
-
 HINTS = Path(__file__).resolve().parents[2] / "hints"
 
 LXML_530 = """\

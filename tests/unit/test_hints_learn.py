@@ -13,9 +13,7 @@ from refinery.cli import main
 from refinery.core.models import Attempt, BuildRecord, NodeStatus
 from refinery.hints import load_catalog
 from refinery.hints.learn import add_entries, evidence_of, learned_from_records
-from refinery.store.ledger import Store
-
-pytestmark = pytest.mark.unit
+from refinery.store import Store
 
 HINTS = Path(__file__).resolve().parents[2] / "hints"
 

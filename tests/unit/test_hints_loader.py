@@ -11,8 +11,6 @@ from refinery.cli import main
 from refinery.hints import catalog_digest, load_catalog
 from refinery.hints.loader import CatalogError
 
-pytestmark = pytest.mark.unit
-
 GOOD = """\
 # a comment
 hints:

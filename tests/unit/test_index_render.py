@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
-from http.server import ThreadingHTTPServer
+from collections.abc import Iterable
 from pathlib import Path
-from threading import Thread
 
 import pytest
-from fixtures.pyindex import Dist, make_wheel
+from fixtures.wheels import Project, make_wheel
 
 from refinery.core.models import BuildRecord, NodeStatus
-from refinery.index.render import Index, negotiate
-from refinery.index.render import handler as serve_handler
-from refinery.store.ledger import Store
-
-pytestmark = pytest.mark.unit
+from refinery.core.vocab import DistKind
+from refinery.index import Index, IndexResult, negotiate
+from refinery.store import Store
+from refinery.store.layout import project_key
+from refinery.upstream.simple import DistFile
+from refinery.upstream.simple import Project as UpstreamProject
 
 
 def add(
@@ -30,7 +29,7 @@ def add(
     python: str = "3.11",
     **kw: object,
 ) -> Path:
-    filename, data, _ = make_wheel(Dist(name, version, **kw), tag)  # type: ignore[arg-type]
+    filename, data, _ = make_wheel(Project(name, version, **kw), tag)  # type: ignore[arg-type]
     path = tmp / filename
     path.write_bytes(data)
     ref = store.put_wheel(path)
@@ -80,9 +79,11 @@ def test_pages_follow_the_peps(store: Store, tmp_path: Path) -> None:
 
 
 def test_yanked_is_rendered(store: Store, tmp_path: Path) -> None:
-    store.update_record(
-        "beta", "2.0", "3.11", lambda c: c.with_event("t", "yanked", 'broken "abi"')
-    )  # type: ignore[union-attr]
+    def yank(record: BuildRecord | None) -> BuildRecord:
+        assert record is not None
+        return record.with_event("t", "yanked", 'broken "abi"')
+
+    store.update_record("beta", "2.0", "3.11", yank)
     out = tmp_path / "out"
     Index(store, out).build()
     assert 'data-yanked="broken &#34;abi&#34;"' in (out / "simple/beta/index.html").read_text()
@@ -123,8 +124,8 @@ def test_full_run_switches_a_new_tree(store: Store, tmp_path: Path) -> None:
 
 def test_full_run_repairs_a_drifted_summary(store: Store, tmp_path: Path) -> None:
     blobs = store.blobs
-    blobs.delete("projects/beta.json")  # as if a writer died between record and summary
-    blobs.put("projects/stale.json", b'{"schema":1,"name":"stale","files":{}}')
+    blobs.delete(project_key("beta"))  # as if a writer died between record and summary
+    blobs.put(project_key("stale"), b'{"schema":1,"name":"stale","files":{}}')
     out = tmp_path / "out"
     result = Index(store, out).build(full=True)
     assert set(result.repaired) == {"beta", "stale"}
@@ -135,29 +136,75 @@ def test_a_missing_wheel_is_never_listed(store: Store, tmp_path: Path) -> None:
     summary = store.get_summary("beta")
     assert summary is not None
     entry = next(iter(summary.files.values()))
-    (Path(store.blobs.root) / f"wheels/{entry.sha256}/{entry.filename}").unlink()  # type: ignore[attr-defined]
+    wheel = store.blobs.local_path(store.wheel_path(entry.sha256, entry.filename))
+    assert wheel is not None
+    wheel.unlink()
     out = tmp_path / "out"
     result = Index(store, out).build(full=True)
     assert "beta" in result.repaired and not (out / "simple/beta").exists()
 
 
-def test_overlay_lists_upstream_files_after_ours(
-    store: Store, tmp_path: Path, fixture_index: str, cache_dir: Path
-) -> None:
-    from refinery.upstream.simple import IndexClient
+UPSTREAM: tuple[tuple[str, str, DistKind], ...] = (
+    ("purepkg-1.0-py3-none-any.whl", "1.0", "wheel"),
+    ("purepkg-1.0.tar.gz", "1.0", "sdist"),
+    ("purepkg-1.1.tar.gz", "1.1", "sdist"),
+    ("purepkg-9.0-py3-none-any.whl", "9.0", "wheel"),  # shadowed by ours
+)
 
+
+class FakeUpstream:
+    """An upstream index with one project: a wheel and an sdist of purepkg 1.0 and 1.1."""
+
+    def projects(self, names: Iterable[str]) -> dict[str, UpstreamProject | None]:
+        files = tuple(
+            DistFile(
+                filename=f,
+                url=f"http://upstream.example/files/{f}",
+                version=v,
+                kind=kind,
+                sha256="ee" * 32,
+                requires_python=None,
+                yanked=False,
+                metadata=kind == "wheel",
+            )
+            for f, v, kind in UPSTREAM
+        )
+        return {n: UpstreamProject(n, files) if n == "purepkg" else None for n in names}
+
+
+def test_overlay_lists_upstream_files_after_ours(store: Store, tmp_path: Path) -> None:
     add(store, tmp_path, "purepkg", "9.0")
     out = tmp_path / "out"
-    Index(store, out, overlay=IndexClient(fixture_index, cache_dir=cache_dir)).build()
+    Index(store, out, overlay=FakeUpstream()).build()  # type: ignore[arg-type]
     doc = json.loads((out / "simple/purepkg/index.json").read_text())
     names = [f["filename"] for f in doc["files"]]
-    assert "purepkg-9.0-py3-none-any.whl" in names
+    assert names.count("purepkg-9.0-py3-none-any.whl") == 1
+    ours = next(f for f in doc["files"] if f["filename"] == "purepkg-9.0-py3-none-any.whl")
+    assert ours["url"].startswith("../../wheels/")
     assert "purepkg-1.0-py3-none-any.whl" in names and "purepkg-1.0.tar.gz" in names
     upstream = next(f for f in doc["files"] if f["filename"] == "purepkg-1.0-py3-none-any.whl")
-    assert upstream["url"].startswith("http://127.0.0.1:")
+    assert upstream["url"] == "http://upstream.example/files/purepkg-1.0-py3-none-any.whl"
+    assert upstream["core-metadata"] is True
     assert doc["versions"] == ["1.0", "1.1", "9.0"]
     # turning overlay off is a different index: a full run
     assert Index(store, out).build().full
+
+
+def test_result_json_is_stable() -> None:
+    result = IndexResult("o", True, 1, 2, ("a",), (), ("b",), 0, 0.123456)
+    assert list(result.to_json()) == [
+        "schema",
+        "out",
+        "full",
+        "projects",
+        "files",
+        "rendered",
+        "removed",
+        "repaired",
+        "uploaded",
+        "seconds",
+    ]
+    assert result.to_json()["rendered"] == ["a"] and result.to_json()["seconds"] == 0.1235
 
 
 @pytest.mark.parametrize(
@@ -179,26 +226,6 @@ def test_overlay_lists_upstream_files_after_ours(
 )
 def test_negotiation(accept: str, want: str | None) -> None:
     assert negotiate(accept) == want
-
-
-def test_serve_negotiates(store: Store, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    Index(store, out).build()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), serve_handler(out))
-    Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}/simple/beta/"
-    try:
-        req = urllib.request.Request(
-            base, headers={"Accept": "application/vnd.pypi.simple.v1+json"}
-        )
-        with urllib.request.urlopen(req) as resp:
-            assert resp.headers["Content-Type"] == "application/vnd.pypi.simple.v1+json"
-            assert json.loads(resp.read())["name"] == "beta"
-        with urllib.request.urlopen(base) as resp:
-            assert resp.headers["Content-Type"].startswith("text/html")
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def test_cli_publish_then_index(tmp_path: Path) -> None:

@@ -9,8 +9,6 @@ import pytest
 from refinery.core.errors import InputError
 from refinery.plan.inputs import parse_files
 
-pytestmark = pytest.mark.unit
-
 
 def write(tmp_path: Path, text: str | bytes, name: str = "req.txt") -> Path:
     path = tmp_path / name

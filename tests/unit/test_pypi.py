@@ -4,18 +4,9 @@ import io
 import tarfile
 from pathlib import Path
 
-import pytest
-
 from refinery.plan.resolver import parse_pylock, parse_uv_output
-from refinery.upstream.simple import (
-    LEGACY_BUILD_REQUIRES,
-    IndexClient,
-    _classify,
-    build_requires_from_sdist,
-    parse_project_html,
-)
-
-pytestmark = pytest.mark.unit
+from refinery.upstream.sdist import LEGACY_BUILD_REQUIRES, build_requires_from_sdist
+from refinery.upstream.simple import IndexClient, _classify, parse_project_html
 
 
 class Tripwire(io.BytesIO):

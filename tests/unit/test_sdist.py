@@ -8,8 +8,6 @@ import pytest
 
 from refinery.upstream import sdist
 
-pytestmark = pytest.mark.unit
-
 PYPROJECT = b'[build-system]\nrequires = ["x"]\n'
 
 

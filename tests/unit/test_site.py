@@ -18,9 +18,8 @@ from refinery.site import Generator, SiteOptions, load, plots, stats
 from refinery.site.catalog import CatalogEntry, load_catalog
 from refinery.site.generate import log_keys, publish_logs
 from refinery.site.logs import excerpt, is_error
-from refinery.store.ledger import Store
-
-pytestmark = pytest.mark.unit
+from refinery.store import Store
+from refinery.store.layout import record_key
 
 INDEX = "https://wheels.example/simple/"
 
@@ -205,8 +204,10 @@ def test_incremental_regeneration(store: Store, tmp_path: Path) -> None:
     assert {"index.md", "builds.md"} <= written
 
     # a package whose records are gone loses its page and its logs
-    for key in list(store.blobs.list("records/zlib-user/")):
-        Path(store.blobs.url.removeprefix("file://"), key).unlink()
+    for rid in list(store.record_ids("zlib-user")):
+        path = store.blobs.local_path(record_key(*rid))
+        assert path is not None
+        path.unlink()
     _gen, fourth = generate(store, status)
     assert fourth.removed == ["packages/zlib-user.md"]  # type: ignore[attr-defined]
     assert not (status / "packages" / "zlib-user.md").exists()

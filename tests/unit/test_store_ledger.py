@@ -10,19 +10,31 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from fixtures.ledger import concurrent_updates
-from fixtures.pyindex import Dist, make_wheel
+from fixtures.wheels import Project, make_wheel
 
-from refinery.core.errors import ConflictError, StoreError
+from refinery.core.errors import ConflictError, InputError, StoreError
 from refinery.core.models import Attempt, BuildRecord, Event, NodeStatus
-from refinery.store.ledger import LocalBlobStore, Store, open_blobs, project_key
+from refinery.store import LocalBlobStore, S3Options, Store, open_blobs
+from refinery.store.layout import (
+    RecordId,
+    WheelKey,
+    is_log_key,
+    log_key,
+    metadata_key,
+    parse_plan_key,
+    parse_project_key,
+    parse_record_key,
+    parse_wheel_key,
+    plan_key,
+    project_key,
+    record_key,
+)
 from refinery.store.publish import merge_records, publish
 from refinery.store.s3 import S3BlobStore, content_type
 
-pytestmark = pytest.mark.unit
-
 
 def wheel_file(tmp: Path, name: str, version: str, tag: str = "py3-none-any", **kw: Any) -> Path:
-    filename, data, _meta = make_wheel(Dist(name, version, **kw), tag)
+    filename, data, _meta = make_wheel(Project(name, version, **kw), tag)
     path = tmp / filename
     path.write_bytes(data)
     return path
@@ -97,7 +109,9 @@ def test_summary_skips_records_whose_wheel_is_missing(tmp_path: Path) -> None:
     store = Store.open(str(tmp_path / "s"))
     w = wheel_file(tmp_path, "ghost", "1.0")
     ref = store.put_wheel(w)
-    (Path(store.blobs.root) / f"wheels/{ref.sha256}/{ref.filename}").unlink()  # type: ignore[attr-defined]
+    wheel = store.blobs.local_path(store.wheel_path(ref.sha256, ref.filename))
+    assert wheel is not None
+    wheel.unlink()
     store.update_record(
         "ghost",
         "1.0",
@@ -152,8 +166,8 @@ def fake_store(
     store = S3BlobStore(
         "b",
         "p",
-        client=client,
-        retries=retries,  # type: ignore[arg-type]
+        client=client,  # type: ignore[arg-type]
+        options=S3Options(retries=retries),
         sleep=sleeps.append,
     )
     return store, client, sleeps
@@ -251,6 +265,9 @@ class RecordingBlobs:
     def delete(self, key: str) -> None:
         self.inner.delete(key)
 
+    def local_path(self, key: str) -> Path | None:
+        return None  # behaves as a remote store
+
 
 def staging_with(tmp_path: Path, n: int) -> Store:
     staging = Store.open(str(tmp_path / "staging"))
@@ -329,3 +346,98 @@ def test_merge_keeps_both_histories() -> None:
 
 def test_project_key_is_normalised() -> None:
     assert project_key("Foo_Bar.baz") == "projects/foo-bar-baz.json"
+
+
+# --- the key layout -----------------------------------------------------------------
+def test_layout_keys_are_the_documented_ones() -> None:
+    sha = "ab" * 32
+    assert record_key("Foo_Bar", "1.0", "3.11") == "records/foo-bar/1.0/3.11.json"
+    assert log_key("Foo_Bar", "1.0", "3.11", 2) == "logs/foo-bar/1.0/3.11/2.log"
+    assert (
+        metadata_key(sha, "f-1-py3-none-any.whl") == f"wheels/{sha}/f-1-py3-none-any.whl.metadata"
+    )
+    assert plan_key("p1") == "plans/p1.json"
+
+
+def test_layout_parsers_invert_the_builders() -> None:
+    sha = "cd" * 32
+    assert parse_record_key(record_key("a", "1.0", "3.12")) == RecordId("a", "1.0", "3.12")
+    assert parse_record_key("records/a/1.0.json") is None
+    assert parse_record_key("records/a/1.0/3.12.txt") is None
+    assert parse_wheel_key(f"wheels/{sha}/x.whl") == WheelKey(sha, "x.whl", False)
+    assert parse_wheel_key(metadata_key(sha, "x.whl")) == WheelKey(sha, "x.whl", True)
+    assert parse_wheel_key(f"wheels/{sha}/.tmp-123") is None
+    assert parse_project_key(project_key("A.B")) == "a-b"
+    assert parse_project_key("projects/sub/x.json") is None
+    assert parse_plan_key(plan_key("p1")) == "p1" and parse_plan_key("inputs/x.json") is None
+    assert is_log_key("logs/a/1/3.11/1.log")
+    assert not is_log_key("logs/../records/a/1/3.11.json") and not is_log_key(None)
+    assert not is_log_key("records/a/1/3.11.json")
+
+
+def test_store_queries_answer_without_keys(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"))
+    built(store, wheel_file(tmp_path, "q", "1.0"), "q", "1.0")
+    built(store, wheel_file(tmp_path, "q", "2.0"), "q", "2.0", python="3.12")
+    assert sorted(store.record_ids("Q")) == [("q", "1.0", "3.11"), ("q", "2.0", "3.12")]
+    assert [r for r, _d in store.stored_records()] == list(store.records())
+    key = store.put_log("q", "1.0", "3.11", 1, b"hello\n")
+    assert store.get_log(key) == b"hello\n" and store.log_file(key) == tmp_path / "s" / key
+    assert store.get_log(record_key("q", "1.0", "3.11")) is None  # not a log: not read
+    assert store.logs_of("Q") == "logs/q"
+    assert store.local and Store(RecordingBlobs(tmp_path / "r")).local is False
+    store.put_index_file("q/index.html", b"<html>")
+    assert store.get_index_file("q/index.html") == b"<html>"
+    store.delete_index_file("q/index.html")
+    assert store.get_index_file("q/index.html") is None
+
+
+def test_export_wheel_copies_metadata_and_wheel(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"))
+    ref = store.put_wheel(wheel_file(tmp_path, "e", "1.0"))
+    out = tmp_path / "out"
+    assert store.export_wheel(ref.sha256, ref.filename, out) == 2
+    rel = store.wheel_path(ref.sha256, ref.filename)
+    assert (out / rel).read_bytes() == store.get_wheel(ref)
+    assert (out / f"{rel}.metadata").is_file()
+    assert store.export_wheel(ref.sha256, ref.filename, out) == 0
+    with pytest.raises(StoreError, match="missing"):
+        store.export_wheel("00" * 32, ref.filename, out)
+
+
+def test_unreadable_record_is_a_store_error(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"))
+    store.blobs.put(record_key("bad", "1", "3.11"), b"{not json")
+    with pytest.raises(StoreError, match="not a build record"):
+        store.get_record("bad", "1", "3.11")
+
+
+def test_repair_summaries_reuses_entries_only_while_the_wheel_is_stored(tmp_path: Path) -> None:
+    store = Store.open(str(tmp_path / "s"))
+    w = wheel_file(tmp_path, "r", "1.0")
+    built(store, w, "r", "1.0")
+    assert store.repair_summaries() == []  # in line with the records
+    summary = store.get_summary("r")
+    assert summary is not None
+    (entry,) = summary.files.values()
+    wheel = store.blobs.local_path(store.wheel_path(entry.sha256, entry.filename))
+    assert wheel is not None
+    wheel.unlink()
+    store.refresh_summary("r")  # an ordinary refresh trusts the entry
+    assert store.get_summary("r") == summary
+    assert store.repair_summaries() == ["r"]  # a full one checks the wheel
+    repaired = store.get_summary("r")
+    assert repaired is not None and repaired.files == {}
+
+
+def test_s3_options_are_read_at_the_cli_edge() -> None:
+    from refinery.cli.store import s3_options
+
+    assert s3_options({}) == S3Options()
+    assert s3_options({"REFINERY_S3_RETRIES": "2"}).retries == 2
+    with pytest.raises(InputError):
+        s3_options({"REFINERY_S3_RETRIES": "many"})
+    with pytest.raises(InputError):
+        S3Options(retries=-1)
+    blobs = open_blobs("s3://b/p", s3=S3Options(retries=1, backoff=0.5))
+    assert isinstance(blobs, S3BlobStore) and (blobs.retries, blobs.backoff) == (1, 0.5)

