@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
@@ -25,6 +25,7 @@ from click.core import ParameterSource
 from refinery.core.cache import CacheRoot
 from refinery.core.errors import InputError, RefineryError
 from refinery.core.vocab import BACKEND_CHOICES, BackendChoice
+from refinery.store import S3Options, Store
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -40,6 +41,8 @@ class Settings:
     cache_dir: Path | None
     #: The one cache root: ``--cache-dir``, else ``REFINERY_CACHE`` / XDG / ``~/.cache``.
     cache_root: CacheRoot
+    #: How an S3 store retries (``REFINERY_S3_RETRIES``).
+    s3: S3Options = field(default_factory=S3Options)
 
     @classmethod
     def read(
@@ -59,7 +62,12 @@ class Settings:
             index_url=index_url,
             cache_dir=cache_dir,
             cache_root=_cache_root(cache_dir, environ, home),
+            s3=s3_options(environ),
         )
+
+    def open_store(self, url: str | None = None) -> Store:
+        """The store at ``url`` (default: ``--store``), with this process's S3 options."""
+        return Store.open(url or self.store, s3=self.s3)
 
     def given(self, name: str, value: Any) -> Settings:
         """These settings with one global option given again (after the subcommand)."""
@@ -68,6 +76,17 @@ class Settings:
         if name == "cache_dir":
             return replace(self, cache_dir=value, cache_root=CacheRoot(value))
         return replace(self, **{name: value})
+
+
+def s3_options(environ: Mapping[str, str]) -> S3Options:
+    """The S3 backend's options: ``REFINERY_S3_RETRIES`` (default 6)."""
+    raw = environ.get("REFINERY_S3_RETRIES")
+    if raw is None:
+        return S3Options()
+    try:
+        return S3Options(retries=int(raw))
+    except ValueError:
+        raise InputError(f"REFINERY_S3_RETRIES={raw!r}: not a whole number") from None
 
 
 def _backend(value: str) -> BackendChoice:

@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from refinery.cli.app import Decorator, Settings, _guard, main, options
-from refinery.cli.plan import make_plan, target_options
-from refinery.core.errors import InputError, RefineryError
+from refinery.cli.plan import target_options
+from refinery.core.errors import InputError
 from refinery.core.models import Plan
 from refinery.core.vocab import INSTALLERS, Installer
 
 if TYPE_CHECKING:
     from refinery.builder.options import RootOptions, RunOptions
+    from refinery.builder.roots import BuildRoot
+    from refinery.builder.runner import RunSummary
+    from refinery.hints.advise import Advisor
+    from refinery.pipeline import Parts, PipelineOptions, PipelineResult, SiteTarget
 
 
 class _BuildRenderer:
@@ -110,6 +114,21 @@ class BuildFlags:
             image=self.image,
         )
 
+    def root_and_advisor(self, settings: Settings) -> tuple[BuildRoot, Advisor]:
+        """The build root for the settings' backend and the hint advisor for it."""
+        from refinery.builder.roots import select_root
+        from refinery.cli.parts import make_advisor
+
+        root = select_root(self.root_options(settings, os.environ))
+        advisor = make_advisor(
+            self.hints_dir,
+            root.backend,
+            max_attempts=self.max_attempts,
+            backoff=self.retry_backoff,
+            forced=self.fixes,
+        )
+        return root, advisor
+
     def run_options(self, settings: Settings, catalog_digest: str) -> RunOptions:
         """The runner's options; the host's pip settings are read here, once."""
         from refinery.builder.options import BuildOptions, RunOptions
@@ -131,22 +150,10 @@ class BuildFlags:
 
 
 def _run_builds(settings: Settings, result: Plan, flags: BuildFlags) -> int:
-    from rich.console import Console
-
-    from refinery.builder.roots import select_root
     from refinery.builder.runner import build_plan
-    from refinery.cli.hints import make_advisor
-    from refinery.store import Store
 
-    store = Store.open(settings.store)
-    root = select_root(flags.root_options(settings, os.environ))
-    advisor = make_advisor(
-        flags.hints_dir,
-        root.backend,
-        max_attempts=flags.max_attempts,
-        backoff=flags.retry_backoff,
-        forced=flags.fixes,
-    )
+    root, advisor = flags.root_and_advisor(settings)
+    store = settings.open_store()
     digest = advisor.catalog.digest if flags.hints_dir.is_dir() else result.catalog_digest
     render = _BuildRenderer()
     try:
@@ -161,9 +168,15 @@ def _run_builds(settings: Settings, result: Plan, flags: BuildFlags) -> int:
         )
     finally:
         render.finish()
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts().items())) or "nothing"
-    Console(stderr=True).print(f"build: {counts} (store {store.url})")
+    _print_counts(summary, store.url)
     return 0 if summary.ok else 1
+
+
+def _print_counts(summary: RunSummary, store_url: str) -> None:
+    from refinery.cli.render import make_console
+
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts().items())) or "nothing"
+    make_console(stderr=True).print(f"build: {counts} (store {store_url})")
 
 
 build_options = options(
@@ -233,22 +246,6 @@ def build(settings: Settings, /, plan_file: Path, **given: Any) -> None:
     sys.exit(_run_builds(settings, result, flags))
 
 
-def _record_inputs(
-    settings: Settings,
-    files: Sequence[Path],
-    status: str,
-    plan_id: str | None,
-    reason: str = "",
-) -> None:
-    from refinery.core.clock import now
-    from refinery.plan.inputs import input_record
-    from refinery.store import Store
-
-    store = Store.open(settings.store)
-    for f in files:
-        store.put_input(input_record(f, status, plan_id=plan_id, reason=reason, updated=now()))
-
-
 def _dir_option(flag: str, default: str, help: str) -> Decorator:
     return click.option(
         flag,
@@ -272,6 +269,40 @@ class RunFlags:
     no_site: bool
     build: BuildFlags = field(repr=False)
 
+    def assemble(self, settings: Settings) -> tuple[Parts, PipelineOptions]:
+        """The pipeline's parts and options, from these flags and the settings."""
+        from refinery.cli import parts
+        from refinery.hints import catalog_digest
+        from refinery.pipeline import Parts, PipelineOptions
+        from refinery.plan import PlanOptions
+
+        root, advisor = self.build.root_and_advisor(settings)
+        digest = catalog_digest(self.build.hints_dir)
+        assembled = Parts(
+            store=settings.open_store(),
+            index=parts.index_client(settings, refresh=self.refresh),
+            resolver=parts.resolver(settings, refresh=self.refresh),
+            root=root,
+            advisor=advisor,
+        )
+        options = PipelineOptions(
+            plan=PlanOptions(
+                targets=parts.targets(self.pythons, self.platform), catalog_digest=digest
+            ),
+            run=self.build.run_options(settings, digest),
+            index_dir=self.index_dir,
+            site=self._site(),
+        )
+        return assembled, options
+
+    def _site(self) -> SiteTarget | None:
+        from refinery.pipeline import SiteTarget
+
+        config, docs = Path("mkdocs.yml"), Path("docs")
+        if self.no_site or not (config.is_file() and docs.is_dir()):
+            return None
+        return SiteTarget(config_file=config, docs_dir=docs, site_dir=self.site_dir)
+
 
 @main.command()
 @target_options
@@ -287,67 +318,57 @@ def run(settings: Settings, /, **given: Any) -> None:
     """Plan, build, index and report REQUIREMENTS locally: wheels, logs and records go
     to the store (default ./.refinery/store), the pip index to --index-dir, the status
     site to --site-dir."""
-    from refinery.cli.render import make_console, plan_summary, plan_table
-    from refinery.store import Store
+    from refinery.pipeline import Observers, run_pipeline
 
     flags = RunFlags(build=BuildFlags.take(given), **given)
-    _record_inputs(settings, flags.requirements, "planning", None)
+    parts, pipeline_options = flags.assemble(settings)
+    render = _BuildRenderer()
+    observers = Observers(
+        on_plan=_show_plan,
+        on_event=render,
+        on_built=lambda summary: _built(render, summary, parts.store.url),
+    )
     try:
-        result = make_plan(
-            settings,
-            flags.requirements,
-            pythons=flags.pythons,
-            platform=flags.platform,
-            refresh=flags.refresh,
-            hints_dir=flags.build.hints_dir,
-        )
-    except RefineryError as exc:
-        _record_inputs(settings, flags.requirements, "failed", None, str(exc))
-        raise
-    Store.open(settings.store).put_plan(result)
-    _record_inputs(settings, flags.requirements, "queued", result.plan_id)
+        result = run_pipeline(flags.requirements, parts, pipeline_options, observers)
+    finally:
+        render.finish()
+    _show_outputs(result, flags)
+    sys.exit(0 if result.builds.ok else 1)
+
+
+def _show_plan(plan: Plan) -> None:
+    from refinery.cli.render import make_console, plan_summary, plan_table
+
     console = make_console(stderr=True)
-    console.print(plan_table(result))
-    console.print(plan_summary(result))
-    code = _run_builds(settings, result, flags.build)
-    _index_and_site(settings, flags, console)
-    sys.exit(code)
+    console.print(plan_table(plan))
+    console.print(plan_summary(plan))
 
 
-def _index_and_site(settings: Settings, flags: RunFlags, console: Any) -> None:
-    """The ``run`` command's last two stages: the pip index, then the status site."""
-    from refinery.index import build_index
-    from refinery.store import Store
+def _built(render: _BuildRenderer, summary: RunSummary, store_url: str) -> None:
+    render.finish()
+    _print_counts(summary, store_url)
 
-    index_dir, site_dir = flags.index_dir, flags.site_dir
-    indexed = build_index(Store.open(settings.store), index_dir)
-    simple = (index_dir / "simple").absolute()
+
+def _show_outputs(result: PipelineResult, flags: RunFlags) -> None:
+    """Where the pip index and the status site went, and how to use them."""
+    from refinery.cli.render import make_console
+
+    console = make_console(stderr=True)
+    simple = result.simple
     console.print(
-        f"index: {indexed.projects} projects, {indexed.files} files -> {simple}/\n"
+        f"index: {result.index.projects} projects, {result.index.files} files -> {simple}/\n"
         f"install on s390x: pip install --index-url {simple.as_uri()}/ NAME "
-        f"(or serve it: refinery serve {index_dir})",
+        f"(or serve it: refinery serve {flags.index_dir})",
         soft_wrap=True,
     )
-    config = Path("mkdocs.yml")
-    if flags.no_site:
-        pass
-    elif not (config.is_file() and Path("docs").is_dir()):
-        console.print("site: skipped (no mkdocs.yml and docs/ here; run from the repository)")
-    else:
-        from refinery.site import SiteOptions, build_site
-
-        built = build_site(
-            Store.open(settings.store),
-            docs_dir=Path("docs"),
-            site_dir=site_dir,
-            config_file=config,
-            options=SiteOptions(pip_index=simple.as_uri() + "/"),
-        )
+    if result.site is not None:
         console.print(
-            f"site: {built.packages} packages in {built.seconds:.1f}s -> "
-            f"{(site_dir / 'index.html').absolute()}",
+            f"site: {result.site.packages} packages in {result.site.seconds:.1f}s -> "
+            f"{(flags.site_dir / 'index.html').absolute()}",
             soft_wrap=True,
         )
+    elif not flags.no_site:
+        console.print("site: skipped (no mkdocs.yml and docs/ here; run from the repository)")
 
 
 @main.group()

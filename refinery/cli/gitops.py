@@ -96,7 +96,6 @@ def mark_input(
     With --plan, the plan is stored too and the inputs link to it."""
     from refinery.core.clock import now
     from refinery.plan.inputs import input_record
-    from refinery.store import Store
 
     linked = _load_plan(plan_file) if plan_file and plan_file.exists() else None
     plan_id = linked.plan_id if linked else None
@@ -104,7 +103,7 @@ def mark_input(
         lines = [ln.strip() for ln in reason_file.read_text(errors="replace").splitlines()]
         errors = [ln for ln in lines if "error" in ln.lower()] or [ln for ln in lines if ln]
         reason = reason or (errors[-1] if errors else "")
-    store = Store.open(settings.store)
+    store = settings.open_store()
     if linked is not None:
         store.put_plan(linked)  # plans/<plan_id>.json: what the input was planned into
     for f in files:
@@ -118,9 +117,8 @@ def mark_input(
 # --- dispatch ---------------------------------------------------------------------
 def _next_attempt(settings: Settings, keys: Sequence[str]) -> int:
     from refinery.core.models import parse_node_key
-    from refinery.store import Store
 
-    store = Store.open(settings.store)
+    store = settings.open_store()
     best = 1
     for key in keys:
         name, version, python = parse_node_key(key)
@@ -309,10 +307,9 @@ class ReconcileCommand:
 def reconcile(settings: Settings, /, **given: Any) -> None:
     """Expired leases back to pending (and re-dispatched); upstream s390x wheels noticed."""
     from refinery.gitops.reconcile import expire_leases, upstream_wheels
-    from refinery.store import Store
 
     opts = ReconcileCommand(**given)
-    store = Store.open(settings.store)
+    store = settings.open_store()
     requeued = expire_leases(store, dry_run=opts.dry_run)
     found: list[UpstreamWheel] = []
     if opts.upstream:
@@ -408,9 +405,8 @@ def _reconcile_markdown(report: dict[str, Any]) -> str:
 def status(settings: Settings, as_json: bool) -> None:
     """Counts per status of build records and inputs in the store."""
     from refinery.gitops.reconcile import status_counts
-    from refinery.store import Store
 
-    store = Store.open(settings.store)
+    store = settings.open_store()
     counts = status_counts(store)
     if as_json:
         doc = {"schema": 1, "store": store.url, **counts}

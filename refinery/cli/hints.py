@@ -20,41 +20,10 @@ from refinery.core.vocab import PACKAGE_MANAGERS
 
 if TYPE_CHECKING:
     from refinery.core.models import BuildRecord
-    from refinery.hints.advise import Advisor
     from refinery.hints.matcher import Match
     from refinery.store import Store
 
 MANAGER_CHOICES = (*PACKAGE_MANAGERS, "all")
-
-
-def root_manager(backend: str) -> str | None:
-    """The package manager recipes use in ``backend``'s roots (native: the host's)."""
-    from refinery.hints.advise import manager_for_backend
-
-    detected = None
-    if backend == "native":
-        from refinery.builder.native import package_manager
-
-        found = package_manager()
-        detected = found[0] if found else None
-    return manager_for_backend(backend, detected)
-
-
-def make_advisor(
-    hints_dir: Path,
-    backend: str,
-    *,
-    max_attempts: int = 3,
-    backoff: float = 0.0,
-    forced: Sequence[str] = (),
-) -> Advisor:
-    """The runner's ``advise`` (and ``first_fix``) from the catalog in ``hints_dir``."""
-    from refinery.hints import load_catalog
-    from refinery.hints.advise import Advisor, RetrySettings
-
-    catalog = load_catalog(hints_dir)
-    settings = RetrySettings(max_attempts=max_attempts, backoff=backoff)
-    return Advisor(catalog, root_manager(backend), settings, forced=forced)
 
 
 hints_dir_option = click.option(
@@ -260,11 +229,10 @@ def learn(settings: Settings, /, **given: Any) -> None:
     from refinery.cli.render import on_github_actions
     from refinery.hints import load_catalog
     from refinery.hints.learn import add_entries, learned_from_records
-    from refinery.store import Store
 
     opts = LearnCommand(**given)
     catalog = load_catalog(opts.hints_dir)
-    store = Store.open(settings.store)
+    store = settings.open_store()
     learned = learned_from_records(_records(store, opts.nodes), catalog)
     if not learned:
         print(f"nothing to learn: no build in {store.url} was fixed by a hint it lacks")

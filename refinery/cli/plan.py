@@ -14,18 +14,7 @@ import click
 
 from refinery.cli.app import Settings, _guard, main, options
 from refinery.core.errors import InputError
-from refinery.core.models import Plan, Target
-
-
-def _targets(pythons: Sequence[str], platform: str) -> tuple[Target, ...]:
-    from refinery.core.target import parse_python, platform_tags
-
-    out: list[Target] = []
-    for py in dict.fromkeys(pythons or ("3.11",)):
-        parse_python(py)
-        out.append(Target(py, platform))
-    platform_tags(out[0])
-    return tuple(out)
+from refinery.core.models import Plan
 
 
 def make_plan(
@@ -41,32 +30,21 @@ def make_plan(
 ) -> Plan:
     """Parse, resolve and decide: the ``plan`` stage with its parts built from the
     settings and the environment (read here, once)."""
+    from refinery.cli import parts
     from refinery.hints import catalog_digest
-    from refinery.plan import PlanOptions, UvResolver, parse_files
+    from refinery.plan import PlanOptions, parse_files
     from refinery.plan import make_plan as plan_stage
-    from refinery.store import Store
-    from refinery.upstream.simple import IndexClient, IndexOptions
 
-    targets = _targets(pythons, platform)
-    reqs = parse_files(list(files))
-    cache = settings.cache_root
-    retries = int(os.environ.get("REFINERY_INDEX_RETRIES", "4"))
-    index = IndexClient(
-        settings.index_url,
-        cache_dir=cache.index,
-        options=IndexOptions(retries=retries, refresh=refresh),
-    )
-    resolver = UvResolver(
-        settings.index_url, cache_dir=cache.resolutions, environ=os.environ, refresh=refresh
-    )
     options = PlanOptions(
-        targets=targets, max_jobs=max_jobs, catalog_digest=catalog_digest(hints_dir)
+        targets=parts.targets(pythons, platform),
+        max_jobs=max_jobs,
+        catalog_digest=catalog_digest(hints_dir),
     )
     return plan_stage(
-        reqs,
-        index=index,
-        resolver=resolver,
-        store=Store.open(settings.store),
+        parse_files(list(files)),
+        index=parts.index_client(settings, refresh=refresh),
+        resolver=parts.resolver(settings, refresh=refresh),
+        store=settings.open_store(),
         options=options,
         progress=progress,
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from refinery.cli.app import Settings, _guard, main
-from refinery.cli.store import folder_option, open_store
+from refinery.cli.store import folder_option
 
 
 @main.command()
@@ -58,7 +58,7 @@ def site(
     if not pip_index.endswith("/"):
         pip_index += "/"
     result = build_site(
-        open_store(settings.store),
+        settings.open_store(),
         docs_dir=docs_dir,
         site_dir=None if markdown_only else site_dir,
         config_file=config,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +13,7 @@ from refinery.cli.app import Decorator, Settings, _guard, main
 from refinery.core.errors import InputError
 
 if TYPE_CHECKING:
-    from refinery.store import S3Options, Store
+    pass
 
 #: ``--json``: the command's result as one JSON document.
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -30,26 +28,6 @@ def folder_option(*decls: str, default: str, help: str) -> Decorator:
         show_default=True,
         help=help,
     )
-
-
-def s3_options(environ: Mapping[str, str]) -> S3Options:
-    """The S3 backend's options: ``REFINERY_S3_RETRIES`` (default 6)."""
-    from refinery.store import S3Options
-
-    raw = environ.get("REFINERY_S3_RETRIES")
-    if raw is None:
-        return S3Options()
-    try:
-        return S3Options(retries=int(raw))
-    except ValueError:
-        raise InputError(f"REFINERY_S3_RETRIES={raw!r}: not a whole number") from None
-
-
-def open_store(url: str | None) -> Store:
-    """The store at ``url`` (``None``: the default), with the S3 options of this process."""
-    from refinery.store import Store
-
-    return Store.open(url, s3=s3_options(os.environ))
 
 
 def _emit(doc: dict[str, Any], as_json: bool, line: str) -> None:
@@ -74,8 +52,8 @@ def publish(settings: Settings, source: str, as_json: bool) -> None:
     derived from records, never points at a wheel that is not there."""
     from refinery.store.publish import publish as run_publish
 
-    staging = open_store(source)
-    target = open_store(settings.store)
+    staging = settings.open_store(source)
+    target = settings.open_store()
     if staging.url == target.url:
         raise InputError(f"--from {source}: that is the store itself")
     result = run_publish(staging, target)
@@ -122,7 +100,7 @@ def index(
 
         url = upstream_url or settings.index_url
         upstream = IndexClient(url, cache_dir=settings.cache_root.index)
-    store = open_store(settings.store)
+    store = settings.open_store()
     result = build_index(store, out, full=full, upload=upload, overlay=upstream)
     mode = "full" if result.full else "incremental"
     line = (
@@ -151,7 +129,7 @@ def ingest(settings: Settings, wheels: tuple[Path, ...], python: str, as_json: b
     """Validate existing WHEELS and add them to the store (all or nothing)."""
     from refinery.store.ingest import ingest as run_ingest
 
-    results = run_ingest(open_store(settings.store), list(wheels), python=python)
+    results = run_ingest(settings.open_store(), list(wheels), python=python)
     if as_json:
         print(json.dumps({"schema": 1, "ingested": [r.to_json() for r in results]}, indent=1))
         return

@@ -431,7 +431,7 @@ def test_repair_summaries_reuses_entries_only_while_the_wheel_is_stored(tmp_path
 
 
 def test_s3_options_are_read_at_the_cli_edge() -> None:
-    from refinery.cli.store import s3_options
+    from refinery.cli.app import s3_options
 
     assert s3_options({}) == S3Options()
     assert s3_options({"REFINERY_S3_RETRIES": "2"}).retries == 2
