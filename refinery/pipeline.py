@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from refinery.builder.fallback import Fallback
 from refinery.builder.options import RunOptions
 from refinery.builder.roots import BuildRoot
 from refinery.builder.runner import OnEvent, RunSummary, build_plan
@@ -45,6 +46,7 @@ class Parts:
     resolver: Resolver
     root: BuildRoot
     advisor: Advisor
+    fallback: Fallback | None = None  # the emulated root behind a cross root (auto)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +102,7 @@ def run_pipeline(
         on_event=seen.on_event,
         advise=parts.advisor,
         first_fix=parts.advisor.first_fix,
+        fallback=parts.fallback,
     )
     if seen.on_built is not None:
         seen.on_built(builds)

@@ -77,7 +77,11 @@ def unpack_sdist(sdist: Path, dest: Path) -> Path:
     else:
         try:
             with tarfile.open(sdist) as tar:
-                tar.extractall(dest, members=list(_safe_members(tar)), filter="data")
+                members = list(_safe_members(tar))
+                if hasattr(tarfile, "data_filter"):
+                    tar.extractall(dest, members=members, filter="data")
+                else:  # Python < 3.11.4 (Debian bookworm's 3.11.2): members checked above
+                    tar.extractall(dest, members=members)
         except tarfile.TarError as exc:
             raise SdistError(f"cannot unpack {name}: {exc}") from exc
     entries = [p for p in dest.iterdir() if not p.name.startswith(".")]

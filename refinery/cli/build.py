@@ -19,6 +19,7 @@ from refinery.core.models import Plan
 from refinery.core.vocab import INSTALLERS, Installer
 
 if TYPE_CHECKING:
+    from refinery.builder.fallback import Fallback
     from refinery.builder.options import RootOptions, RunOptions
     from refinery.builder.roots import BuildRoot
     from refinery.builder.runner import RunSummary
@@ -76,6 +77,9 @@ class _BuildRenderer:
                 f"::error title={gha_escape(node or '', prop=True)}::{gha_escape(event.message)}",
                 file=sys.stderr,
             )
+        if self.gha and kind == "fallback":
+            title = gha_escape(f"{node or ''}: emulated build", prop=True)
+            print(f"::notice title={title}::{gha_escape(event.message)}", file=sys.stderr)
         self.console.print(event_markup(event))
 
     def finish(self) -> None:
@@ -129,6 +133,25 @@ class BuildFlags:
         )
         return root, advisor
 
+    def fallback(self, settings: Settings, root: BuildRoot, advisor: Advisor) -> Fallback | None:
+        """``--backend auto`` that chose ``cross``: the emulated rootfs takes over a node
+        whose cross build fails for a cross-specific reason, and builds the packages
+        whose catalog entry says ``emulate`` from their first attempt. None otherwise
+        (an explicitly chosen backend has no fallback)."""
+        if settings.backend != "auto" or root.backend != "cross":
+            return None
+        from dataclasses import replace
+
+        from refinery.builder.fallback import Fallback
+        from refinery.builder.roots import select_root
+
+        options = replace(self.root_options(settings, os.environ), backend="rootfs")
+        catalog = advisor.catalog
+        return Fallback(
+            root=select_root(options),
+            upfront=lambda node: catalog.emulate(node.name, node.python),
+        )
+
     def run_options(self, settings: Settings, catalog_digest: str) -> RunOptions:
         """The runner's options; the host's pip settings are read here, once."""
         from refinery.builder.options import BuildOptions, RunOptions
@@ -165,6 +188,7 @@ def _run_builds(settings: Settings, result: Plan, flags: BuildFlags) -> int:
             on_event=render,
             advise=advisor,
             first_fix=advisor.first_fix,
+            fallback=flags.fallback(settings, root, advisor),
         )
     finally:
         render.finish()
@@ -284,6 +308,7 @@ class RunFlags:
             resolver=parts.resolver(settings, refresh=self.refresh),
             root=root,
             advisor=advisor,
+            fallback=self.build.fallback(settings, root, advisor),
         )
         options = PipelineOptions(
             plan=PlanOptions(

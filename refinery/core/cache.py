@@ -43,6 +43,12 @@ class CacheRoot:
         return self.root / "roots"
 
     @property
+    def cross(self) -> Path:
+        """Cross toolchains (crossenv, sysroot wrappers, cross files), by root and
+        toolchain key."""
+        return self.root / "cross"
+
+    @property
     def tools(self) -> Path:
         """Build frontends and uv for the target architecture."""
         return self.root / "tools"

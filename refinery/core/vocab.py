@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Final, Literal, get_args
 
 #: Build roots behind the one :class:`~refinery.builder.roots.BuildRoot` protocol.
-Backend = Literal["native", "container", "rootfs"]
+Backend = Literal["native", "container", "rootfs", "cross"]
 BACKENDS: Final[tuple[Backend, ...]] = get_args(Backend)
 #: What ``--backend`` accepts: a backend, or ``auto`` (chosen for the host).
-BackendChoice = Literal["auto", "native", "container", "rootfs"]
+BackendChoice = Literal["auto", "native", "container", "rootfs", "cross"]
 BACKEND_CHOICES: Final[tuple[BackendChoice, ...]] = get_args(BackendChoice)
 
 #: System package managers a hint's fix can name.
@@ -24,7 +24,9 @@ INSTALLERS: Final[tuple[Installer, ...]] = get_args(Installer)
 DistKind = Literal["wheel", "sdist"]
 
 #: Progress events the build runner emits for the CLI to render.
-EventKind = Literal["wave", "skip", "leased", "building", "line", "retry", "done", "finished"]
+EventKind = Literal[
+    "wave", "skip", "leased", "building", "line", "retry", "fallback", "done", "finished"
+]
 EVENT_KINDS: Final[tuple[EventKind, ...]] = get_args(EventKind)
 
 #: PEP 691 / PEP 503 media types.

@@ -27,7 +27,11 @@ from refinery.hints.matcher import MAX_BYTES, MAX_LINES, Match, as_log_lines, re
 from refinery.hints.models import Catalog, Remedy
 
 # Which package manager a backend's roots use (native: whatever the host has).
-BACKEND_MANAGERS: dict[str, PackageManager] = {"rootfs": "apt", "container": "dnf"}
+BACKEND_MANAGERS: dict[str, PackageManager] = {
+    "rootfs": "apt",
+    "container": "dnf",
+    "cross": "apt",  # installed into the sysroot, with apt under emulation
+}
 
 
 class AttemptOutcome(Protocol):

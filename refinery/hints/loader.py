@@ -16,12 +16,16 @@ File shape::
               build_requires: [...], constraints: ["cython<3"]}
         note: for humans
         evidence: [{build: name==ver@py, backend: rootfs, attempt: 2, at: ..., image: ...}]
-    packages:            # learned per-package entries (``refinery hints learn``)
+    packages:            # per-package settings (``refinery hints learn`` adds hints)
       - package: lxml
         hints: [libxml2-libxslt]
         python: ">=3.11"
         note: ...
         evidence: [...]
+      - package: somepkg   # built under emulation from attempt 1 (no cross-compiling)
+        emulate: "setup.py runs the binaries it compiles"
+
+A package entry needs ``hints``, ``emulate`` (a non-empty reason) or both.
 """
 
 from __future__ import annotations
@@ -53,8 +57,8 @@ HINT_KEYS = ("id", "match", "scope", "fix", "note", "evidence")
 SCOPE_KEYS = ("packages", "python", "backends")
 FIX_KEYS = ("apt", "dnf", "yum", "env", "build_requires", "constraints")
 EVIDENCE_KEYS = ("build", "backend", "image", "attempt", "at", "log")
-PACKAGE_KEYS = ("package", "hints", "python", "note", "evidence")
-REQUIRED = {"hint": ("id", "match", "fix"), "package": ("package", "hints"), "evidence": ("build",)}
+PACKAGE_KEYS = ("package", "hints", "emulate", "python", "note", "evidence")
+REQUIRED = {"hint": ("id", "match", "fix"), "package": ("package",), "evidence": ("build",)}
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _DEB_OR_RPM = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._:-]*")
@@ -389,13 +393,31 @@ class _FileLoader:
         hints = self.strings(node, "hints", line, label)
         if "hints" in node and not hints:
             self.problem(_line_of_key(node, "hints") or line, f"{label}: hints is empty")
+        emulate = self.emulate(node, line, label)
+        if "hints" not in node and "emulate" not in node:
+            self.problem(line, f"{label} needs 'hints' or 'emulate'")
         python = self.specifier(node, line, label)
         note = self.string(node, "note", line, label).strip()
         evidence = self.evidence(node, line, label)
-        if name and hints:
+        if name and (hints or emulate):
             self.packages.append(
-                PackageEntry(normalize_name(name), hints, python, note, evidence, self.loc(line))
+                PackageEntry(
+                    normalize_name(name), hints, python, note, evidence, self.loc(line), emulate
+                )
             )
+
+    def emulate(self, node: Any, line: int | None, label: str) -> str:
+        """The ``emulate`` reason of a package entry: a non-empty string, or ""."""
+        if "emulate" not in node:
+            return ""
+        before = len(self.problems)
+        reason = self.string(node, "emulate", line, label).strip()
+        if not reason and len(self.problems) == before:
+            self.problem(
+                _line_of_key(node, "emulate") or line,
+                f"{label}.emulate needs a reason (why the package cannot be cross-compiled)",
+            )
+        return reason
 
 
 def _kind(value: Any) -> str:

@@ -3,8 +3,9 @@
 
 A :class:`Hint` says "when the log shows this, apply that": log patterns, a scope, a
 :class:`HintFix` with system packages per package manager, env vars, extra build
-requirements and pip constraints, a note and evidence. A :class:`PackageEntry` is a
-learned, per-package decision: apply these hints' fixes before the first attempt.
+requirements and pip constraints, a note and evidence. A :class:`PackageEntry` holds
+per-package settings: apply these hints' fixes before the first attempt (learned), or
+build under emulation from the first attempt (``emulate``).
 :class:`Remedy` is what the build runner applies to one attempt (one package manager,
 fixes merged); the runner knows it as ``Fix``.
 """
@@ -174,7 +175,9 @@ class Hint:
 
 @dataclass(frozen=True, slots=True)
 class PackageEntry:
-    """Learned: apply ``hints`` to ``package`` before its first attempt."""
+    """Per-package settings: apply ``hints`` to ``package`` before its first attempt
+    (learned); ``emulate`` (a reason) builds it under emulation from the first attempt
+    when the farm cross-compiles (``--backend auto``)."""
 
     package: str  # normalised
     hints: tuple[str, ...]
@@ -182,6 +185,7 @@ class PackageEntry:
     note: str = ""
     evidence: tuple[Evidence, ...] = ()
     location: Location | None = None
+    emulate: str = ""  # why this package cannot be cross-compiled ("" = it can)
 
     def applies(self, package: str, python: str | None = None) -> bool:
         return Scope(packages=(self.package,), python=self.python).applies(package, python)
@@ -208,6 +212,14 @@ class Catalog:
 
     def for_package(self, package: str, python: str | None = None) -> tuple[PackageEntry, ...]:
         return tuple(p for p in self.packages if p.applies(package, python))
+
+    def emulate(self, package: str, python: str | None = None) -> str | None:
+        """Why ``package`` is built under emulation from its first attempt (the first
+        applicable entry's ``emulate`` reason), or None."""
+        for entry in self.for_package(package, python):
+            if entry.emulate:
+                return entry.emulate
+        return None
 
 
 @dataclass(frozen=True)

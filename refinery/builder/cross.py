@@ -1,0 +1,279 @@
+"""The ``cross`` backend: compile on the host at native speed, import under emulation.
+
+Build commands run on the host with Debian's cross compilers and the crossenv
+cross-python of the cached toolchain (:mod:`refinery.builder.crosstools`); the sysroot is
+a throwaway copy of the emulated rootfs backend's root (an overlay upper directory, or a
+full copy where overlayfs is unavailable), mounted at the toolchain's fixed sysroot path
+in a private mount namespace for each command. Hint fixes install system packages *into
+that sysroot* with apt, run inside it under emulation (dependencies resolved as on a
+real s390x machine). The repaired wheel is imported in a clean emulated root (the rootfs
+backend's smoke session): emulation is the correctness gate, not the compiler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from refinery.builder import crosstools
+from refinery.builder.crosstools import CrossToolchain, ToolchainInputs
+from refinery.builder.errors import BuildRootUnavailable, MissingPython
+from refinery.builder.proc import OnLine, ProcResult
+from refinery.builder.rootfs import MULTIARCH, RootfsRoot, RootfsSession, unshare_argv
+from refinery.builder.roots import Command, Mounts, ShellSession
+
+_OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+# --- the sysroot ---------------------------------------------------------------------
+def _whiteout(st: os.stat_result) -> bool:
+    import stat
+
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _opaque(folder: Path) -> bool:
+    try:
+        return os.getxattr(folder, _OPAQUE_XATTR) == b"y"
+    except OSError:
+        return False
+
+
+def _merged_entries(layers: Sequence[Path], sub: str) -> dict[str, Path]:
+    """Name -> the topmost layer's entry in folder ``sub`` of an overlay of ``layers``
+    (first = top); whiteouts hide lower entries and are left out."""
+    found: dict[str, Path] = {}
+    hidden: set[str] = set()
+    for layer in layers:
+        folder = layer / sub
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            name = entry.name
+            if name in found or name in hidden:
+                continue
+            if _whiteout(entry.lstat()):
+                hidden.add(name)
+            else:
+                found[name] = entry
+        if _opaque(folder):
+            break
+    return found
+
+
+def relativise_links(layers: Sequence[Path], dest: Path, subdirs: Sequence[str]) -> int:
+    """Rewrite the absolute symlinks in ``subdirs`` of the merged ``layers`` as relative
+    links written into ``dest`` (the top layer, or the root copy itself).
+
+    A sysroot's ``libz.so -> /lib/s390x-linux-gnu/libz.so.1`` would resolve on the
+    *host*; ``../../../lib/s390x-linux-gnu/libz.so.1`` resolves inside the sysroot
+    wherever it is mounted. Returns how many links were rewritten."""
+    count = 0
+    for sub in subdirs:
+        for name, entry in sorted(_merged_entries(layers, sub).items()):
+            if not entry.is_symlink():
+                continue
+            target = os.readlink(entry)
+            if not target.startswith("/"):
+                continue
+            relative = os.path.relpath(target, "/" + sub)
+            link = dest / sub / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(relative)
+            count += 1
+    return count
+
+
+def sysroot_script(
+    *,
+    mountpoint: Path,
+    overlay: tuple[Path, Path, Path] | None,
+    copy: Path | None,
+    cwd: str,
+) -> str:
+    """The shell script run in a new mount namespace: mount the build's sysroot at the
+    toolchain's fixed path (overlay of the root, or a bind mount of a full copy), then
+    run ``"$@"`` on the host in ``cwd``."""
+    q = shlex.quote
+    target = q(str(mountpoint))
+    lines = ["set -eu"]
+    if overlay is not None:
+        lower, upper, work = overlay
+        opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
+        lines.append(f"mount -t overlay overlay -o {q(opts)} {target}")
+    elif copy is not None:
+        lines.append(f"mount --bind {q(str(copy))} {target}")
+    else:
+        raise ValueError("a sysroot needs an overlay or a copy")
+    lines.append(f"cd {q(cwd)}")
+    lines.append('exec "$@"')
+    return "\n".join(lines)
+
+
+# --- the session ---------------------------------------------------------------------
+@dataclass
+class CrossSession(ShellSession):
+    """A cross build: host commands against this build's own sysroot."""
+
+    root: CrossRoot
+    sysroot: RootfsSession  # the throwaway copy of the root (and apt in it, emulated)
+    mounts: Mounts
+    toolchain: CrossToolchain
+
+    backend = "cross"
+    package_manager = "apt"
+    host_auditwheel = True
+    ca_bundle: str | None = field(default=None, init=False)  # host pip settings apply
+
+    @property
+    def ldpaths(self) -> tuple[Path, ...]:
+        return self.sysroot.ldpaths
+
+    @property
+    def home(self) -> Path:
+        return self.sysroot.dir / "cross-home"
+
+    @property
+    def tmp(self) -> Path:
+        return self.sysroot.dir / "cross-tmp"
+
+    def inside(self, host: Path) -> str:
+        return str(host.resolve())
+
+    def python(self, version: str) -> str:
+        self.toolchain = self.root.toolchain(version)
+        return str(self.toolchain.cross_python)
+
+    def config_settings(self, build_backend: str) -> tuple[str, ...]:
+        return self.toolchain.config_settings(build_backend)
+
+    def environment(self) -> dict[str, str]:
+        return self.toolchain.env(home=self.home, tmp=self.tmp)
+
+    def command(
+        self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None, timeout: float | None
+    ) -> Command:
+        copy = None if self.sysroot.overlay else self.sysroot.merged
+        overlay = None
+        if self.sysroot.overlay:
+            work = self.sysroot.dir
+            overlay = (self.root.rootfs.lower, work / "upper", work / "ovl-work")
+        script = sysroot_script(
+            mountpoint=self.toolchain.sysroot,
+            overlay=overlay,
+            copy=copy,
+            cwd=cwd or str(self.mounts.work.resolve()),
+        )
+        return Command(unshare_argv(script, argv), {**self.environment(), **env}, timeout)
+
+    def relativise(self) -> int:
+        """Make the sysroot's library links relative (after it was made or changed)."""
+        multiarch = MULTIARCH.get(self.root.arch, f"{self.root.arch}-linux-gnu")
+        subdirs = (f"usr/lib/{multiarch}", "usr/lib")
+        if self.sysroot.overlay:
+            upper = self.sysroot.dir / "upper"
+            return relativise_links([upper, self.root.rootfs.lower], upper, subdirs)
+        return relativise_links([self.sysroot.merged], self.sysroot.merged, subdirs)
+
+    def install_system(
+        self,
+        packages: Sequence[str],
+        *,
+        timeout: float | None = None,
+        on_line: OnLine | None = None,
+        log: Path | None = None,
+    ) -> ProcResult:
+        """apt inside the sysroot, under emulation (maintainer scripts and dependencies as
+        on s390x); then the new library links are made relative."""
+        result = self.sysroot.install_system(packages, timeout=timeout, on_line=on_line, log=log)
+        self.relativise()
+        return result
+
+
+# --- the root ------------------------------------------------------------------------
+@dataclass
+class CrossRoot:
+    """The cross backend for the rootfs root ``rootfs``; ``cache`` is the cross folder of
+    the cache root (toolchains)."""
+
+    rootfs: RootfsRoot
+    cache: Path
+    _toolchains: dict[str, CrossToolchain] = field(default_factory=dict, init=False)
+
+    @property
+    def backend(self) -> str:
+        return "cross"
+
+    @property
+    def arch(self) -> str:
+        return self.rootfs.arch
+
+    @property
+    def image(self) -> str:
+        keys = ",".join(tc.key for _v, tc in sorted(self._toolchains.items()))
+        return f"{self.rootfs.image}+cross:{keys or 'unprepared'}"
+
+    def prepare(self, on_line: OnLine | None = None) -> None:
+        missing = crosstools.missing_tools(self.arch)
+        if missing:
+            raise BuildRootUnavailable(
+                f"the cross backend needs {', '.join(missing)} on PATH; install with "
+                f"`apt-get install crossbuild-essential-{self.arch} pkg-config "
+                "qemu-user-static` or use --backend rootfs"
+            )
+        self.rootfs.prepare(on_line)
+        for version in self.pythons():
+            self.toolchain(version, on_line)
+
+    def pythons(self) -> tuple[str, ...]:
+        """The root's Pythons that have a host Python of the same minor version."""
+        return tuple(v for v in self.rootfs.pythons() if crosstools.host_python(v) is not None)
+
+    def toolchain(self, version: str, on_line: OnLine | None = None) -> CrossToolchain:
+        """The cached toolchain for target Python ``version`` (made the first time)."""
+        if version in self._toolchains:
+            return self._toolchains[version]
+        host = crosstools.host_python(version)
+        if version not in self.rootfs.pythons() or host is None:
+            where = f"cross {self.rootfs.spec.release} (root and host Python must match)"
+            raise MissingPython(version, self.pythons(), where)
+        inputs = ToolchainInputs(
+            arch=self.arch,
+            python=version,
+            host_python=host,
+            root_key=self.rootfs.image,
+            lower=self.rootfs.lower,
+        )
+        made = crosstools.ensure_toolchain(inputs, self.cache, on_line)
+        self._toolchains[version] = made
+        return made
+
+    @contextlib.contextmanager
+    def _build(self, mounts: Mounts) -> Iterator[CrossSession]:
+        if not self._toolchains:
+            self.prepare()
+        if not self._toolchains:
+            raise BuildRootUnavailable(
+                f"no Python of the root ({', '.join(self.rootfs.pythons())}) has a host "
+                "Python of the same minor version for crossenv"
+            )
+        default = self._toolchains[min(self._toolchains)]
+        with self.rootfs.build_session(mounts) as sysroot:
+            session = CrossSession(self, sysroot, mounts, default)
+            session.home.mkdir()
+            session.tmp.mkdir()
+            session.relativise()
+            yield session
+
+    def build_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[CrossSession]:
+        return self._build(mounts)
+
+    def smoke_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[RootfsSession]:
+        """A clean emulated root (the rootfs backend's): the import is the gate."""
+        return self.rootfs.smoke_session(mounts)

@@ -1,0 +1,434 @@
+"""The cached cross toolchain of the ``cross`` backend: crossenv, wrappers, cross files.
+
+One toolchain per (root, target Python) lives in the cross folder of the one cache root
+(``CacheRoot.cross/<key>``), keyed by the root's key and digest, the Python versions, the
+crossenv and cross-gcc versions. It holds:
+
+* ``sysroot/``: an empty mount point. Every build mounts its own throwaway copy of the
+  s390x root there, in a private mount namespace, so the baked-in paths below (crossenv's
+  sysconfig, the wrappers, the cross files) are the same for every build;
+* ``buildpy/``: a venv of the host Python with crossenv; ``venv/``: the crossenv made
+  from it (``venv/cross/bin/python`` is the cross-python reporting ``linux-s390x``);
+* ``bin/``: wrappers that pin the sysroot: the Debian cross compilers with
+  ``--sysroot`` (crossenv keeps only the first word of ``--cc``), a ``pkg-config``
+  that sees only the sysroot's ``.pc`` files, and ``xml2-config``/``xslt-config``
+  answering from it (the host's amd64 ``*-config`` scripts must never answer);
+* ``meson-cross.ini`` (meson-python) and ``toolchain.cmake`` (CMake ≥ 3.21 reads
+  ``CMAKE_TOOLCHAIN_FILE`` from the environment).
+
+crossenv bakes absolute paths into its scripts, so a toolchain cannot be made in a
+staging folder and renamed: it is made in place under a lock and counts only once its
+``.complete`` marker is written (an unfinished folder is removed and made again).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from refinery.builder.errors import BuildRootUnavailable
+from refinery.builder.proc import OnLine, run
+from refinery.builder.rootfs import unshare_argv
+
+CROSSENV = "crossenv==1.6.2"
+TOOLCHAIN_VERSION = 1
+TRIPLETS = {"s390x": "s390x-linux-gnu"}
+QEMU = {"s390x": "qemu-s390x-static"}
+ENDIAN = {"s390x": "big", "x86_64": "little", "aarch64": "little", "ppc64le": "little"}
+#: Compiler wrappers: wrapper name suffix -> the Debian cross tool it pins to the sysroot.
+COMPILERS = ("gcc", "g++", "cpp", "c++", "gfortran")
+#: ``*-config`` scripts answered from the sysroot's pkg-config: script -> modules.
+CONFIG_SCRIPTS: dict[str, tuple[str, ...]] = {
+    "xml2-config": ("libxml-2.0",),
+    "xslt-config": ("libxslt", "libexslt"),
+}
+#: Host tools a cross build needs (besides the root's own prerequisites).
+HOST_TOOLS = ("pkg-config", "unshare", "mount")
+
+Which = Callable[[str], str | None]
+
+
+def triplet(arch: str) -> str:
+    try:
+        return TRIPLETS[arch]
+    except KeyError:
+        raise BuildRootUnavailable(f"no cross toolchain is known for {arch}") from None
+
+
+def missing_tools(arch: str, which: Which = shutil.which) -> tuple[str, ...]:
+    """Host programs the cross backend needs for ``arch`` that are not on PATH."""
+    wanted = [f"{TRIPLETS.get(arch, arch)}-gcc", f"{TRIPLETS.get(arch, arch)}-g++"]
+    wanted += [QEMU.get(arch, f"qemu-{arch}-static"), *HOST_TOOLS]
+    return tuple(tool for tool in wanted if which(tool) is None)
+
+
+def compiler_wrapper(real: str, sysroot: Path) -> str:
+    """A compiler that always compiles and links against ``sysroot``."""
+    return (
+        "#!/bin/sh\n"
+        "# the Debian cross compiler, pinned to the build's sysroot\n"
+        f'exec {shlex.quote(real)} --sysroot={shlex.quote(str(sysroot))} "$@"\n'
+    )
+
+
+def pkg_config_dirs(sysroot: Path, multiarch: str) -> str:
+    return ":".join(
+        str(sysroot / sub)
+        for sub in (f"usr/lib/{multiarch}/pkgconfig", "usr/lib/pkgconfig", "usr/share/pkgconfig")
+    )
+
+
+def pkg_config_wrapper(real: str, sysroot: Path, multiarch: str) -> str:
+    """A pkg-config that sees only the sysroot's ``.pc`` files and prefixes its paths."""
+    q = shlex.quote
+    return (
+        "#!/bin/sh\n"
+        "# pkg-config answering for the build's sysroot only\n"
+        f"PKG_CONFIG_LIBDIR={q(pkg_config_dirs(sysroot, multiarch))}\n"
+        f"PKG_CONFIG_SYSROOT_DIR={q(str(sysroot))}\n"
+        "export PKG_CONFIG_LIBDIR PKG_CONFIG_SYSROOT_DIR\n"
+        "unset PKG_CONFIG_PATH\n"
+        f'exec {q(real)} "$@"\n'
+    )
+
+
+def config_script_wrapper(pkg_config: Path, modules: Sequence[str], sysroot: Path) -> str:
+    """An ``xml2-config``-style script answering ``--cflags``/``--libs``/``--version``
+    from the sysroot's pkg-config (fails like a missing ``-dev`` package when the
+    ``.pc`` file is absent)."""
+    q = shlex.quote
+    return (
+        "#!/bin/sh\n"
+        "# a *-config script answering from the sysroot's pkg-config\n"
+        f"PC={q(str(pkg_config))}\n"
+        f"MODULES={q(' '.join(modules))}\n"
+        'args=""\n'
+        'for a in "$@"; do\n'
+        '  case "$a" in\n'
+        '    --cflags) args="$args --cflags" ;;\n'
+        '    --libs) args="$args --libs" ;;\n'
+        "    --dynamic|--shared) ;;\n"
+        '    --version|--modversion) exec "$PC" --modversion "${MODULES%% *}" ;;\n'
+        f"    --prefix) echo {q(str(sysroot / 'usr'))}; exit 0 ;;\n"
+        '    *) echo "$0: unsupported option $a" >&2; exit 1 ;;\n'
+        "  esac\n"
+        "done\n"
+        'exec "$PC" $args $MODULES\n'
+    )
+
+
+def _ini_list(items: Sequence[str]) -> str:
+    return "[" + ", ".join(f"'{item}'" for item in items) + "]"
+
+
+def meson_cross_file(tc: CrossToolchain) -> str:
+    """meson's cross file: the wrappers, qemu as exe wrapper, host and build machine.
+
+    crossenv makes ``platform.machine()`` say s390x, so meson would take the build
+    machine for s390x and run target programs directly: ``needs_exe_wrapper`` and an
+    explicit ``[build_machine]`` prevent that."""
+    arch, s = tc.arch, tc.sysroot
+    build = tc.build_machine
+    binaries = {
+        "c": str(tc.compiler("gcc")),
+        "cpp": str(tc.compiler("g++")),
+        "ar": f"/usr/bin/{tc.triplet}-gcc-ar",
+        "strip": f"/usr/bin/{tc.triplet}-strip",
+        "pkg-config": str(tc.bin / "pkg-config"),
+        "pkgconfig": str(tc.bin / "pkg-config"),
+    }
+    if tc.has_fortran:
+        binaries["fortran"] = str(tc.compiler("gfortran"))
+    lines = ["[binaries]", *(f"{key} = '{value}'" for key, value in binaries.items())]
+    lines.append(f"exe_wrapper = {_ini_list([QEMU[arch], '-L', str(s)])}")
+    lines += [
+        "",
+        "[properties]",
+        "needs_exe_wrapper = true",
+        f"sys_root = '{s}'",
+        f"pkg_config_libdir = '{pkg_config_dirs(s, tc.triplet)}'",
+        "",
+        "[host_machine]",
+        "system = 'linux'",
+        f"cpu_family = '{arch}'",
+        f"cpu = '{arch}'",
+        f"endian = '{ENDIAN[arch]}'",
+        "",
+        "[build_machine]",
+        "system = 'linux'",
+        f"cpu_family = '{build}'",
+        f"cpu = '{build}'",
+        f"endian = '{ENDIAN.get(build, 'little')}'",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def cmake_toolchain(tc: CrossToolchain) -> str:
+    """A CMake toolchain file for the sysroot (CMake adds ``--sysroot`` itself)."""
+    s, t = tc.sysroot, tc.triplet
+    lines = [
+        "# the refinery's cross toolchain: Debian cross gcc + the build's sysroot",
+        "set(CMAKE_SYSTEM_NAME Linux)",
+        f"set(CMAKE_SYSTEM_PROCESSOR {tc.arch})",
+        f"set(CMAKE_SYSROOT {s})",
+        f"set(CMAKE_C_COMPILER /usr/bin/{t}-gcc)",
+        f"set(CMAKE_CXX_COMPILER /usr/bin/{t}-g++)",
+    ]
+    if tc.has_fortran:
+        lines.append(f"set(CMAKE_Fortran_COMPILER /usr/bin/{t}-gfortran)")
+    lines += [
+        f'set(CMAKE_AR /usr/bin/{t}-gcc-ar CACHE FILEPATH "")',
+        f'set(CMAKE_RANLIB /usr/bin/{t}-gcc-ranlib CACHE FILEPATH "")',
+        f"set(CMAKE_FIND_ROOT_PATH {s})",
+        "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
+        "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
+        "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)",
+        "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)",
+        f"set(CMAKE_CROSSCOMPILING_EMULATOR /usr/bin/{QEMU[tc.arch]};-L;{s})",
+        f'set(ENV{{PKG_CONFIG_LIBDIR}} "{pkg_config_dirs(s, t)}")',
+        f'set(ENV{{PKG_CONFIG_SYSROOT_DIR}} "{s}")',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class CrossToolchain:
+    """Where one cached toolchain lives and what it is for (see the module docstring)."""
+
+    dir: Path
+    arch: str
+    python: str  # target Python, "3.11"
+    has_fortran: bool = False
+    build_machine: str = "x86_64"  # the host's ``uname -m``
+
+    @property
+    def key(self) -> str:
+        return self.dir.name
+
+    @property
+    def sysroot(self) -> Path:
+        """The fixed mount point of every build's own sysroot (empty outside builds)."""
+        return self.dir / "sysroot"
+
+    @property
+    def triplet(self) -> str:
+        return triplet(self.arch)
+
+    @property
+    def bin(self) -> Path:
+        return self.dir / "bin"
+
+    def compiler(self, tool: str) -> Path:
+        return self.bin / f"{self.triplet}-{tool}"
+
+    @property
+    def venv(self) -> Path:
+        return self.dir / "venv"
+
+    @property
+    def cross_python(self) -> Path:
+        """crossenv's cross-python: runs on the host, builds for the target."""
+        return self.venv / "cross" / "bin" / f"python{self.python}"
+
+    @property
+    def complete(self) -> bool:
+        return (self.dir / ".complete").is_file()
+
+    @property
+    def meson_cross_file(self) -> Path:
+        return self.dir / "meson-cross.ini"
+
+    @property
+    def cmake_toolchain_file(self) -> Path:
+        return self.dir / "toolchain.cmake"
+
+    def env(self, *, home: Path, tmp: Path) -> dict[str, str]:
+        """The whole environment of a cross build command (an allow-list: nothing of the
+        host's environment passes, so the host's amd64 ``-dev`` files cannot leak in)."""
+        s = str(self.sysroot)
+        path = [self.venv / "cross" / "bin", self.bin, self.venv / "bin", self.venv / "build/bin"]
+        return {
+            "PATH": ":".join([*(str(p) for p in path), "/usr/bin", "/bin"]),
+            "HOME": str(home),
+            "TMPDIR": str(tmp),
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PIP_ROOT_USER_ACTION": "ignore",
+            "CROSS_SYSROOT": s,
+            "PKG_CONFIG": str(self.bin / "pkg-config"),
+            "PKG_CONFIG_LIBDIR": pkg_config_dirs(self.sysroot, self.triplet),
+            "PKG_CONFIG_SYSROOT_DIR": s,
+            "XML2_CONFIG": str(self.bin / "xml2-config"),
+            "XSLT_CONFIG": str(self.bin / "xslt-config"),
+            "QEMU_LD_PREFIX": s,
+            "CMAKE_TOOLCHAIN_FILE": str(self.cmake_toolchain_file),
+        }
+
+    def config_settings(self, build_backend: str) -> tuple[str, ...]:
+        """PEP 517 config settings this build backend needs to cross-compile."""
+        if build_backend == "mesonpy":
+            return (f"setup-args=--cross-file={self.meson_cross_file}",)
+        return ()
+
+
+# --- making one ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ToolchainInputs:
+    """What a toolchain is made from; :meth:`key` names its cache folder."""
+
+    arch: str
+    python: str  # target Python "3.11"
+    host_python: str  # path of a host interpreter of the same minor version
+    root_key: str  # the root's key and digest
+    lower: Path  # the unpacked root (read-only), source of crossenv's sysconfig
+
+    def key(self, versions: Mapping[str, str]) -> str:
+        blob = json.dumps(
+            {
+                "arch": self.arch,
+                "python": self.python,
+                "root": self.root_key,
+                "crossenv": CROSSENV,
+                "v": TOOLCHAIN_VERSION,
+                **versions,
+            },
+            sort_keys=True,
+        )
+        return f"{self.arch}-py{self.python}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def _output(argv: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def tool_versions(inputs: ToolchainInputs) -> dict[str, str]:
+    """The versions that make a toolchain (cross gcc, host Python)."""
+    t = triplet(inputs.arch)
+    return {
+        "gcc": _output([f"{t}-gcc", "-dumpfullversion"]),
+        "host_python": _output([inputs.host_python, "-c", "import sys; print(sys.version)"]),
+    }
+
+
+def host_python(version: str, which: Which = shutil.which) -> str | None:
+    """A host interpreter of ``version`` (crossenv needs the same minor version)."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return sys.executable
+    return which(f"python{version}")
+
+
+def ensure_toolchain(
+    inputs: ToolchainInputs, cache: Path, on_line: OnLine | None = None
+) -> CrossToolchain:
+    """The toolchain for ``inputs`` below ``cache``, made the first time (about 10 s)."""
+    tc = CrossToolchain(
+        dir=cache / inputs.key(tool_versions(inputs)),
+        arch=inputs.arch,
+        python=inputs.python,
+        has_fortran=shutil.which(f"{triplet(inputs.arch)}-gfortran") is not None,
+        build_machine=platform.machine(),
+    )
+    if tc.complete:
+        return tc
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f".{tc.key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if tc.complete:
+            return tc
+        if tc.dir.exists():
+            shutil.rmtree(tc.dir)
+        try:
+            _make(tc, inputs, on_line)
+        except BaseException:
+            shutil.rmtree(tc.dir, ignore_errors=True)
+            raise
+    return tc
+
+
+def write_wrappers(tc: CrossToolchain, which: Which = shutil.which) -> None:
+    """The sysroot-pinning wrappers, the meson cross file and the CMake toolchain file."""
+    tc.bin.mkdir(parents=True, exist_ok=True)
+    tc.sysroot.mkdir(parents=True, exist_ok=True)
+    scripts: dict[Path, str] = {}
+    for tool in COMPILERS:
+        real = which(f"{tc.triplet}-{tool}")
+        if real is not None:
+            scripts[tc.compiler(tool)] = compiler_wrapper(real, tc.sysroot)
+    pkg_config = which("pkg-config") or "/usr/bin/pkg-config"
+    wrapper = pkg_config_wrapper(pkg_config, tc.sysroot, tc.triplet)
+    scripts[tc.bin / "pkg-config"] = wrapper
+    scripts[tc.bin / f"{tc.triplet}-pkg-config"] = wrapper
+    for name, modules in CONFIG_SCRIPTS.items():
+        scripts[tc.bin / name] = config_script_wrapper(tc.bin / "pkg-config", modules, tc.sysroot)
+    for path, text in scripts.items():
+        path.write_text(text)
+        path.chmod(0o755)
+    tc.meson_cross_file.write_text(meson_cross_file(tc))
+    tc.cmake_toolchain_file.write_text(cmake_toolchain(tc))
+
+
+def _checked(argv: Sequence[str], what: str, on_line: OnLine | None) -> None:
+    result = run(argv, on_line=on_line, timeout=900)
+    if not result.ok:
+        tail = "\n".join(result.tail[-15:])
+        raise BuildRootUnavailable(f"{what} failed (exit {result.exit_code}):\n{tail}")
+
+
+def crossenv_argv(tc: CrossToolchain, buildpy: Path) -> list[str]:
+    """``python -m crossenv`` for the sysroot mounted at ``tc.sysroot``."""
+    s = tc.sysroot
+    sysconfigdata = s / f"usr/lib/python{tc.python}/_sysconfigdata__{tc.triplet}.py"
+    return [
+        str(buildpy / "bin" / "python"),
+        "-m",
+        "crossenv",
+        "--sysroot",
+        str(s),
+        "--sysconfigdata-file",
+        str(sysconfigdata),
+        "--cc",
+        str(tc.compiler("gcc")),
+        "--cxx",
+        str(tc.compiler("g++")),
+        "--ar",
+        f"{tc.triplet}-ar",
+        str(s / f"usr/bin/python{tc.python}"),
+        str(tc.venv),
+    ]
+
+
+def _make(tc: CrossToolchain, inputs: ToolchainInputs, on_line: OnLine | None) -> None:
+    sysconfigdata = inputs.lower / f"usr/lib/python{tc.python}/_sysconfigdata__{tc.triplet}.py"
+    if not sysconfigdata.is_file():
+        raise BuildRootUnavailable(f"the root has no {sysconfigdata.name} for Python {tc.python}")
+    write_wrappers(tc)
+    buildpy = tc.dir / "buildpy"
+    _checked([inputs.host_python, "-m", "venv", str(buildpy)], "making the build venv", on_line)
+    pip = [str(buildpy / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    _checked([*pip, "--disable-pip-version-check", CROSSENV], f"pip install {CROSSENV}", on_line)
+    # crossenv reads the root's sysconfig at the path every build will mount it at.
+    q = shlex.quote
+    target = q(str(tc.sysroot))
+    script = (
+        f"set -eu; mount --bind {q(str(inputs.lower))} {target}; "
+        f'mount -o remount,bind,ro {target}; exec "$@"'
+    )
+    _checked(unshare_argv(script, crossenv_argv(tc, buildpy)), "crossenv", on_line)
+    if not tc.cross_python.exists():
+        raise BuildRootUnavailable(f"crossenv made no {tc.cross_python}")
+    (tc.dir / ".complete").write_text(json.dumps({"crossenv": CROSSENV, "key": tc.key}) + "\n")

@@ -1,0 +1,327 @@
+"""The cross backend's pure parts: environment, wrappers, cross files, selection, links."""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fixtures.buildroot import FakeRoot, FakeSession, ready_cache, run_step
+
+from refinery.builder import crosstools
+from refinery.builder.cross import CrossRoot, relativise_links, sysroot_script
+from refinery.builder.crosstools import CrossToolchain
+from refinery.builder.options import RootOptions
+from refinery.builder.rootfs import RootfsRoot, RootfsSession
+from refinery.builder.rootfs_image import RootfsSpec
+from refinery.builder.roots import HostFacts, Mounts, choose_backend, cross_available, select_root
+from refinery.core.cache import CacheRoot
+
+TC = CrossToolchain(dir=Path("/c/cross/s390x-py3.11-abc"), arch="s390x", python="3.11")
+SYSROOT = "/c/cross/s390x-py3.11-abc/sysroot"
+
+
+# --- environment ---------------------------------------------------------------------
+def test_the_environment_is_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PKG_CONFIG_PATH", "/usr/lib/x86_64-linux-gnu/pkgconfig")
+    monkeypatch.setenv("CPATH", "/usr/include/libxml2")
+    env = TC.env(home=Path("/s/home"), tmp=Path("/s/tmp"))
+    assert "PKG_CONFIG_PATH" not in env and "CPATH" not in env
+    assert env["PATH"].split(":") == [
+        "/c/cross/s390x-py3.11-abc/venv/cross/bin",  # python, pip = the cross-python
+        "/c/cross/s390x-py3.11-abc/bin",  # sysroot-pinning wrappers
+        "/c/cross/s390x-py3.11-abc/venv/bin",
+        "/c/cross/s390x-py3.11-abc/venv/build/bin",  # build-machine tools
+        "/usr/bin",
+        "/bin",
+    ]
+    assert env["PKG_CONFIG"] == "/c/cross/s390x-py3.11-abc/bin/pkg-config"
+    assert env["PKG_CONFIG_SYSROOT_DIR"] == SYSROOT
+    assert env["PKG_CONFIG_LIBDIR"].startswith(f"{SYSROOT}/usr/lib/s390x-linux-gnu/pkgconfig:")
+    assert env["XML2_CONFIG"] == "/c/cross/s390x-py3.11-abc/bin/xml2-config"
+    assert env["XSLT_CONFIG"] == "/c/cross/s390x-py3.11-abc/bin/xslt-config"
+    assert env["QEMU_LD_PREFIX"] == SYSROOT
+    assert env["CMAKE_TOOLCHAIN_FILE"] == "/c/cross/s390x-py3.11-abc/toolchain.cmake"
+    assert (env["HOME"], env["TMPDIR"]) == ("/s/home", "/s/tmp")
+    assert TC.cross_python == Path("/c/cross/s390x-py3.11-abc/venv/cross/bin/python3.11")
+
+
+def test_config_settings_per_build_backend() -> None:
+    assert TC.config_settings("mesonpy") == (
+        "setup-args=--cross-file=/c/cross/s390x-py3.11-abc/meson-cross.ini",
+    )
+    for backend in ("setuptools.build_meta", "scikit_build_core", "maturin", ""):
+        assert TC.config_settings(backend) == ()
+
+
+# --- wrappers ------------------------------------------------------------------------
+def test_compiler_wrapper_pins_the_sysroot() -> None:
+    text = crosstools.compiler_wrapper("/usr/bin/s390x-linux-gnu-gcc", Path(SYSROOT))
+    assert text.startswith("#!/bin/sh\n")
+    assert text.splitlines()[-1] == (f'exec /usr/bin/s390x-linux-gnu-gcc --sysroot={SYSROOT} "$@"')
+
+
+def test_pkg_config_wrapper_sees_only_the_sysroot() -> None:
+    text = crosstools.pkg_config_wrapper("/usr/bin/pkg-config", Path(SYSROOT), "s390x-linux-gnu")
+    assert f"PKG_CONFIG_SYSROOT_DIR={SYSROOT}\n" in text
+    assert f"PKG_CONFIG_LIBDIR={SYSROOT}/usr/lib/s390x-linux-gnu/pkgconfig:" in text
+    assert "unset PKG_CONFIG_PATH" in text
+    assert text.splitlines()[-1] == 'exec /usr/bin/pkg-config "$@"'
+
+
+def test_config_script_answers_from_pkg_config() -> None:
+    text = crosstools.config_script_wrapper(
+        Path("/c/bin/pkg-config"), ("libxslt", "libexslt"), Path(SYSROOT)
+    )
+    assert "PC=/c/bin/pkg-config\n" in text
+    assert "MODULES='libxslt libexslt'\n" in text
+    assert '--version|--modversion) exec "$PC" --modversion "${MODULES%% *}"' in text
+    assert f"--prefix) echo {SYSROOT}/usr; exit 0" in text
+    assert "/usr/bin/xml2-config" not in text  # never the host's amd64 script
+
+
+def test_write_wrappers_makes_executables(tmp_path: Path) -> None:
+    tc = CrossToolchain(dir=tmp_path / "tc", arch="s390x", python="3.11")
+
+    def which(name: str) -> str | None:
+        return None if name.endswith("gfortran") else f"/usr/bin/{name}"
+
+    crosstools.write_wrappers(tc, which)
+    names = sorted(p.name for p in tc.bin.iterdir())
+    assert names == [
+        "pkg-config",
+        "s390x-linux-gnu-c++",
+        "s390x-linux-gnu-cpp",
+        "s390x-linux-gnu-g++",
+        "s390x-linux-gnu-gcc",
+        "s390x-linux-gnu-pkg-config",
+        "xml2-config",
+        "xslt-config",
+    ]
+    assert all(p.stat().st_mode & stat.S_IXUSR for p in tc.bin.iterdir())
+    assert tc.sysroot.is_dir() and not any(tc.sysroot.iterdir())  # only a mount point
+    assert tc.meson_cross_file.is_file() and tc.cmake_toolchain_file.is_file()
+
+
+def test_missing_tools() -> None:
+    present = {"s390x-linux-gnu-gcc", "pkg-config", "unshare", "mount", "qemu-s390x-static"}
+
+    def which(name: str) -> str | None:
+        return f"/usr/bin/{name}" if name in present else None
+
+    assert crosstools.missing_tools("s390x", which) == ("s390x-linux-gnu-g++",)
+
+
+# --- cross files ---------------------------------------------------------------------
+def test_meson_cross_file() -> None:
+    parser = configparser.ConfigParser()
+    parser.read_string(crosstools.meson_cross_file(TC))
+    assert parser["properties"]["needs_exe_wrapper"] == "true"
+    assert parser["properties"]["sys_root"] == f"'{SYSROOT}'"
+    assert parser["binaries"]["exe_wrapper"] == f"['qemu-s390x-static', '-L', '{SYSROOT}']"
+    assert parser["binaries"]["c"] == "'/c/cross/s390x-py3.11-abc/bin/s390x-linux-gnu-gcc'"
+    assert parser["binaries"]["pkg-config"] == "'/c/cross/s390x-py3.11-abc/bin/pkg-config'"
+    assert "fortran" not in parser["binaries"]
+    assert dict(parser["host_machine"]) == {
+        "system": "'linux'",
+        "cpu_family": "'s390x'",
+        "cpu": "'s390x'",
+        "endian": "'big'",
+    }
+    assert parser["build_machine"]["cpu_family"] == "'x86_64'"
+    assert parser["build_machine"]["endian"] == "'little'"
+
+
+def test_cmake_toolchain() -> None:
+    text = crosstools.cmake_toolchain(TC)
+    lines = text.splitlines()
+    assert "set(CMAKE_SYSTEM_NAME Linux)" in lines
+    assert "set(CMAKE_SYSTEM_PROCESSOR s390x)" in lines
+    assert f"set(CMAKE_SYSROOT {SYSROOT})" in lines
+    assert "set(CMAKE_C_COMPILER /usr/bin/s390x-linux-gnu-gcc)" in lines
+    assert "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)" in lines
+    assert "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)" in lines
+    assert f"set(CMAKE_CROSSCOMPILING_EMULATOR /usr/bin/qemu-s390x-static;-L;{SYSROOT})" in lines
+    assert f'set(ENV{{PKG_CONFIG_SYSROOT_DIR}} "{SYSROOT}")' in lines
+
+
+def test_toolchain_key_follows_its_inputs() -> None:
+    inputs = crosstools.ToolchainInputs(
+        arch="s390x", python="3.11", host_python="/p", root_key="k@sha256:1", lower=Path("/l")
+    )
+    key = inputs.key({"gcc": "12.2.0"})
+    assert key.startswith("s390x-py3.11-") and key == inputs.key({"gcc": "12.2.0"})
+    assert key != inputs.key({"gcc": "13.1.0"})
+    other_root = crosstools.ToolchainInputs(
+        arch="s390x", python="3.11", host_python="/p", root_key="k@sha256:2", lower=Path("/l")
+    )
+    assert other_root.key({"gcc": "12.2.0"}) != key
+
+
+def test_crossenv_reads_the_root_at_the_mount_point() -> None:
+    argv = crosstools.crossenv_argv(TC, Path("/c/buildpy"))
+    assert argv[:3] == ["/c/buildpy/bin/python", "-m", "crossenv"]
+    assert argv[argv.index("--sysroot") + 1] == SYSROOT
+    sysconfig = f"{SYSROOT}/usr/lib/python3.11/_sysconfigdata__s390x-linux-gnu.py"
+    assert argv[argv.index("--sysconfigdata-file") + 1] == sysconfig
+    assert argv[argv.index("--cc") + 1] == "/c/cross/s390x-py3.11-abc/bin/s390x-linux-gnu-gcc"
+    assert argv[-2:] == [f"{SYSROOT}/usr/bin/python3.11", "/c/cross/s390x-py3.11-abc/venv"]
+
+
+# --- the sysroot ---------------------------------------------------------------------
+def test_sysroot_script_mounts_then_runs_on_the_host() -> None:
+    overlay = (Path("/roots/lower"), Path("/s/upper"), Path("/s/ovl-work"))
+    script = sysroot_script(mountpoint=Path(SYSROOT), overlay=overlay, copy=None, cwd="/w")
+    assert script.splitlines() == [
+        "set -eu",
+        "mount -t overlay overlay -o "
+        f"lowerdir=/roots/lower,upperdir=/s/upper,workdir=/s/ovl-work {SYSROOT}",
+        "cd /w",
+        'exec "$@"',
+    ]
+    copy = sysroot_script(mountpoint=Path(SYSROOT), overlay=None, copy=Path("/s/root"), cwd="/w")
+    assert f"mount --bind /s/root {SYSROOT}" in copy and "chroot" not in copy
+    with pytest.raises(ValueError, match="overlay or a copy"):
+        sysroot_script(mountpoint=Path(SYSROOT), overlay=None, copy=None, cwd="/w")
+
+
+MA = "usr/lib/s390x-linux-gnu"
+
+
+def test_absolute_library_links_become_relative(tmp_path: Path) -> None:
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    (lower / MA).mkdir(parents=True)
+    (lower / MA / "libz.so.1.2.13").write_bytes(b"\x7fELF")
+    (lower / MA / "libz.so").symlink_to("/lib/s390x-linux-gnu/libz.so.1.2.13")
+    (lower / MA / "libm.so.6").symlink_to("libm-2.36.so")  # relative: left alone
+    (lower / MA / "libgone.so").symlink_to("/lib/s390x-linux-gnu/libgone.so.1")
+    (upper / MA).mkdir(parents=True)
+    os.mknod(upper / MA / "libgone.so", stat.S_IFCHR | 0o600, 0)  # removed in the upper
+    (upper / MA / "libnew.so").symlink_to(f"/{MA}/libnew.so.2")
+    (lower / "lib").symlink_to("usr/lib")
+
+    assert relativise_links([upper, lower], upper, (MA,)) == 2
+    assert os.readlink(upper / MA / "libz.so") == "../../../lib/s390x-linux-gnu/libz.so.1.2.13"
+    assert os.readlink(upper / MA / "libnew.so") == "libnew.so.2"
+    assert not (upper / MA / "libm.so.6").exists()  # relative links stay in the lower only
+    assert stat.S_ISCHR((upper / MA / "libgone.so").lstat().st_mode)  # still removed
+    assert os.readlink(lower / MA / "libz.so").startswith("/")  # the lower is never written
+    # in the merged view (lower's lib -> usr/lib) the link resolves inside the tree
+    resolved = os.path.realpath(lower / MA / os.readlink(upper / MA / "libz.so"))
+    assert resolved == str((lower / MA / "libz.so.1.2.13").resolve())
+    assert relativise_links([upper, lower], upper, (MA,)) == 0  # idempotent
+
+
+def test_opaque_directories_hide_the_lower(tmp_path: Path) -> None:
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    (lower / MA).mkdir(parents=True)
+    (lower / MA / "libold.so").symlink_to("/x/libold.so.1")
+    (upper / MA).mkdir(parents=True)
+    try:
+        os.setxattr(upper / MA, "trusted.overlay.opaque", b"y")
+    except OSError:
+        pytest.skip("this file system keeps no trusted.* attributes (needs root)")
+    assert relativise_links([upper, lower], upper, (MA,)) == 0
+    assert not (upper / MA / "libold.so").is_symlink()
+
+
+# --- selection -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("requested", "facts", "chosen"),
+    [
+        ("auto", HostFacts("x86_64", None, cross=True), "cross"),
+        ("auto", HostFacts("x86_64", "podman", cross=True), "cross"),
+        ("auto", HostFacts("x86_64", "podman", cross=False), "container"),
+        ("auto", HostFacts("x86_64", None, cross=False), "rootfs"),
+        ("auto", HostFacts("s390x", None, cross=True), "native"),
+        ("cross", HostFacts("x86_64", None), "cross"),
+    ],
+)
+def test_choose_backend_prefers_cross_off_s390x(
+    requested: str, facts: HostFacts, chosen: str
+) -> None:
+    assert choose_backend(requested, facts) == chosen
+
+
+def test_cross_available_needs_the_toolchain_and_root() -> None:
+    def everything(name: str) -> str | None:
+        return f"/usr/bin/{name}"
+
+    def no_cross_gcc(name: str) -> str | None:
+        return None if name.startswith("s390x-linux-gnu-") else f"/usr/bin/{name}"
+
+    assert cross_available(everything, euid=0)
+    assert not cross_available(everything, euid=1000)
+    assert not cross_available(no_cross_gcc, euid=0)
+
+
+def test_select_root_makes_a_cross_root() -> None:
+    cache = CacheRoot(Path("/cache"))
+    options = RootOptions(cache=cache, backend="cross", release="trixie")
+    root = select_root(options, HostFacts("x86_64", None, cross=True))
+    assert isinstance(root, CrossRoot)
+    assert root.backend == "cross" and root.arch == "s390x"
+    assert root.cache == cache.cross == Path("/cache/cross")
+    assert root.rootfs.spec.release == "trixie" and root.rootfs.cache == cache.roots
+    auto = select_root(RootOptions(cache=cache), HostFacts("x86_64", "podman", cross=True))
+    assert isinstance(auto, CrossRoot)
+
+
+def test_cross_session_maps_host_paths_to_themselves(tmp_path: Path) -> None:
+    rootfs = RootfsRoot(RootfsSpec(), tmp_path / "roots", use_overlay=True)
+    root = CrossRoot(rootfs, tmp_path / "cross")
+    mounts = Mounts(work=tmp_path / "w", pip_cache=tmp_path / "pc", tools=tmp_path / "t")
+    from refinery.builder.cross import CrossSession
+
+    sysroot = RootfsSession(mounts, rootfs, tmp_path / "s", True, "build")
+    tc = CrossToolchain(dir=tmp_path / "tc", arch="s390x", python="3.11")
+    session = CrossSession(root, sysroot, mounts, tc)
+    assert session.inside(tmp_path / "w" / "src") == str(tmp_path / "w" / "src")
+    assert session.ldpaths[:2] == (
+        tmp_path / "s/upper/usr/local/lib",
+        tmp_path / "s/upper/lib/s390x-linux-gnu",
+    )
+    assert rootfs.lower / "usr/lib/s390x-linux-gnu" in session.ldpaths
+    command = session.command(["cc", "-v"], env={"X": "1"}, cwd=None, timeout=5)
+    assert command.argv[:2] == ["unshare", "--mount"] and list(command.argv[-2:]) == ["cc", "-v"]
+    assert command.env is not None and command.env["X"] == "1"
+    assert command.env["QEMU_LD_PREFIX"] == str(tc.sysroot)
+    assert f"cd {tmp_path / 'w'}" in command.argv[command.argv.index("-c") + 1]
+
+
+# --- the build step ------------------------------------------------------------------
+class MesonSession(FakeSession):
+    def config_settings(self, build_backend: str) -> tuple[str, ...]:
+        return (f"setup-args=--cross-file=/x/{build_backend}.ini",)
+
+
+class CrossishRoot(FakeRoot):
+    backend = "cross"
+
+    @contextlib.contextmanager
+    def _session(self, mounts: Mounts, purpose: str) -> Iterator[FakeSession]:
+        yield MesonSession(self, mounts, purpose)
+
+
+def test_the_build_gets_the_session_config_settings_and_no_target_uv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_uv(tools: object, arch: str) -> None:
+        raise AssertionError("a cross build must not fetch uv for the target")
+
+    monkeypatch.setattr("refinery.builder.phases.ensure_uv", no_uv)
+    cache, _tools = ready_cache(tmp_path / "cache")
+    root = CrossishRoot()
+    sdist = {
+        "pyproject.toml": '[build-system]\nrequires = ["meson-python"]\n'
+        'build-backend = "mesonpy"\n',
+        "demo/__init__.py": "x = 1\n",
+    }
+    run_step(tmp_path, root, cache, sdist, options={"installer": "uv"})
+    (build,) = [argv for purpose, argv, _env in root.calls if "--wheel" in argv]
+    assert "-Csetup-args=--cross-file=/x/mesonpy.ini" in build
+    assert "--installer" not in build
