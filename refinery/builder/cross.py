@@ -19,11 +19,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refinery.builder import crosstools
+from refinery.builder import crossrust, crosstools
+from refinery.builder.crossrust import RUST_BACKENDS, RustToolchain
 from refinery.builder.crosstools import CrossToolchain, ToolchainInputs
 from refinery.builder.errors import BuildRootUnavailable, MissingPython
 from refinery.builder.proc import OnLine, ProcResult
 from refinery.builder.rootfs import MULTIARCH, RootfsRoot, RootfsSession, unshare_argv
+from refinery.builder.rootfs_image import host_mirror
 from refinery.builder.roots import Command, Mounts, ShellSession
 
 _OPAQUE_XATTR = "trusted.overlay.opaque"
@@ -130,6 +132,8 @@ class CrossSession(ShellSession):
     package_manager = "apt"
     host_auditwheel = True
     ca_bundle: str | None = field(default=None, init=False)  # host pip settings apply
+    requires_dir: Path | None = field(default=None, init=False)  # build-machine requirements
+    rust: RustToolchain | None = field(default=None, init=False)
 
     @property
     def ldpaths(self) -> tuple[Path, ...]:
@@ -154,7 +158,58 @@ class CrossSession(ShellSession):
         return self.toolchain.config_settings(build_backend)
 
     def environment(self) -> dict[str, str]:
-        return self.toolchain.env(home=self.home, tmp=self.tmp)
+        env = self.toolchain.env(home=self.home, tmp=self.tmp)
+        first: list[str] = []
+        if self.requires_dir is not None:
+            env["PYTHONPATH"] = str(self.requires_dir)
+            first.append(str(self.requires_dir / "bin"))
+        if self.rust is not None:
+            env.update(self.toolchain.cargo_env(self.rust))
+            env["CARGO_HOME"] = str(self.home / ".cargo")
+            first.append(str(self.rust.bin))
+        if first:  # after the cross-python's folder: `python`/`pip` stay the cross ones
+            cross_bin, _, rest = env["PATH"].partition(":")
+            env["PATH"] = ":".join([cross_bin, *first, rest])
+        return env
+
+    def provide_build_requires(
+        self,
+        project: Path,
+        *,
+        frontend: str,
+        build_backend: str,
+        env: Mapping[str, str],
+        timeout: float | None = None,
+        on_line: OnLine | None = None,
+        log: Path | None = None,
+    ) -> ProcResult:
+        """Install the build requirements for the *build* machine; the frontend then
+        builds without isolation.
+
+        Under crossenv, pypa/build's isolated environment would resolve them for the
+        target: s390x wheels of maturin, cmake, ninja or Cython, run under QEMU or not at
+        all. Here every requirement (static, then the backend's dynamic ones) is installed
+        by the build-python's pip into this build's own folder, which the cross-python
+        and PATH see. A Rust build backend also gets Debian's Rust toolchain."""
+        if build_backend in RUST_BACKENDS:
+            self.rust = self.root.rust(on_line)
+        self.requires_dir = self.sysroot.dir / "build-requires"
+        self.requires_dir.mkdir(exist_ok=True)
+        settings = self.config_settings(build_backend)
+        result: ProcResult | None = None
+        for kind in ("static", "wheel"):
+            argv = crosstools.requires_argv(self.toolchain, frontend, str(project), kind, settings)
+            result = self.run(argv, env=env, timeout=timeout, on_line=on_line, log=log)
+            wanted = crosstools.parse_requires(result.tail) if result.ok else None
+            if wanted is None:
+                return result
+            if wanted:
+                install = crosstools.install_argv(self.toolchain, self.requires_dir, wanted)
+                result = self.run(install, env=env, timeout=timeout, on_line=on_line, log=log)
+                if not result.ok:
+                    return result
+        assert result is not None
+        return result
 
     def command(
         self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None, timeout: float | None
@@ -204,6 +259,7 @@ class CrossRoot:
 
     rootfs: RootfsRoot
     cache: Path
+    mirror: str | None = None  # Debian mirror for the Rust toolchain (default: the host's)
     _toolchains: dict[str, CrossToolchain] = field(default_factory=dict, init=False)
 
     @property
@@ -253,6 +309,16 @@ class CrossRoot:
         made = crosstools.ensure_toolchain(inputs, self.cache, on_line)
         self._toolchains[version] = made
         return made
+
+    def rust(self, on_line: OnLine | None = None) -> RustToolchain:
+        """Debian's Rust for this root's release and target (fetched on first use)."""
+        return crossrust.ensure_rust(
+            self.cache,
+            release=self.rootfs.spec.release,
+            arch=self.arch,
+            mirror=self.mirror or host_mirror(),
+            on_line=on_line,
+        )
 
     @contextlib.contextmanager
     def _build(self, mounts: Mounts) -> Iterator[CrossSession]:

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from refinery.builder.crossrust import RustToolchain, rust_target
 from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.proc import OnLine, run
 from refinery.builder.rootfs import unshare_argv
@@ -240,6 +241,11 @@ class CrossToolchain:
         return self.venv / "cross" / "bin" / f"python{self.python}"
 
     @property
+    def build_python(self) -> Path:
+        """crossenv's build-python: the host interpreter of the venv (build machine)."""
+        return self.venv / "build" / "bin" / f"python{self.python}"
+
+    @property
     def complete(self) -> bool:
         return (self.dir / ".complete").is_file()
 
@@ -280,6 +286,68 @@ class CrossToolchain:
         if build_backend == "mesonpy":
             return (f"setup-args=--cross-file={self.meson_cross_file}",)
         return ()
+
+    def cargo_env(self, rust: RustToolchain) -> dict[str, str]:
+        """What cargo, the ``cc`` crate and PyO3 need to build for the target (added to
+        :meth:`env` when the build backend compiles Rust)."""
+        target = rust_target(self.arch)
+        upper, lower = target.upper().replace("-", "_"), target.replace("-", "_")
+        return {
+            "RUSTC": str(rust.bin / "rustc"),
+            "CARGO": str(rust.bin / "cargo"),
+            "CARGO_BUILD_TARGET": target,
+            f"CARGO_TARGET_{upper}_LINKER": str(self.compiler("gcc")),
+            f"CC_{lower}": str(self.compiler("gcc")),
+            f"CXX_{lower}": str(self.compiler("g++")),
+            f"AR_{lower}": f"{self.triplet}-ar",
+            "PYO3_CROSS_LIB_DIR": str(self.sysroot / f"usr/lib/python{self.python}"),
+            "PYO3_CROSS_PYTHON_VERSION": self.python,
+            "CARGO_NET_OFFLINE": "true",
+        }
+
+
+# --- build requirements on the build machine ----------------------------------------
+#: Run by the cross-python: prints the build requirements pypa/build would install,
+#: ``static`` ([build-system].requires, or the legacy default) or ``wheel`` (the
+#: backend's get_requires_for_build_wheel). argv: frontend path, project, kind, settings.
+REQUIRES_MARK = "refinery-build-requires: "
+REQUIRES_SCRIPT = (
+    "import json, sys; sys.path[:0] = sys.argv[1].split(':'); import build; "
+    "b = build.ProjectBuilder(sys.argv[2]); kind = sys.argv[3]; "
+    "reqs = b.build_system_requires if kind == 'static' else "
+    "b.get_requires_for_build('wheel', json.loads(sys.argv[4])); "
+    f"print({REQUIRES_MARK!r} + json.dumps(sorted(reqs)))"
+)
+
+
+def requires_argv(
+    tc: CrossToolchain, frontend: str, project: str, kind: str, settings: Sequence[str]
+) -> list[str]:
+    """The cross-python asking pypa/build for the ``kind`` build requirements."""
+    pairs = dict(s.partition("=")[::2] for s in settings)
+    return [str(tc.cross_python), "-c", REQUIRES_SCRIPT, frontend, project, kind, json.dumps(pairs)]
+
+
+def parse_requires(lines: Sequence[str]) -> tuple[str, ...] | None:
+    """The requirements :data:`REQUIRES_SCRIPT` printed (None: it printed none)."""
+    for line in reversed(lines):
+        if line.startswith(REQUIRES_MARK):
+            return tuple(json.loads(line.removeprefix(REQUIRES_MARK)))
+    return None
+
+
+def install_argv(tc: CrossToolchain, target: Path, requirements: Sequence[str]) -> list[str]:
+    """build-pip installing ``requirements`` for the build machine into ``target``."""
+    return [
+        str(tc.build_python),
+        "-m",
+        "pip",
+        "install",
+        "--upgrade",
+        "--target",
+        str(target),
+        *requirements,
+    ]
 
 
 # --- making one ----------------------------------------------------------------------

@@ -24,6 +24,7 @@ from refinery.builder.proc import OnLine
 from refinery.builder.rootfs_image import DEFAULT_RELEASE
 from refinery.builder.roots import unknown_backend
 from refinery.core.cache import CacheRoot
+from refinery.core.models import DEFAULT_PLATFORM
 from refinery.core.vocab import BACKEND_CHOICES, INSTALLERS, BackendChoice, Installer
 
 DEFAULT_TIMEOUT = 3600.0
@@ -130,7 +131,8 @@ class AttemptSpec:
     ``find_links`` a folder of wheels built in earlier waves (offered to pip). A hint's
     fix: ``env`` for the build command, pip ``constraints``, ``system_packages`` for the
     root's package manager, ``build_requires`` added to the sdist's
-    ``[build-system].requires``. Output lines go to ``on_line``.
+    ``[build-system].requires``. Output lines go to ``on_line``. ``target_platform`` is
+    the promise the repaired wheel must keep (the plan's target for the node's Python).
     """
 
     workdir: Path
@@ -141,6 +143,7 @@ class AttemptSpec:
     system_packages: tuple[str, ...] = ()
     build_requires: tuple[str, ...] = ()
     on_line: OnLine | None = None
+    target_platform: str = DEFAULT_PLATFORM
 
     @property
     def log_file(self) -> Path:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from refinery.builder.artifacts import (
     NativeSources,
@@ -29,7 +30,7 @@ from refinery.builder.errors import MissingPython, SdistError, SystemRecipeFaile
 from refinery.builder.options import AttemptSpec, BuildOptions
 from refinery.builder.outcome import AttemptLog, PhaseFailed
 from refinery.builder.pipconf import RootPipConfig
-from refinery.builder.proc import ProcResult, run
+from refinery.builder.proc import OnLine, ProcResult, run
 from refinery.builder.roots import HOST_RUN_BACKENDS, BuildRoot, Mounts, Session
 from refinery.builder.smoke import SmokeResult, SmokeSpec, smoke_test
 from refinery.builder.tools import Tools, ensure_tools, ensure_uv
@@ -238,6 +239,51 @@ def uv_env(pip_env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+@runtime_checkable
+class ProvidesBuildRequires(Protocol):
+    """A session whose builds must not use pypa/build's isolation (the cross backend:
+    there, an isolated environment would hold wheels for the target, not for the
+    machine that runs the build tools). It installs the build requirements itself;
+    the frontend then runs with ``--no-isolation`` and still checks they are there."""
+
+    def provide_build_requires(
+        self,
+        project: Path,
+        *,
+        frontend: str,
+        build_backend: str,
+        env: Mapping[str, str],
+        timeout: float | None = None,
+        on_line: OnLine | None = None,
+        log: Path | None = None,
+    ) -> ProcResult: ...
+
+
+def provide_build_requires(
+    ctx: StepContext, session: Session, source: Source, frontend: str, env: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The session's own build requirements step, when it has one; the frontend's
+    extra arguments."""
+    if not isinstance(session, ProvidesBuildRequires):
+        return ()
+    attempt = ctx.attempt
+    attempt.phase("requires", "build requirements for the build machine")
+    mark = len(attempt.lines)
+    result = session.provide_build_requires(
+        Path(session.inside(source.project)),
+        frontend=frontend,
+        build_backend=source.natives.backend,
+        env=env,
+        timeout=attempt.remaining(),
+        on_line=attempt.emit,
+        log=attempt.log,
+    )
+    if not result.ok:
+        lines = tuple(attempt.lines[mark:])
+        raise PhaseFailed("installing the build requirements failed", result=result, lines=lines)
+    return ("--no-isolation",)
+
+
 def build(
     ctx: StepContext,
     session: Session,
@@ -255,15 +301,16 @@ def build(
     if ws.uv_home is not None:
         frontend.append(session.inside(ws.uv_home))
         extra_args = ["--installer", "uv"]
-    attempt.phase("build", f"python -m build --wheel {' '.join(extra_args)}".strip())
-    mark = len(attempt.lines)
-    t = time.monotonic()
-    argv = [interpreter, "-c", FRONTEND_BOOT, ":".join(frontend), "--wheel", *extra_args]
-    argv += [f"-C{setting}" for setting in session.config_settings(source.natives.backend)]
-    argv += ["--outdir", session.inside(ws.dist), session.inside(source.project)]
     env = build_env(
         session, ws, extra_index=ctx.options.extra_index, env=ctx.spec.env, host_pip=host_pip
     )
+    t = time.monotonic()
+    extra_args += provide_build_requires(ctx, session, source, ":".join(frontend), env)
+    attempt.phase("build", f"python -m build --wheel {' '.join(extra_args)}".strip())
+    mark = len(attempt.lines)
+    argv = [interpreter, "-c", FRONTEND_BOOT, ":".join(frontend), "--wheel", *extra_args]
+    argv += [f"-C{setting}" for setting in session.config_settings(source.natives.backend)]
+    argv += ["--outdir", session.inside(ws.dist), session.inside(source.project)]
     result = session.run(
         argv, env=env, timeout=attempt.remaining(), on_line=attempt.emit, log=attempt.log
     )
@@ -345,6 +392,9 @@ def repair(ctx: StepContext, session: Session, ws: Workspace, built: Built) -> P
     out = sorted(ws.wheelhouse.glob("*.whl"))
     if not repaired.ok or len(out) != 1:
         raise PhaseFailed("auditwheel repair failed", result=repaired)
+    from refinery.builder.platform_check import enforce_target
+
+    enforce_target(out[0], ctx.spec.target_platform, attempt)  # the target is a promise
     return out[0]
 
 

@@ -50,6 +50,7 @@ from refinery.core.models import (
     WheelRef,
     normalize_name,
 )
+from refinery.core.target import platform_for
 from refinery.core.vocab import EventKind
 from refinery.hints.models import Remedy as Fix
 from refinery.store import Store, log_key
@@ -455,6 +456,7 @@ class _Run:
                 system_packages=fix.system_packages if fix else (),
                 build_requires=fix.build_requires if fix else (),
                 on_line=on_line,
+                target_platform=platform_for(self.plan.targets, node.python),
             )
             return build_node(node, root, options=self.options.build, spec=spec)
         except Exception as exc:

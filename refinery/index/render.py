@@ -1,6 +1,11 @@
 """Index pages: PEP 503 HTML (jinja2, ``refinery/index/templates``), PEP 691 JSON, and the
 PEP 658/714 metadata attributes, rendered from project summaries (plus upstream files in
-overlay mode)."""
+overlay mode).
+
+The HTML page also says, for people, on which distributions each s390x wheel installs
+(its glibc floor against :data:`refinery.core.glibc.DISTRIBUTIONS`): a ``<small>``
+element after the anchor, which PEP 503 allows and installers skip (they read anchors
+and their ``href``/``data-*`` attributes only). The JSON page stays as PEP 691 has it."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from refinery.core.glibc import wheel_installs_on
 from refinery.core.versions import sort_key
 from refinery.store import ProjectSummary, Store, SummaryEntry
 
@@ -32,6 +38,12 @@ class IndexFile:
     yanked: str | None = None  # None: not yanked; else the reason ("" for none given)
     metadata: str | None = None  # "sha256=<hex>", "true" (hash unknown) or None
     upstream: bool = False
+
+    @property
+    def installs_on(self) -> str:
+        """For people reading the page: the distributions an s390x manylinux wheel
+        installs on (``""`` for other files). Printed after the anchor, never in it."""
+        return wheel_installs_on(self.filename)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

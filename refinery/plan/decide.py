@@ -115,11 +115,19 @@ class Decider:
         record = self.store.get_record(name, version, target.python) if self.store else None
         if record is not None and usable_record(record):
             assert record.wheel is not None
+            filename = record.wheel.filename
+            if wheel_rank(filename, target) is None:
+                # built for another target: the promise is the same as for PyPI's wheels
+                return replace(
+                    base,
+                    reason=f"our store's {filename} does not install on {target.platform} "
+                    f"(the record is per Python, not per platform: it is not rebuilt)",
+                )
             return replace(
                 base,
                 status=NodeStatus.CACHED,
-                wheel=wheel_key(record.wheel.sha256, record.wheel.filename),
-                reason=f"our store has {record.wheel.filename}",
+                wheel=wheel_key(record.wheel.sha256, filename),
+                reason=f"our store has {filename}",
             )
         if sdist is None:
             return replace(

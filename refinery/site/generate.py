@@ -22,6 +22,7 @@ from typing import Any
 
 import jinja2
 
+from refinery.core.glibc import wheel_installs_on
 from refinery.core.models import Attempt, Event, NodeStatus
 from refinery.site import plots, stats
 from refinery.site.logs import Excerpt, excerpt
@@ -102,6 +103,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(md=md_cell, h=html.escape, badge=badge, dur=duration, when=when)
+    env.filters["installs_on"] = wheel_installs_on
     return env
 
 

@@ -42,6 +42,11 @@ MARKUPSAFE_URL = (
     "aae44c6655f3801e81aa3eef09dbbf012431987ba564d7231722f68df02d/MarkupSafe-2.1.5.tar.gz"
 )
 MARKUPSAFE_SHA256 = "d283d37a890ba4c1ae73ffadf8046435c76e7bc2247bbb63c00bd1a709c6544b"
+UJSON_URL = (
+    "https://files.pythonhosted.org/packages/f0/00/"
+    "3110fd566786bfa542adb7932d62035e0c0ef662a8ff6544b6643b3d6fd7/ujson-5.10.0.tar.gz"
+)
+UJSON_SHA256 = "b3cd8f3c5d8c7738257f1018880444f7b7d9b66232c64649f562d7ba86ad4bc1"
 REMOVE_ZLIB = "dpkg --remove --force-depends zlib1g-dev >/dev/null && test ! -e /usr/include/zlib.h"
 
 
@@ -211,6 +216,36 @@ def test_markupsafe_from_pypi_cross_built(cross_root: CrossRoot, tmp_path: Path)
     assert wheel_elf_machines(wheel) == [22]  # _speedups, not a silent pure-Python fallback
     assert outcomes[-1].smoke is not None and outcomes[-1].smoke.ok
     print(f"markupsafe cross build through build_plan: {elapsed:.1f}s")
+
+
+@pytest.mark.network
+def test_ujson_cpp_from_pypi_cross_built_without_isolation(
+    cross_root: CrossRoot, tmp_path: Path
+) -> None:
+    """A C/C++ extension from PyPI: the build requirements (setuptools_scm, setuptools)
+    are installed for the build machine and pypa/build runs without isolation."""
+    node = PlanNode(
+        "ujson",
+        "5.10.0",
+        "3.11",
+        NodeStatus.PENDING,
+        "no s390x wheel on PyPI",
+        True,
+        wave=0,
+        sdist=FileRef("ujson-5.10.0.tar.gz", UJSON_URL, UJSON_SHA256),
+    )
+    store, outcomes = run_plan(node, cross_root, tmp_path)
+    wheel = stored_wheel(store, node, tmp_path)
+    assert wheel.name.startswith("ujson-5.10.0-cp311-cp311-manylinux")
+    assert wheel.name.endswith("_s390x.whl")
+    assert wheel_elf_machines(wheel) == [22]
+    (outcome,) = outcomes
+    log = outcome.log.read_text()
+    assert "==> requires: build requirements for the build machine" in log
+    assert "python -m build --wheel --no-isolation" in log
+    assert "s390x-linux-gnu-g++" in log  # the C++ part, by the cross compiler
+    assert outcome.smoke is not None and outcome.smoke.ok
+    assert outcome.smoke.modules == ("ujson",)
 
 
 def test_silent_fallback_is_a_failed_cross_build(cross_root: CrossRoot, tmp_path: Path) -> None:

@@ -255,6 +255,15 @@ def test_build_job_builds_its_shard_with_the_chosen_backend(
     assert calls[1] == "native|.refinery/staging|status"
 
 
+def _share_build_caches(cache: Path, warm: Path) -> None:
+    """The job's own cache root, but with the machine's warm root filesystem, tools and
+    pip cache (as a runner's restored cache would have them): no second mmdebstrap."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in ("roots", "tools", "pip-cache"):
+        (warm / name).mkdir(parents=True, exist_ok=True)
+        (cache / name).symlink_to(warm / name, target_is_directory=True)
+
+
 def test_build_job_really_builds_its_shard(
     repo: Path, host_env: dict[str, str], tmp_path: Path, rootfs_root: Any
 ) -> None:
@@ -289,6 +298,7 @@ def test_build_job_really_builds_its_shard(
     plan_dir = repo / ".refinery" / "plan"
     plan_dir.mkdir(parents=True)
     (plan_dir / "plan.json").write_text(json.dumps(plan.to_json()))
+    _share_build_caches(Path(host_env["REFINERY_CACHE"]), rootfs_root.cache.parent)
     result = run_job(
         "build.yml",
         "build",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -12,10 +13,13 @@ from pathlib import Path
 import pytest
 from fixtures.buildroot import FakeRoot, FakeSession, ready_cache, run_step
 
-from refinery.builder import crosstools
+from refinery.builder import crossrust, crosstools
 from refinery.builder.cross import CrossRoot, relativise_links, sysroot_script
+from refinery.builder.crossrust import RustToolchain
 from refinery.builder.crosstools import CrossToolchain
 from refinery.builder.options import RootOptions
+from refinery.builder.phases import ProvidesBuildRequires
+from refinery.builder.proc import ProcResult
 from refinery.builder.rootfs import RootfsRoot, RootfsSession
 from refinery.builder.rootfs_image import RootfsSpec
 from refinery.builder.roots import HostFacts, Mounts, choose_backend, cross_available, select_root
@@ -325,3 +329,106 @@ def test_the_build_gets_the_session_config_settings_and_no_target_uv(
     (build,) = [argv for purpose, argv, _env in root.calls if "--wheel" in argv]
     assert "-Csetup-args=--cross-file=/x/mesonpy.ini" in build
     assert "--installer" not in build
+
+
+# --- build requirements on the build machine -----------------------------------------
+class RequiresSession(MesonSession):
+    """A session that installs the build requirements itself (like the cross one)."""
+
+    def provide_build_requires(self, project: Path, **kwargs: object) -> ProcResult:
+        self.root.calls.append(
+            (self.purpose, ("provide", str(project), str(kwargs["build_backend"])), {})
+        )
+        return ProcResult(("provide",), 0, 0.0, False, ())
+
+
+class RequiresRoot(FakeRoot):
+    backend = "cross"
+
+    @contextlib.contextmanager
+    def _session(self, mounts: Mounts, purpose: str) -> Iterator[FakeSession]:
+        yield RequiresSession(self, mounts, purpose)
+
+
+def test_a_session_providing_build_requires_builds_without_isolation(tmp_path: Path) -> None:
+    cache, _tools = ready_cache(tmp_path / "cache")
+    root = RequiresRoot()
+    sdist = {
+        "pyproject.toml": '[build-system]\nrequires = ["maturin>=1"]\nbuild-backend = "maturin"\n',
+        "src/lib.rs": "",
+        "demo/__init__.py": "x = 1\n",
+    }
+    run_step(tmp_path, root, cache, sdist)
+    argvs = [argv for _purpose, argv, _env in root.calls]
+    provide = next(i for i, argv in enumerate(argvs) if argv[0] == "provide")
+    build = next(i for i, argv in enumerate(argvs) if "--wheel" in argv)
+    assert provide < build and argvs[provide][2] == "maturin"
+    assert "--no-isolation" in argvs[build]
+    assert not isinstance(object(), ProvidesBuildRequires)
+
+
+def test_plain_sessions_keep_isolation(tmp_path: Path) -> None:
+    cache, _tools = ready_cache(tmp_path / "cache")
+    root = CrossishRoot()
+    run_step(tmp_path, root, cache, {"setup.py": "", "demo/__init__.py": ""})
+    (build,) = [argv for _purpose, argv, _env in root.calls if "--wheel" in argv]
+    assert "--no-isolation" not in build
+
+
+def test_requires_are_asked_of_the_cross_python_and_installed_by_build_pip() -> None:
+    argv = crosstools.requires_argv(TC, "/tools/site", "/w/src", "wheel", ("a=b", "c=d=e"))
+    assert argv[0] == "/c/cross/s390x-py3.11-abc/venv/cross/bin/python3.11"
+    assert argv[3:6] == ["/tools/site", "/w/src", "wheel"]
+    assert json.loads(argv[6]) == {"a": "b", "c": "d=e"}
+    lines = ("noise", 'refinery-build-requires: ["cython>=3", "ninja"]', "more noise")
+    assert crosstools.parse_requires(lines) == ("cython>=3", "ninja")
+    assert crosstools.parse_requires(("Traceback", "ModuleNotFoundError")) is None
+    install = crosstools.install_argv(TC, Path("/s/req"), ("maturin>=1",))
+    assert install[0] == "/c/cross/s390x-py3.11-abc/venv/build/bin/python3.11"  # build machine
+    assert install[-3:] == ["--target", "/s/req", "maturin>=1"]
+
+
+def test_cargo_environment_targets_the_sysroot() -> None:
+    rust = RustToolchain(Path("/c/cross/rust-x"))
+    env = TC.cargo_env(rust)
+    assert env["CARGO_BUILD_TARGET"] == "s390x-unknown-linux-gnu"
+    gcc = "/c/cross/s390x-py3.11-abc/bin/s390x-linux-gnu-gcc"
+    assert env["CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_LINKER"] == gcc
+    assert env["CC_s390x_unknown_linux_gnu"] == gcc
+    assert env["PYO3_CROSS_LIB_DIR"] == f"{SYSROOT}/usr/lib/python3.11"
+    assert env["CARGO_NET_OFFLINE"] == "true"
+    assert env["RUSTC"] == "/c/cross/rust-x/bin/rustc"
+
+
+def test_cross_session_environment_adds_requirements_and_rust(tmp_path: Path) -> None:
+    rootfs = RootfsRoot(RootfsSpec(), tmp_path / "roots", use_overlay=True)
+    root = CrossRoot(rootfs, tmp_path / "cross")
+    mounts = Mounts(work=tmp_path / "w", pip_cache=tmp_path / "pc", tools=tmp_path / "t")
+    from refinery.builder.cross import CrossSession
+
+    sysroot = RootfsSession(mounts, rootfs, tmp_path / "s", True, "build")
+    session = CrossSession(root, sysroot, mounts, TC)
+    assert "PYTHONPATH" not in session.environment() and "RUSTC" not in session.environment()
+    session.requires_dir = tmp_path / "req"
+    session.rust = RustToolchain(tmp_path / "rust")
+    env = session.environment()
+    assert env["PYTHONPATH"] == str(tmp_path / "req")
+    path = env["PATH"].split(":")
+    assert path[:3] == [
+        str(TC.venv / "cross/bin"),
+        str(tmp_path / "req/bin"),
+        str(tmp_path / "rust/bin"),
+    ]
+    assert env["CARGO_HOME"] == str(session.home / ".cargo")
+
+
+def test_rust_wrappers_and_private_apt() -> None:
+    text = crossrust.tool_wrapper(Path("/r/prefix/usr/bin/rustc"), (Path("/r/prefix/usr/lib/x"),))
+    assert 'LD_LIBRARY_PATH=/r/prefix/usr/lib/x"${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"' in text
+    assert text.splitlines()[-1] == 'exec /r/prefix/usr/bin/rustc "$@"'
+    options = crossrust.apt_options(Path("/r/apt"), build_arch="amd64", target_arch="s390x")
+    assert "APT::Architectures::=s390x" in options and "Dir::State::status=/r/apt/status" in options
+    line = crossrust.sources_list("http://m/debian", "bookworm", ("amd64", "s390x"), Path("/no"))
+    assert line == "deb [arch=amd64,s390x] http://m/debian bookworm main\n"  # no security suite
+    assert crossrust.rust_key("bookworm", "s390x", "x86_64").startswith("rust-bookworm-s390x-")
+    assert {"maturin", "setuptools_rust"} == crossrust.RUST_BACKENDS

@@ -62,6 +62,10 @@ def test_pages_follow_the_peps(store: Store, tmp_path: Path) -> None:
     page = (out / "simple/alpha-pkg/index.html").read_text()
     assert 'data-requires-python="&gt;=3.8,&lt;4"' in page
     assert 'data-core-metadata="sha256=' in page and 'data-dist-info-metadata="sha256=' in page
+    assert "installs on" not in page  # pure wheels install everywhere
+    beta = (out / "simple/beta/index.html").read_text()
+    installs = "RHEL 8+, SLES 15 SP1+, Ubuntu 20.04+, Debian 11+ (glibc 2.17+)"
+    assert f'</a> <small class="installs-on">installs on {installs}</small><br/>' in beta
     doc = json.loads((out / "simple/alpha-pkg/index.json").read_text())
     assert doc["meta"]["api-version"] == "1.1"
     assert doc["versions"] == ["1.0", "1.9", "1.10"]  # PEP 440 order, not string order

@@ -144,6 +144,8 @@ def test_package_page_shows_attempts_hints_logs_and_commands(store: Store, tmp_p
     assert "<code>apt: zlib1g-dev</code>" in page
     assert 'class="rf-ev rf-ev-retry">retry</span> applying zlib' in page
     assert f"pip install --index-url {INDEX} zlib-user==2.0" in page
+    installs = "RHEL 8+, SLES 15 SP1+, Ubuntu 20.04+, Debian 11+ (glibc 2.17+)"
+    assert f"<li><strong>Installs on:</strong> {installs}</li>" in page
     assert "refinery --backend rootfs build plan.json --node zlib-user==2.0@3.11" in page
     # the failed attempt's excerpt: the zlib line highlighted and anchored; the log copied
     assert re.search(r'<span id="v2-0-py3-11-a1-L\d+" class="hl">.*zlib\.h: No such file', page)
