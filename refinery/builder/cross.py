@@ -132,7 +132,9 @@ class CrossSession(ShellSession):
     package_manager = "apt"
     host_auditwheel = True
     ca_bundle: str | None = field(default=None, init=False)  # host pip settings apply
-    requires_dir: Path | None = field(default=None, init=False)  # build-machine requirements
+    #: Folders of build-machine requirements (one per step: ``pip --target`` replaces
+    #: a folder's ``bin/`` when it installs into it again).
+    requires_dirs: list[Path] = field(default_factory=list, init=False)
     rust: RustToolchain | None = field(default=None, init=False)
 
     @property
@@ -160,9 +162,9 @@ class CrossSession(ShellSession):
     def environment(self) -> dict[str, str]:
         env = self.toolchain.env(home=self.home, tmp=self.tmp)
         first: list[str] = []
-        if self.requires_dir is not None:
-            env["PYTHONPATH"] = str(self.requires_dir)
-            first.append(str(self.requires_dir / "bin"))
+        if self.requires_dirs:
+            env["PYTHONPATH"] = ":".join(str(d) for d in self.requires_dirs)
+            first += [str(d / "bin") for d in self.requires_dirs]
         if self.rust is not None:
             env.update(self.toolchain.cargo_env(self.rust))
             env["CARGO_HOME"] = str(self.home / ".cargo")
@@ -193,8 +195,6 @@ class CrossSession(ShellSession):
         and PATH see. A Rust build backend also gets Debian's Rust toolchain."""
         if build_backend in RUST_BACKENDS:
             self.rust = self.root.rust(on_line)
-        self.requires_dir = self.sysroot.dir / "build-requires"
-        self.requires_dir.mkdir(exist_ok=True)
         settings = self.config_settings(build_backend)
         result: ProcResult | None = None
         for kind in ("static", "wheel"):
@@ -204,7 +204,9 @@ class CrossSession(ShellSession):
             if wanted is None:
                 return result
             if wanted:
-                install = crosstools.install_argv(self.toolchain, self.requires_dir, wanted)
+                target = self.sysroot.dir / f"build-requires-{kind}"
+                self.requires_dirs.append(target)
+                install = crosstools.install_argv(self.toolchain, target, wanted)
                 result = self.run(install, env=env, timeout=timeout, on_line=on_line, log=log)
                 if not result.ok:
                     return result

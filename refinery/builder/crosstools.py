@@ -343,7 +343,6 @@ def install_argv(tc: CrossToolchain, target: Path, requirements: Sequence[str]) 
         "-m",
         "pip",
         "install",
-        "--upgrade",
         "--target",
         str(target),
         *requirements,

@@ -409,14 +409,15 @@ def test_cross_session_environment_adds_requirements_and_rust(tmp_path: Path) ->
     sysroot = RootfsSession(mounts, rootfs, tmp_path / "s", True, "build")
     session = CrossSession(root, sysroot, mounts, TC)
     assert "PYTHONPATH" not in session.environment() and "RUSTC" not in session.environment()
-    session.requires_dir = tmp_path / "req"
+    session.requires_dirs += [tmp_path / "static", tmp_path / "wheel"]
     session.rust = RustToolchain(tmp_path / "rust")
     env = session.environment()
-    assert env["PYTHONPATH"] == str(tmp_path / "req")
+    assert env["PYTHONPATH"] == f"{tmp_path / 'static'}:{tmp_path / 'wheel'}"
     path = env["PATH"].split(":")
-    assert path[:3] == [
+    assert path[:4] == [
         str(TC.venv / "cross/bin"),
-        str(tmp_path / "req/bin"),
+        str(tmp_path / "static/bin"),  # both steps' tools stay on PATH
+        str(tmp_path / "wheel/bin"),
         str(tmp_path / "rust/bin"),
     ]
     assert env["CARGO_HOME"] == str(session.home / ".cargo")
