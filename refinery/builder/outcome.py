@@ -15,8 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from refinery.builder.proc import OnLine, ProcResult
-from refinery.builder.smoke import SmokeResult
+from refinery.builder.smoke import ELF_FAIL, SmokeResult
 from refinery.core.models import NodeStatus
+from refinery.hints.matcher import LogLine
+from refinery.hints.rootcause import log_lines, root_cause
 
 PHASE_PREFIX = "==> "
 _WHY = re.compile(
@@ -136,7 +138,8 @@ class AttemptLog:
         )
 
     def outcome(self, status: NodeStatus, backend: str, image: str, python: str) -> BuildOutcome:
-        """The outcome of a finished attempt (what the phases found, the timings)."""
+        """The outcome of a finished attempt (what the phases found, the timings); a built
+        one's reason is the smoke test's note (an import that needs context), if any."""
         return BuildOutcome(
             status=status,
             backend=backend,
@@ -146,18 +149,56 @@ class AttemptLog:
             wheel=self.wheel,
             auditwheel_show=self.auditwheel_show,
             smoke=self.smoke,
+            reason=self.smoke.note if self.smoke is not None else "",
             durations=self.durations(),
         )
 
     def failed(self, failure: PhaseFailed, backend: str, image: str, python: str) -> BuildOutcome:
-        """The one place a phase failure becomes the attempt's outcome (and a log line)."""
-        self.note(f"!! {failure.status}: {failure.reason}")
+        """The one place a phase failure becomes the attempt's outcome (and a log line).
+
+        When a command failed (or no command was named), the reason is the root-cause
+        line of the failing phase's output with its log line number, then the exit code
+        (or the phase's own reason)."""
+        reason = self.cause(failure)
+        self.note(f"!! {failure.status}: {reason}")
         result = failure.result
         base = self.outcome(failure.status, backend, image, python)
         return replace(
             base,
             exit_code=result.exit_code if result else None,
             timed_out=result.timed_out if result else False,
-            reason=failure.reason,
+            reason=reason,
             matched_lines=why_lines(failure.lines if failure.lines is not None else self.lines),
         )
+
+    def phase_lines(self) -> tuple[str, list[LogLine]]:
+        """The name of the last phase and the log's lines since its ``==> `` line."""
+        try:
+            lines = log_lines(self.log)
+        except OSError:
+            return "", []
+        for i in range(len(lines) - 1, -1, -1):
+            if lines[i].text.startswith(PHASE_PREFIX):
+                name = lines[i].text[len(PHASE_PREFIX) :].split(":", 1)[0].strip()
+                return name, lines[i + 1 :]
+        return "", lines
+
+    def cause(self, failure: PhaseFailed) -> str:
+        """``root-cause line (log line N; build exited 1)``, or the failure's own reason
+        when the phase's command succeeded or its output names no cause."""
+        result = failure.result
+        if result is not None and result.ok:
+            return failure.reason
+        phase, lines = self.phase_lines()
+        found = root_cause(lines)
+        if found is None:
+            return failure.reason
+        if found.text.removeprefix(ELF_FAIL) in failure.reason:  # it says it already
+            return f"{failure.reason} (log line {found.number})"
+        if result is not None and result.timed_out:
+            after = f"{phase or 'command'} timed out"
+        elif result is not None and result.exit_code is not None:
+            after = f"{phase or 'command'} exited {result.exit_code}"
+        else:
+            after = failure.reason
+        return found.reason(after)

@@ -73,10 +73,16 @@ class _BuildRenderer:
         self._close()
         status = event.status
         if self.gha and kind == "done" and status is not None and str(status) != "built":
+            # the message is the outcome's reason: the root-cause line first
             print(
                 f"::error title={gha_escape(node or '', prop=True)}::{gha_escape(event.message)}",
                 file=sys.stderr,
             )
+        outcome = getattr(event, "outcome", None)
+        smoke = getattr(outcome, "smoke", None)
+        if self.gha and kind == "done" and smoke is not None and smoke.note:
+            title = gha_escape(f"{node or ''}: built, import needs context", prop=True)
+            print(f"::notice title={title}::{gha_escape(smoke.note)}", file=sys.stderr)
         if self.gha and kind == "fallback":
             title = gha_escape(f"{node or ''}: emulated build", prop=True)
             print(f"::notice title={title}::{gha_escape(event.message)}", file=sys.stderr)

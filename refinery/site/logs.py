@@ -1,8 +1,12 @@
 """Log excerpts: the failing lines of a build log, highlighted and anchored.
 
 A line is highlighted when the build step or a hint matched it (``Attempt.matched_lines``)
-or when it looks like an error by itself (compiler errors, tracebacks, pip failures).
-The excerpt keeps a few lines of context around each, plus the end of the log.
+or when it looks like an error by itself (compiler errors, tracebacks, pip failures);
+known noise (setuptools' ``warning: no previously-included files``, deprecation banners,
+pip notices, the build step's phase lines) never is. The root-cause line
+(:mod:`refinery.hints.rootcause`) comes first, above the excerpt, and is marked apart.
+The excerpt keeps a few lines of context around each highlighted line — the best-ranked
+first when there are too many — plus the end of the log.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from refinery.hints.rootcause import NOISE, clean, rank, root_cause
 
 ERROR_LINE = re.compile(
     r"""(
@@ -48,6 +54,11 @@ class Line:
     number: int  # 1-based, as in the full log
     text: str
     marked: bool
+    cause: bool = False  # the root-cause line
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_LINE_CHARS else text[:MAX_LINE_CHARS] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,19 +66,27 @@ class Excerpt:
     lines: tuple[Line | None, ...]  # None: a gap
     total: int
     marked: int
+    cause: Line | None = None
 
     def html(self, prefix: str) -> str:
-        """A ``<pre>`` block; each line anchored ``{prefix}-L{n}``, marked lines highlighted."""
-        out = ['<pre class="refinery-log">']
+        """The root-cause line (linked to its place), then a ``<pre>`` block; each line
+        anchored ``{prefix}-L{n}``, marked lines highlighted."""
+        out = []
+        if self.cause is not None:
+            anchor = f"{prefix}-L{self.cause.number}"
+            out.append(
+                f'<p class="rf-cause"><strong>Root cause</strong> '
+                f'(<a href="#{anchor}">line {self.cause.number}</a>): '
+                f"<code>{html.escape(_cut(self.cause.text))}</code></p>"
+            )
+        out.append('<pre class="refinery-log">')
         for line in self.lines:
             if line is None:
                 out.append('<span class="gap">⋯</span>')
                 continue
             anchor = f"{prefix}-L{line.number}"
             cls = ' class="hl"' if line.marked else ""
-            text = (
-                line.text if len(line.text) <= MAX_LINE_CHARS else line.text[:MAX_LINE_CHARS] + "…"
-            )
+            text = _cut(line.text)
             out.append(
                 f'<span id="{anchor}"{cls}><a class="ln" href="#{anchor}">{line.number}</a>'
                 f"{html.escape(text)}</span>"
@@ -77,12 +96,32 @@ class Excerpt:
 
 
 def is_error(line: str) -> bool:
-    return bool(ERROR_LINE.search(line)) and not NOT_ERROR.search(line)
+    return (
+        bool(ERROR_LINE.search(line))
+        and not NOT_ERROR.search(line)
+        and not NOISE.search(clean(line))
+    )
+
+
+def _chosen(lines: list[str], marked: set[int], first: int | None, tail: int) -> list[int]:
+    """Line indexes to show: the tail, then context around the root cause and the
+    marked lines, best-ranked first, within ``MAX_LINES``."""
+    n = len(lines)
+    keep: set[int] = set(range(max(0, n - tail), n))
+    order = sorted(marked, key=lambda i: (i != first, -rank(clean(lines[i]))[0], i))
+    for i in order:
+        window = set(range(max(0, i - CONTEXT), min(n, i + CONTEXT + 1)))
+        if len(keep | window) > MAX_LINES:
+            break
+        keep |= window
+    return sorted(keep)
 
 
 def excerpt(text: str, matched: Sequence[str] = (), *, tail: int = TAIL) -> Excerpt:
     """The interesting part of ``text``: marked lines with context, then the tail."""
-    lines = text.splitlines()
+    lines = text.split("\n")  # numbered as the log file is: a "\r" ends no line
+    if lines and lines[-1] == "":
+        lines.pop()
     wanted = {m.strip() for m in matched if m.strip()}
     marked: set[int] = set()
     if wanted:
@@ -90,9 +129,9 @@ def excerpt(text: str, matched: Sequence[str] = (), *, tail: int = TAIL) -> Exce
     # Find keyword occurrences with str.find on the lowered text (about 50x faster than a
     # regex search per line), then run the real pattern on those lines only.
     starts, offset = [], 0
-    for line in text.splitlines(keepends=True):
+    for line in lines:
         starts.append(offset)
-        offset += len(line)
+        offset += len(line) + 1
     lowered = text.lower()
     candidates: set[int] = set()
     for word in KEYWORDS:
@@ -101,20 +140,17 @@ def excerpt(text: str, matched: Sequence[str] = (), *, tail: int = TAIL) -> Exce
             candidates.add(bisect.bisect_right(starts, at) - 1)
             at = lowered.find(word, at + 1)
     marked.update(i for i in candidates if 0 <= i < len(lines) and is_error(lines[i]))
-    marked_set = marked
-    keep: set[int] = set(range(max(0, len(lines) - tail), len(lines)))
-    for i in sorted(marked):
-        keep.update(range(max(0, i - CONTEXT), min(len(lines), i + CONTEXT + 1)))
-    chosen = sorted(keep)
-    if len(chosen) > MAX_LINES:
-        # Keep the first marked lines with context and the tail; drop the middle.
-        head = [i for i in chosen if i < len(lines) - tail][: MAX_LINES - tail]
-        chosen = sorted(set(head) | set(range(max(0, len(lines) - tail), len(lines))))
+    marked = {i for i in marked if not NOISE.search(clean(lines[i]))}
+    found = root_cause(lines)
+    first = found.number - 1 if found is not None else None
+    if first is not None:
+        marked.add(first)
     out: list[Line | None] = []
     previous = -1
-    for i in chosen:
+    for i in _chosen(lines, marked, first, tail):
         if i != previous + 1:
             out.append(None)
-        out.append(Line(i + 1, lines[i], i in marked_set))
+        out.append(Line(i + 1, lines[i], i in marked, i == first))
         previous = i
-    return Excerpt(tuple(out), len(lines), len(marked))
+    cause = Line(first + 1, lines[first], True, True) if first is not None else None
+    return Excerpt(tuple(out), len(lines), len(marked), cause)

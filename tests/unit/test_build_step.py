@@ -105,7 +105,10 @@ def test_build_failure_reports_exit_and_lines(tmp_path: Path, cache: CacheRoot) 
     outcome = run_step(tmp_path, root, cache, NATIVE_SDIST)
     assert outcome.status is NodeStatus.FAILED
     assert outcome.exit_code == 1
-    assert outcome.reason == "wheel build failed with exit code 1"
+    assert outcome.reason == (
+        "fatal error: yaml.h: No such file or directory (log line 6; build exited 1)"
+    )
+    assert outcome.log.read_text().splitlines()[5] == root.build_lines[1]
     assert outcome.matched_lines == ("fatal error: yaml.h: No such file or directory",)
 
 
