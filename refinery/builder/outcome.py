@@ -73,7 +73,9 @@ class PhaseFailed(Exception):
     """A phase of the build step could not go on: the attempt ends with ``status``.
 
     ``result`` is the command that failed (its exit code and timeout go to the record);
-    ``lines`` the output that explains it (default: everything the attempt printed).
+    ``lines`` the output that explains it (default: everything the attempt printed);
+    ``verdict``: the reason is a check of ours that already names the cause (e.g. the
+    target-platform promise), so no log line is sought in its place.
     """
 
     def __init__(
@@ -83,12 +85,14 @@ class PhaseFailed(Exception):
         status: NodeStatus = NodeStatus.FAILED,
         result: ProcResult | None = None,
         lines: Sequence[str] | None = None,
+        verdict: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.result = result
         self.lines = tuple(lines) if lines is not None else None
+        self.verdict = verdict
 
 
 class AttemptLog:
@@ -187,7 +191,7 @@ class AttemptLog:
         """``root-cause line (log line N; build exited 1)``, or the failure's own reason
         when the phase's command succeeded or its output names no cause."""
         result = failure.result
-        if result is not None and result.ok:
+        if failure.verdict or (result is not None and result.ok):
             return failure.reason
         phase, lines = self.phase_lines()
         found = root_cause(lines)

@@ -229,6 +229,7 @@ def enforce_target(wheel: Path, target: str, attempt: AttemptLog) -> PlatformRep
     for line in lines:
         attempt.note(line)
     if not report.ok:
-        raise PhaseFailed(report.reason(), lines=[line for line in lines if _TOO_NEW in line])
+        too_new = [line for line in lines if _TOO_NEW in line]
+        raise PhaseFailed(report.reason(), lines=too_new, verdict=True)
     attempt.note(report.summary())
     return report

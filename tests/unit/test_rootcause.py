@@ -173,6 +173,14 @@ def test_a_failed_attempt_reason_is_the_root_cause(tmp_path: Path) -> None:
     ok = ProcResult(("python",), 0, 2.0, False, ())
     own = attempt.failed(PhaseFailed("silent pure-Python fallback", result=ok), "r", "i", "3.11")
     assert own.reason == "silent pure-Python fallback"
+    # A verdict of our own names its cause even though the log has error lines.
+    attempt.phase("repair", "auditwheel repair")
+    attempt.note("error: glibc symbol version newer than the target manylinux_2_28_s390x: x")
+    promise = PhaseFailed("needs glibc 2.35: GLIBC_2.35 from libm.so.6 `exp`", verdict=True)
+    kept = attempt.failed(promise, "r", "i", "3.11")
+    assert kept.reason == "needs glibc 2.35: GLIBC_2.35 from libm.so.6 `exp`"
+    sought = attempt.failed(PhaseFailed("needs glibc 2.35"), "r", "i", "3.11")
+    assert sought.reason.startswith("error: glibc symbol version newer")
 
 
 def test_excerpt_shows_the_cause_first_and_leaves_noise_plain() -> None:
