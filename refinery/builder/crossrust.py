@@ -17,7 +17,6 @@ sdist that does not vendor its crates fails in a second with cargo's own message
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import platform
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.proc import OnLine, run
+from refinery.builder.tools import made_once
 
 RUST_VERSION = "1.85"
 RUST_PREFIX_VERSION = 1
@@ -161,19 +161,9 @@ def ensure_rust(
     """The cached Rust prefix for ``arch`` targets (fetched the first time, ~140 MB)."""
     build_machine = platform.machine()
     rust = RustToolchain(cache / rust_key(release, arch, build_machine), build_machine)
-    if rust.complete:
-        return rust
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / f".{rust.dir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if rust.complete:
-            return rust
-        shutil.rmtree(rust.dir, ignore_errors=True)
-        try:
-            _fetch(rust, release=release, arch=arch, mirror=mirror, on_line=on_line)
-        except BaseException:
-            shutil.rmtree(rust.dir, ignore_errors=True)
-            raise
+    made_once(
+        rust.dir, lambda: _fetch(rust, release=release, arch=arch, mirror=mirror, on_line=on_line)
+    )
     return rust
 
 

@@ -23,7 +23,6 @@ staging folder and renamed: it is made in place under a lock and counts only onc
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import platform
@@ -39,6 +38,7 @@ from refinery.builder.crossrust import RustToolchain, rust_target
 from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.proc import OnLine, run
 from refinery.builder.rootfs import unshare_argv
+from refinery.builder.tools import made_once
 
 CROSSENV = "crossenv==1.6.2"
 TOOLCHAIN_VERSION = 1
@@ -410,20 +410,7 @@ def ensure_toolchain(
         has_fortran=shutil.which(f"{triplet(inputs.arch)}-gfortran") is not None,
         build_machine=platform.machine(),
     )
-    if tc.complete:
-        return tc
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / f".{tc.key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if tc.complete:
-            return tc
-        if tc.dir.exists():
-            shutil.rmtree(tc.dir)
-        try:
-            _make(tc, inputs, on_line)
-        except BaseException:
-            shutil.rmtree(tc.dir, ignore_errors=True)
-            raise
+    made_once(tc.dir, lambda: _make(tc, inputs, on_line))
     return tc
 
 

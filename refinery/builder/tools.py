@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,31 @@ class Tools:
     def uv_dir(self, arch: str) -> Path:
         """Where uv for ``arch`` lives (see :func:`ensure_uv`)."""
         return self.root / "uv" / arch
+
+
+def made_once(folder: Path, make: Callable[[], None]) -> None:
+    """Make ``folder`` in place the first time, under a lock beside it. It counts as made
+    once ``make`` wrote its ``.complete`` marker; an unfinished folder (a killed run) is
+    removed and made again, and a failed ``make`` leaves nothing behind. For folders
+    that cannot be made elsewhere and renamed (crossenv bakes absolute paths in)."""
+    if (folder / ".complete").is_file():
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / ".complete").is_file():
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            make()
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+
+def _target_platforms(arch: str) -> tuple[str, ...]:
+    """The manylinux platforms whose wheels run in any of our ``arch`` roots."""
+    return tuple(f"manylinux{tag}_{arch}" for tag in ("2014", "_2_17", "_2_28"))
 
 
 def _key() -> str:
@@ -143,9 +169,8 @@ def ensure_uv(tools: Tools, arch: str) -> Path | None:
             return home
         with tempfile.TemporaryDirectory(dir=home.parent) as tmp:
             staging = Path(tmp) / "home"
-            platforms = tuple(f"manylinux{tag}_{arch}" for tag in ("2014", "_2_17", "_2_28"))
             try:
-                _download((UV,), Path(tmp), platforms)
+                _download((UV,), Path(tmp), _target_platforms(arch))
             except BuildRootUnavailable:
                 return None
             for wheel in Path(tmp).glob("uv-*.whl"):
@@ -185,8 +210,7 @@ def ensure_repair_kit(tools_root: Path, arch: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (kit / "bin" / "auditwheel").is_file():
             return kit
-        platforms = tuple(f"manylinux{tag}_{arch}" for tag in ("2014", "_2_17", "_2_28"))
-        _download(REPAIR, Path(tmp) / "wheels", platforms)
+        _download(REPAIR, Path(tmp) / "wheels", _target_platforms(arch))
         staging = Path(tmp) / "kit"
         (staging / "bin").mkdir(parents=True)
         for wheel in sorted((Path(tmp) / "wheels").glob("*.whl")):

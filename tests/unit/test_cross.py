@@ -433,3 +433,32 @@ def test_rust_wrappers_and_private_apt() -> None:
     assert line == "deb [arch=amd64,s390x] http://m/debian bookworm main\n"  # no security suite
     assert crossrust.rust_key("bookworm", "s390x", "x86_64").startswith("rust-bookworm-s390x-")
     assert {"maturin", "setuptools_rust"} == crossrust.RUST_BACKENDS
+
+
+def test_made_once_makes_a_folder_once_and_never_keeps_a_half_made_one(tmp_path: Path) -> None:
+    from refinery.builder.tools import made_once
+
+    folder = tmp_path / "cache" / "tc-1"
+    calls: list[str] = []
+
+    def make() -> None:
+        calls.append("make")
+        folder.mkdir()
+        (folder / ".complete").write_text("ok\n")
+
+    folder.mkdir(parents=True)
+    (folder / "left-by-a-killed-run").write_text("x")
+    made_once(folder, make)
+    made_once(folder, make)
+    assert calls == ["make"]
+    assert not (folder / "left-by-a-killed-run").exists()
+
+    broken = tmp_path / "cache" / "tc-2"
+
+    def fail() -> None:
+        broken.mkdir()
+        raise RuntimeError("download failed")
+
+    with pytest.raises(RuntimeError, match="download failed"):
+        made_once(broken, fail)
+    assert not broken.exists()
