@@ -21,7 +21,7 @@ import pytest
 from fixtures.buildroot import host_build_options
 from fixtures.images import import_root
 from fixtures.need import unavailable
-from fixtures.sdists import make_sdist
+from fixtures.sdists import MARKUPSAFE_2_1_5, make_sdist
 
 from refinery.builder import rootfs_image
 from refinery.builder.artifacts import elf_machine, sha256_file
@@ -37,12 +37,6 @@ from refinery.store import Store
 
 OPTIONS = host_build_options()
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "cext"
-MARKUPSAFE = FileRef(
-    "MarkupSafe-2.1.5.tar.gz",
-    "https://files.pythonhosted.org/packages/87/5b/"
-    "aae44c6655f3801e81aa3eef09dbbf012431987ba564d7231722f68df02d/MarkupSafe-2.1.5.tar.gz",
-    "d283d37a890ba4c1ae73ffadf8046435c76e7bc2247bbb63c00bd1a709c6544b",
-)
 S390X = 22  # e_machine of IBM S/390
 
 
@@ -189,7 +183,7 @@ def test_markupsafe_from_pypi_through_the_container(
     lines: list[str] = []
     started = time.monotonic()
     store, outcome = build_into_store(
-        container_root, node("markupsafe", "2.1.5", MARKUPSAFE), tmp_path, lines
+        container_root, node("markupsafe", "2.1.5", MARKUPSAFE_2_1_5), tmp_path, lines
     )
     elapsed = time.monotonic() - started
     wheel = stored_wheel(store, "markupsafe", "2.1.5", tmp_path)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fixtures.buildroot import host_build_options
 from fixtures.need import unavailable
-from fixtures.sdists import make_sdist
+from fixtures.sdists import MARKUPSAFE_2_1_5, make_sdist, pypi_node
 
 from refinery.builder import crosstools
 from refinery.builder.artifacts import elf_machine, sha256_file
@@ -37,11 +37,6 @@ from refinery.store import Store
 OPTIONS = host_build_options()
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
-MARKUPSAFE_URL = (
-    "https://files.pythonhosted.org/packages/87/5b/"
-    "aae44c6655f3801e81aa3eef09dbbf012431987ba564d7231722f68df02d/MarkupSafe-2.1.5.tar.gz"
-)
-MARKUPSAFE_SHA256 = "d283d37a890ba4c1ae73ffadf8046435c76e7bc2247bbb63c00bd1a709c6544b"
 UJSON_URL = (
     "https://files.pythonhosted.org/packages/f0/00/"
     "3110fd566786bfa542adb7932d62035e0c0ef662a8ff6544b6643b3d6fd7/ujson-5.10.0.tar.gz"
@@ -197,16 +192,7 @@ def test_zlib_hint_installs_into_the_sysroot(cross_root: CrossRoot, tmp_path: Pa
 
 @pytest.mark.network
 def test_markupsafe_from_pypi_cross_built(cross_root: CrossRoot, tmp_path: Path) -> None:
-    node = PlanNode(
-        "markupsafe",
-        "2.1.5",
-        "3.11",
-        NodeStatus.PENDING,
-        "no s390x wheel on PyPI",
-        True,
-        wave=0,
-        sdist=FileRef("MarkupSafe-2.1.5.tar.gz", MARKUPSAFE_URL, MARKUPSAFE_SHA256),
-    )
+    node = pypi_node("markupsafe", "2.1.5", MARKUPSAFE_2_1_5)
     started = time.monotonic()
     store, outcomes = run_plan(node, cross_root, tmp_path)
     elapsed = time.monotonic() - started

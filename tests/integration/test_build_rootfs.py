@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.buildroot import host_build_options
-from fixtures.sdists import make_sdist
+from fixtures.sdists import MARKUPSAFE_2_1_5, make_sdist, pypi_node
 
 from refinery.builder.artifacts import elf_machine, sha256_file
 from refinery.builder.errors import SystemRecipeFailed
@@ -32,11 +32,6 @@ OPTIONS = host_build_options()
 CACHE = OPTIONS.cache
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "cext"
-MARKUPSAFE_URL = (
-    "https://files.pythonhosted.org/packages/87/5b/"
-    "aae44c6655f3801e81aa3eef09dbbf012431987ba564d7231722f68df02d/MarkupSafe-2.1.5.tar.gz"
-)
-MARKUPSAFE_SHA256 = "d283d37a890ba4c1ae73ffadf8046435c76e7bc2247bbb63c00bd1a709c6544b"
 
 
 @pytest.fixture(scope="session")
@@ -198,16 +193,7 @@ def test_silent_fallback_is_a_failed_build(rootfs_root: RootfsRoot, tmp_path: Pa
 
 @pytest.mark.network
 def test_markupsafe_from_pypi_into_the_store(rootfs_root: RootfsRoot, tmp_path: Path) -> None:
-    node = PlanNode(
-        "markupsafe",
-        "2.1.5",
-        "3.11",
-        NodeStatus.PENDING,
-        "no s390x wheel on PyPI",
-        True,
-        wave=0,
-        sdist=FileRef("MarkupSafe-2.1.5.tar.gz", MARKUPSAFE_URL, MARKUPSAFE_SHA256),
-    )
+    node = pypi_node("markupsafe", "2.1.5", MARKUPSAFE_2_1_5)
     plan = Plan("it-markupsafe", ("req.txt",), (Target(),), (node,), ((node.key,),), {})
     store = Store.open(str(tmp_path / "store"))
     outcomes: list[BuildOutcome] = []
