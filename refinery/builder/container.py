@@ -388,7 +388,9 @@ class ContainerRoot:
         finally:
             self.runner(rm_argv(self.engine, name))
 
-    def build_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[ContainerSession]:
+    def build_session(
+        self, mounts: Mounts, target_platform: str | None = None
+    ) -> contextlib.AbstractContextManager[ContainerSession]:
         """A fresh container; an image without auditwheel gets the tools' repair kit."""
         kit = None
         if "auditwheel" not in self.facts().tools:

@@ -27,6 +27,8 @@ from refinery.builder.proc import OnLine, ProcResult
 from refinery.builder.rootfs import MULTIARCH, RootfsRoot, RootfsSession, unshare_argv
 from refinery.builder.rootfs_image import host_mirror
 from refinery.builder.roots import Command, Mounts, ShellSession
+from refinery.builder.zig import GCC, Compiler, compiler_for, libc_glibc
+from refinery.core.glibc import Glibc
 
 _OPAQUE_XATTR = "trusted.overlay.opaque"
 
@@ -127,6 +129,7 @@ class CrossSession(ShellSession):
     sysroot: RootfsSession  # the throwaway copy of the root (and apt in it, emulated)
     mounts: Mounts
     toolchain: CrossToolchain
+    compiler: Compiler = GCC  # chosen by the target platform (zig below the sysroot's glibc)
 
     backend = "cross"
     package_manager = "apt"
@@ -153,7 +156,7 @@ class CrossSession(ShellSession):
         return str(host.resolve())
 
     def python(self, version: str) -> str:
-        self.toolchain = self.root.toolchain(version)
+        self.toolchain = self.root.toolchain(version, self.compiler)
         return str(self.toolchain.cross_python)
 
     def config_settings(self, build_backend: str) -> tuple[str, ...]:
@@ -262,7 +265,9 @@ class CrossRoot:
     rootfs: RootfsRoot
     cache: Path
     mirror: str | None = None  # Debian mirror for the Rust toolchain (default: the host's)
-    _toolchains: dict[str, CrossToolchain] = field(default_factory=dict, init=False)
+    _toolchains: dict[tuple[str, Compiler], CrossToolchain] = field(
+        default_factory=dict, init=False
+    )
 
     @property
     def backend(self) -> str:
@@ -274,7 +279,7 @@ class CrossRoot:
 
     @property
     def image(self) -> str:
-        keys = ",".join(tc.key for _v, tc in sorted(self._toolchains.items()))
+        keys = ",".join(sorted(tc.key for tc in self._toolchains.values()))
         return f"{self.rootfs.image}+cross:{keys or 'unprepared'}"
 
     def prepare(self, on_line: OnLine | None = None) -> None:
@@ -287,16 +292,29 @@ class CrossRoot:
             )
         self.rootfs.prepare(on_line)
         for version in self.pythons():
-            self.toolchain(version, on_line)
+            self.toolchain(version, GCC, on_line)
 
     def pythons(self) -> tuple[str, ...]:
         """The root's Pythons that have a host Python of the same minor version."""
         return tuple(v for v in self.rootfs.pythons() if crosstools.host_python(v) is not None)
 
-    def toolchain(self, version: str, on_line: OnLine | None = None) -> CrossToolchain:
-        """The cached toolchain for target Python ``version`` (made the first time)."""
-        if version in self._toolchains:
-            return self._toolchains[version]
+    @property
+    def sysroot_glibc(self) -> Glibc | None:
+        """The glibc of the root the sysroot is made from (bookworm: 2.36)."""
+        multiarch = MULTIARCH.get(self.arch, f"{self.arch}-linux-gnu")
+        return libc_glibc(self.rootfs.lower / "usr/lib" / multiarch / "libc.so.6")
+
+    def compiler(self, target_platform: str | None) -> Compiler:
+        """gcc against the sysroot, or zig when the target's glibc is older."""
+        return compiler_for(target_platform or "", self.sysroot_glibc)
+
+    def toolchain(
+        self, version: str, compiler: Compiler = GCC, on_line: OnLine | None = None
+    ) -> CrossToolchain:
+        """The cached toolchain for target Python ``version`` and ``compiler`` (made the
+        first time)."""
+        if (version, compiler) in self._toolchains:
+            return self._toolchains[version, compiler]
         host = crosstools.host_python(version)
         if version not in self.rootfs.pythons() or host is None:
             where = f"cross {self.rootfs.spec.release} (root and host Python must match)"
@@ -307,9 +325,10 @@ class CrossRoot:
             host_python=host,
             root_key=self.rootfs.image,
             lower=self.rootfs.lower,
+            compiler=compiler,
         )
         made = crosstools.ensure_toolchain(inputs, self.cache, on_line)
-        self._toolchains[version] = made
+        self._toolchains[version, compiler] = made
         return made
 
     def rust(self, on_line: OnLine | None = None) -> RustToolchain:
@@ -323,7 +342,7 @@ class CrossRoot:
         )
 
     @contextlib.contextmanager
-    def _build(self, mounts: Mounts) -> Iterator[CrossSession]:
+    def _build(self, mounts: Mounts, target_platform: str | None) -> Iterator[CrossSession]:
         if not self._toolchains:
             self.prepare()
         if not self._toolchains:
@@ -331,16 +350,21 @@ class CrossRoot:
                 f"no Python of the root ({', '.join(self.rootfs.pythons())}) has a host "
                 "Python of the same minor version for crossenv"
             )
-        default = self._toolchains[min(self._toolchains)]
+        compiler = self.compiler(target_platform)
+        default = self.toolchain(min(self.pythons()), compiler)
         with self.rootfs.build_session(mounts) as sysroot:
-            session = CrossSession(self, sysroot, mounts, default)
+            session = CrossSession(self, sysroot, mounts, default, compiler)
             session.home.mkdir()
             session.tmp.mkdir()
             session.relativise()
             yield session
 
-    def build_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[CrossSession]:
-        return self._build(mounts)
+    def build_session(
+        self, mounts: Mounts, target_platform: str | None = None
+    ) -> contextlib.AbstractContextManager[CrossSession]:
+        """A build against a throwaway sysroot, compiled by gcc or (for a target older
+        than the sysroot's glibc) zig."""
+        return self._build(mounts, target_platform)
 
     def smoke_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[RootfsSession]:
         """A clean emulated root (the rootfs backend's): the import is the gate."""

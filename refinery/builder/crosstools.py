@@ -39,9 +39,11 @@ from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.proc import OnLine, run
 from refinery.builder.rootfs import unshare_argv
 from refinery.builder.tools import made_once
+from refinery.builder.zig import GCC, ZIGLANG, Compiler, Language, Zig, ensure_zig, zig_target
+from refinery.builder.zig import wrapper as zig_wrapper
 
 CROSSENV = "crossenv==1.6.2"
-TOOLCHAIN_VERSION = 1
+TOOLCHAIN_VERSION = 2
 TRIPLETS = {"s390x": "s390x-linux-gnu"}
 QEMU = {"s390x": "qemu-s390x-static"}
 ENDIAN = {"s390x": "big", "x86_64": "little", "aarch64": "little", "ppc64le": "little"}
@@ -174,16 +176,25 @@ def meson_cross_file(tc: CrossToolchain) -> str:
 
 
 def cmake_toolchain(tc: CrossToolchain) -> str:
-    """A CMake toolchain file for the sysroot (CMake adds ``--sysroot`` itself)."""
+    """A CMake toolchain file for the sysroot (with gcc, CMake adds ``--sysroot``
+    itself; zig's wrappers must not get one: they bring the target's libc)."""
     s, t = tc.sysroot, tc.triplet
     lines = [
-        "# the refinery's cross toolchain: Debian cross gcc + the build's sysroot",
+        f"# the refinery's cross toolchain: {tc.compilers.label} + the build's sysroot",
         "set(CMAKE_SYSTEM_NAME Linux)",
         f"set(CMAKE_SYSTEM_PROCESSOR {tc.arch})",
-        f"set(CMAKE_SYSROOT {s})",
-        f"set(CMAKE_C_COMPILER /usr/bin/{t}-gcc)",
-        f"set(CMAKE_CXX_COMPILER /usr/bin/{t}-g++)",
     ]
+    if tc.zig is None:
+        lines += [
+            f"set(CMAKE_SYSROOT {s})",
+            f"set(CMAKE_C_COMPILER /usr/bin/{t}-gcc)",
+            f"set(CMAKE_CXX_COMPILER /usr/bin/{t}-g++)",
+        ]
+    else:
+        lines += [
+            f"set(CMAKE_C_COMPILER {tc.compiler('gcc')})",
+            f"set(CMAKE_CXX_COMPILER {tc.compiler('g++')})",
+        ]
     if tc.has_fortran:
         lines.append(f"set(CMAKE_Fortran_COMPILER /usr/bin/{t}-gfortran)")
     lines += [
@@ -210,6 +221,8 @@ class CrossToolchain:
     python: str  # target Python, "3.11"
     has_fortran: bool = False
     build_machine: str = "x86_64"  # the host's ``uname -m``
+    compilers: Compiler = GCC
+    zig: Zig | None = None  # the zig the wrappers run (zig compilers only)
 
     @property
     def key(self) -> str:
@@ -359,6 +372,7 @@ class ToolchainInputs:
     host_python: str  # path of a host interpreter of the same minor version
     root_key: str  # the root's key and digest
     lower: Path  # the unpacked root (read-only), source of crossenv's sysconfig
+    compiler: Compiler = GCC
 
     def key(self, versions: Mapping[str, str]) -> str:
         blob = json.dumps(
@@ -368,11 +382,13 @@ class ToolchainInputs:
                 "root": self.root_key,
                 "crossenv": CROSSENV,
                 "v": TOOLCHAIN_VERSION,
+                "compiler": self.compiler.label,
                 **versions,
             },
             sort_keys=True,
         )
-        return f"{self.arch}-py{self.python}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return f"{self.arch}-py{self.python}-{self.compiler.label}-{digest}"
 
 
 def _output(argv: Sequence[str]) -> str:
@@ -384,12 +400,15 @@ def _output(argv: Sequence[str]) -> str:
 
 
 def tool_versions(inputs: ToolchainInputs) -> dict[str, str]:
-    """The versions that make a toolchain (cross gcc, host Python)."""
+    """The versions that make a toolchain (cross gcc, zig, host Python)."""
     t = triplet(inputs.arch)
-    return {
+    versions = {
         "gcc": _output([f"{t}-gcc", "-dumpfullversion"]),
         "host_python": _output([inputs.host_python, "-c", "import sys; print(sys.version)"]),
     }
+    if inputs.compiler.kind == "zig":
+        versions["zig"] = ZIGLANG
+    return versions
 
 
 def host_python(version: str, which: Which = shutil.which) -> str | None:
@@ -402,27 +421,49 @@ def host_python(version: str, which: Which = shutil.which) -> str | None:
 def ensure_toolchain(
     inputs: ToolchainInputs, cache: Path, on_line: OnLine | None = None
 ) -> CrossToolchain:
-    """The toolchain for ``inputs`` below ``cache``, made the first time (about 10 s)."""
+    """The toolchain for ``inputs`` below ``cache``, made the first time (about 10 s;
+    zig is unpacked the first time too)."""
+    zig = ensure_zig(cache) if inputs.compiler.kind == "zig" else None
+    gfortran = shutil.which(f"{triplet(inputs.arch)}-gfortran") is not None
     tc = CrossToolchain(
         dir=cache / inputs.key(tool_versions(inputs)),
         arch=inputs.arch,
         python=inputs.python,
-        has_fortran=shutil.which(f"{triplet(inputs.arch)}-gfortran") is not None,
+        has_fortran=gfortran and zig is None,  # zig has no Fortran
         build_machine=platform.machine(),
+        compilers=inputs.compiler,
+        zig=zig,
     )
     made_once(tc.dir, lambda: _make(tc, inputs, on_line))
     return tc
+
+
+#: zig's driver for each compiler wrapper (zig has no Fortran).
+ZIG_LANGUAGES: dict[str, Language] = {"gcc": "cc", "g++": "c++", "c++": "c++", "cpp": "cpp"}
+
+
+def compiler_scripts(tc: CrossToolchain, which: Which = shutil.which) -> dict[Path, str]:
+    """The compiler wrappers: Debian's cross compilers pinned to the sysroot, or zig for
+    the target glibc with the sysroot's headers searched after zig's."""
+    scripts: dict[Path, str] = {}
+    if tc.zig is not None and tc.compilers.glibc is not None:
+        target = zig_target(tc.arch, tc.compilers.glibc)
+        after = (tc.sysroot / "usr/include" / tc.triplet, tc.sysroot / "usr/include")
+        for tool, language in ZIG_LANGUAGES.items():
+            scripts[tc.compiler(tool)] = zig_wrapper(tc.zig, language, target, after)
+        return scripts
+    for tool in COMPILERS:
+        real = which(f"{tc.triplet}-{tool}")
+        if real is not None:
+            scripts[tc.compiler(tool)] = compiler_wrapper(real, tc.sysroot)
+    return scripts
 
 
 def write_wrappers(tc: CrossToolchain, which: Which = shutil.which) -> None:
     """The sysroot-pinning wrappers, the meson cross file and the CMake toolchain file."""
     tc.bin.mkdir(parents=True, exist_ok=True)
     tc.sysroot.mkdir(parents=True, exist_ok=True)
-    scripts: dict[Path, str] = {}
-    for tool in COMPILERS:
-        real = which(f"{tc.triplet}-{tool}")
-        if real is not None:
-            scripts[tc.compiler(tool)] = compiler_wrapper(real, tc.sysroot)
+    scripts = compiler_scripts(tc, which)
     pkg_config = which("pkg-config") or "/usr/bin/pkg-config"
     wrapper = pkg_config_wrapper(pkg_config, tc.sysroot, tc.triplet)
     scripts[tc.bin / "pkg-config"] = wrapper

@@ -180,7 +180,9 @@ class NativeRoot:
         with tempfile.TemporaryDirectory(prefix="refinery-native.") as tmp:
             yield NativeSession(self, mounts, Path(tmp))
 
-    def build_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[NativeSession]:
+    def build_session(
+        self, mounts: Mounts, target_platform: str | None = None
+    ) -> contextlib.AbstractContextManager[NativeSession]:
         return self._session(mounts)
 
     def smoke_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[NativeSession]:

@@ -305,7 +305,9 @@ class RootfsRoot:
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
-    def build_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[RootfsSession]:
+    def build_session(
+        self, mounts: Mounts, target_platform: str | None = None
+    ) -> contextlib.AbstractContextManager[RootfsSession]:
         return self._session(mounts, "build")
 
     def smoke_session(self, mounts: Mounts) -> contextlib.AbstractContextManager[RootfsSession]:

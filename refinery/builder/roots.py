@@ -258,7 +258,12 @@ class BuildRoot(Protocol):
         """Target Pythons (``"3.11"``…) this root provides."""
         ...
 
-    def build_session(self, mounts: Mounts) -> AbstractContextManager[Session]: ...
+    def build_session(
+        self, mounts: Mounts, target_platform: str | None = None
+    ) -> AbstractContextManager[Session]:
+        """A throwaway build session; ``target_platform`` is the promise the wheel must
+        keep (a backend may choose its compilers by it; None: no promise)."""
+        ...
 
     def smoke_session(self, mounts: Mounts) -> AbstractContextManager[Session]: ...
 

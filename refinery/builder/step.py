@@ -71,7 +71,7 @@ def _run_phases(ctx: StepContext) -> Path:
     phase that cannot go on."""
     source = phases.fetch(ctx, phases.sdist_of(ctx))
     ws = phases.prepare(ctx)
-    with ctx.root.build_session(ws.mounts) as session:
+    with ctx.root.build_session(ws.mounts, ctx.spec.target_platform) as session:
         host_pip = phases.pip_config(ctx, session)
         interpreter = session.python(ctx.python)
         phases.install_recipes(ctx, session)

@@ -86,7 +86,9 @@ def _key() -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _download(requirements: tuple[str, ...], dest: Path, platforms: tuple[str, ...] = ()) -> None:
+def download_wheels(
+    requirements: tuple[str, ...], dest: Path, platforms: tuple[str, ...] = ()
+) -> None:
     """``pip download`` wheels (for ``platforms`` when given) with the host's pip."""
     platform_args: list[str] = []
     for platform_tag in platforms:
@@ -137,13 +139,13 @@ def ensure_tools(cache: Path) -> Tools:
         staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
         try:
             wheels = staging / "frontend-wheels"
-            _download(FRONTEND, wheels)
+            download_wheels(FRONTEND, wheels)
             site = staging / "site"
             site.mkdir()
             for wheel in sorted(wheels.glob("*.whl")):
                 with zipfile.ZipFile(wheel) as zf:
                     zf.extractall(site)
-            _download(SEEDS, staging / "seed")
+            download_wheels(SEEDS, staging / "seed")
             (staging / ".complete").write_text("ok\n")
             if root.exists():
                 shutil.rmtree(root)
@@ -170,7 +172,7 @@ def ensure_uv(tools: Tools, arch: str) -> Path | None:
         with tempfile.TemporaryDirectory(dir=home.parent) as tmp:
             staging = Path(tmp) / "home"
             try:
-                _download((UV,), Path(tmp), _target_platforms(arch))
+                download_wheels((UV,), Path(tmp), _target_platforms(arch))
             except BuildRootUnavailable:
                 return None
             for wheel in Path(tmp).glob("uv-*.whl"):
@@ -210,7 +212,7 @@ def ensure_repair_kit(tools_root: Path, arch: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (kit / "bin" / "auditwheel").is_file():
             return kit
-        _download(REPAIR, Path(tmp) / "wheels", _target_platforms(arch))
+        download_wheels(REPAIR, Path(tmp) / "wheels", _target_platforms(arch))
         staging = Path(tmp) / "kit"
         (staging / "bin").mkdir(parents=True)
         for wheel in sorted((Path(tmp) / "wheels").glob("*.whl")):

@@ -161,8 +161,8 @@ class WithoutZlibDev:
         return getattr(self.inner, name)
 
     @contextlib.contextmanager
-    def build_session(self, mounts: Mounts) -> Iterator[Any]:
-        with self.inner.build_session(mounts) as session:
+    def build_session(self, mounts: Mounts, target_platform: str | None = None) -> Iterator[Any]:
+        with self.inner.build_session(mounts, target_platform) as session:
             result = session.sysroot.run(["sh", "-c", REMOVE_ZLIB])
             assert result.ok, result.tail
             session.relativise()

@@ -1,0 +1,170 @@
+"""zig as the cross compiler for targets older than the sysroot's glibc.
+
+Debian's cross gcc links against the sysroot's glibc (bookworm: 2.36), so whatever it
+builds may need symbols no RHEL 8 or SLES 15 has. ``zig cc -target
+s390x-linux-gnu.2.28`` compiles and links against zig's own headers and symbol stubs of
+exactly that glibc: a wheel it builds can only need what the target has (measured: a
+CPython extension needs nothing newer than ``GLIBC_2.16`` and imports under emulation).
+C++ gets zig's bundled libc++, linked statically into the extension.
+
+zig comes from its PyPI wheel (``ziglang``, a self-contained x86_64 binary), unpacked
+once into the cross folder of the cache root; its compile cache (libc stubs, libc++,
+built on first use in about a minute) lives beside it and is shared by every build.
+
+This module knows zig; :mod:`refinery.builder.crosstools` decides when to use it
+(:func:`compiler_for`) and writes the wrappers.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from refinery.builder.errors import BuildRootUnavailable
+from refinery.builder.tools import download_wheels, made_once
+from refinery.core.glibc import Glibc, glibc_text
+from refinery.core.target import glibc_floor
+
+ZIGLANG = "ziglang==0.17.1"
+#: The oldest glibc zig (and manylinux for s390x) targets.
+MIN_GLIBC: Glibc = (2, 17)
+ZIG_TRIPLETS = {"s390x": "s390x-linux-gnu"}
+
+CompilerKind = Literal["gcc", "zig"]
+
+
+@dataclass(frozen=True, slots=True)
+class Compiler:
+    """Which compilers a cross toolchain runs: Debian's cross gcc against the sysroot
+    (and so the sysroot's glibc), or zig against the glibc of an older ``target``."""
+
+    kind: CompilerKind = "gcc"
+    glibc: Glibc | None = None  # zig's target glibc
+
+    def __post_init__(self) -> None:
+        if (self.kind == "zig") != (self.glibc is not None):
+            raise ValueError("a zig compiler needs a target glibc, and gcc takes none")
+
+    @property
+    def label(self) -> str:
+        """``gcc`` or ``zig-glibc2.28``: part of toolchain keys and records."""
+        return "gcc" if self.glibc is None else f"zig-glibc{glibc_text(self.glibc)}"
+
+
+GCC = Compiler()
+
+
+def compiler_for(target_platform: str, sysroot_glibc: Glibc | None) -> Compiler:
+    """zig for a manylinux target older than the sysroot's glibc; gcc otherwise (no
+    promise to keep, or the sysroot is old enough)."""
+    floor = glibc_floor(target_platform)
+    if floor is None or sysroot_glibc is None or floor >= sysroot_glibc:
+        return GCC
+    return Compiler("zig", max(floor, MIN_GLIBC))
+
+
+_GLIBC_VERSION = re.compile(rb"GLIBC_2\.(\d+)")
+
+
+def libc_glibc(libc: Path) -> Glibc | None:
+    """The glibc version of a ``libc.so.6`` (its newest ``GLIBC_2.N`` version name)."""
+    try:
+        data = libc.read_bytes()
+    except OSError:
+        return None
+    minors = [int(m.group(1)) for m in _GLIBC_VERSION.finditer(data)]
+    return (2, max(minors)) if minors else None
+
+
+@dataclass(frozen=True)
+class Zig:
+    """An unpacked zig: ``binary`` and its shared compile ``cache``."""
+
+    home: Path
+
+    @property
+    def binary(self) -> Path:
+        return self.home / "ziglang" / "zig"
+
+    @property
+    def cache(self) -> Path:
+        return self.home / "cache"
+
+
+def zig_at(cross_cache: Path) -> Zig:
+    """Where zig lives below the cache root's cross folder (no download)."""
+    version = ZIGLANG.partition("==")[2]
+    return Zig(cross_cache / f"zig-{version}")
+
+
+def ensure_zig(cross_cache: Path) -> Zig:
+    """zig below ``cross_cache``, unpacked from its PyPI wheel the first time."""
+    zig = zig_at(cross_cache)
+
+    def make() -> None:
+        wheels = zig.home / "wheel"
+        download_wheels((ZIGLANG,), wheels)
+        found = sorted(wheels.glob("ziglang-*.whl"))
+        if not found:
+            raise BuildRootUnavailable(f"pip downloaded no wheel for {ZIGLANG}")
+        with zipfile.ZipFile(found[0]) as zf:
+            zf.extractall(zig.home, [n for n in zf.namelist() if n.startswith("ziglang/")])
+        zig.binary.chmod(0o755)
+        for wheel in found:
+            wheel.unlink()
+        zig.cache.mkdir(parents=True, exist_ok=True)
+        (zig.home / ".complete").write_text(ZIGLANG + "\n")
+
+    made_once(zig.home, make)
+    return zig
+
+
+def zig_target(arch: str, glibc: Glibc) -> str:
+    """zig's ``-target`` for ``arch`` and ``glibc`` (``s390x-linux-gnu.2.28``)."""
+    try:
+        return f"{ZIG_TRIPLETS[arch]}.{glibc_text(glibc)}"
+    except KeyError:
+        raise BuildRootUnavailable(f"zig knows no target for {arch}") from None
+
+
+Language = Literal["cc", "c++", "cpp"]
+
+
+def wrapper(zig: Zig, language: Language, target: str, include_after: tuple[Path, ...]) -> str:
+    """A compiler script running ``zig cc``/``zig c++`` (``cpp``: the preprocessor) for
+    ``target``.
+
+    zig's own libc headers come first; the sysroot's include folders are searched only
+    after them (``-idirafter``) for what zig does not ship (Python's headers, library
+    headers). crossenv's ``CPATH`` would put the sysroot's glibc headers first: unset.
+    Arguments zig does not take are dropped or mapped: ``--target=`` (the ``cc`` crate
+    adds one), ``-Wl,-Bsymbolic-functions`` (Debian's LDFLAGS; zig's linker has only
+    ``-Bsymbolic``), ``-lstdc++`` (zig's C++ library is libc++: the sysroot's libstdc++
+    would bring the sysroot's glibc back), ``-lgcc_s`` (rustc's unwinder: zig links its
+    own libunwind)."""
+    q = shlex.quote
+    mode = {"cc": "cc", "c++": "c++", "cpp": "cc -E"}[language]
+    after = " ".join(f"-idirafter {q(str(p))}" for p in include_after)
+    return (
+        "#!/bin/sh\n"
+        f"# zig {mode} for {target}: the target's glibc, not the sysroot's\n"
+        "unset CPATH C_INCLUDE_PATH CPLUS_INCLUDE_PATH\n"
+        f"ZIG_GLOBAL_CACHE_DIR={q(str(zig.cache))}\n"
+        f"ZIG_LOCAL_CACHE_DIR={q(str(zig.cache))}\n"
+        "export ZIG_GLOBAL_CACHE_DIR ZIG_LOCAL_CACHE_DIR\n"
+        "n=$#\n"
+        'while [ "$n" -gt 0 ]; do\n'
+        "  a=$1; shift; n=$((n - 1))\n"
+        '  case "$a" in\n'
+        "    --target=*|-Wl,-Bsymbolic-functions) ;;\n"
+        '    -lstdc++) set -- "$@" -lc++ ;;\n'
+        '    -lgcc_s) set -- "$@" -lunwind ;;\n'
+        '    *) set -- "$@" "$a" ;;\n'
+        "  esac\n"
+        "done\n"
+        f'exec {q(str(zig.binary))} {mode} -target {q(target)} {after} "$@"\n'
+    )
