@@ -20,6 +20,10 @@ PACKAGE_MANAGERS: Final[tuple[PackageManager, ...]] = get_args(PackageManager)
 Installer = Literal["auto", "uv", "pip"]
 INSTALLERS: Final[tuple[Installer, ...]] = get_args(Installer)
 
+#: What a failed build can say it lacks (``refinery.hints.missing``).
+MissingKind = Literal["header", "library", "pkgconfig", "cmake", "command", "compiler", "module"]
+MISSING_KINDS: Final[tuple[MissingKind, ...]] = get_args(MissingKind)
+
 #: A file on a simple index.
 DistKind = Literal["wheel", "sdist"]
 

@@ -1,0 +1,190 @@
+"""Fixes derived from data: what a log says is missing, looked up in the file index of
+the root's own distribution.
+
+When no catalog hint explains a failure, :func:`derive` turns each
+:class:`~refinery.hints.missing.Missing` into file-index queries (a header →
+``…/include/foo/bar.h``, ``-lfoo`` → ``libfoo.so``, a pkg-config module → ``foo.pc``, a
+CMake package → ``FooConfig.cmake``/``foo-config.cmake`` and its usual files, a command
+→ ``usr/bin/foo``), ranks the answers (the standard location first, ``-dev`` packages
+before others, shorter paths first) and picks the best package. A missing Python module
+is not the distribution's question: it becomes an extra build requirement.
+
+The result, :class:`Derivation`, keeps the query, the candidates and the choice: the
+record shows them, and a derivation that worked becomes a learned hint. Pure: the file
+index arrives as a :class:`FileIndex` (``refinery.upstream.debian.ContentsIndex`` is
+one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from refinery.hints.missing import Missing
+
+#: Python modules whose PyPI project has another name.
+MODULE_PROJECTS = {
+    "yaml": "pyyaml",
+    "Cython": "cython",
+    "skbuild": "scikit-build",
+    "setuptools_scm": "setuptools-scm",
+    "setuptools_rust": "setuptools-rust",
+    "PIL": "pillow",
+    "mesonpy": "meson-python",
+    "pybind11": "pybind11",
+    "numpy": "numpy",
+    "cffi": "cffi",
+    "pkgconfig": "pkgconfig",
+    "versioneer": "versioneer",
+    "dateutil": "python-dateutil",
+}
+#: What a missing compiler is called in the file index (alternatives are not listed).
+COMPILER_FILES = {
+    "cc": "gcc",
+    "c++": "g++",
+    "clang++": "clang",
+    "f77": "gfortran",
+    "f95": "gfortran",
+}
+MAX_CANDIDATES = 5
+
+
+class FileIndex(Protocol):
+    """Which packages ship a file of this name: (path, packages) rows."""
+
+    def owners(self, filename: str, *, arch_all: bool = False) -> Sequence[FileOwner]: ...
+
+
+class FileOwner(Protocol):
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def packages(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One question for the file index: a file ``name`` whose path must end with one of
+    ``suffixes``; paths under one of ``preferred`` folders rank first."""
+
+    name: str
+    suffixes: tuple[str, ...]
+    preferred: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"*/{self.suffixes[0]}"
+
+    def fits(self, path: str) -> bool:
+        return any(path == s or path.endswith("/" + s) for s in self.suffixes)
+
+    def standard(self, path: str) -> bool:
+        """Whether ``path`` is in a standard folder (any folder when none is preferred)."""
+        if not self.preferred:
+            return True
+        return any(path == f"{d}{s}" for d in self.preferred for s in (*self.suffixes, self.name))
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    path: str
+    package: str
+    rank: tuple[int, int, int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Derivation:
+    """How one missing thing was answered: the ``queries`` asked, the best
+    ``candidates`` (path, package), and the ``package`` chosen (a Debian package) or the
+    ``requirement`` (a Python build requirement); both empty when nothing answered."""
+
+    missing: Missing
+    queries: tuple[str, ...] = ()
+    candidates: tuple[tuple[str, str], ...] = ()
+    package: str = ""
+    requirement: str = ""
+
+    @property
+    def answered(self) -> bool:
+        return bool(self.package or self.requirement)
+
+    def summary(self) -> str:
+        """``header yaml.h → libyaml-dev (usr/include/yaml.h)`` for records and pages."""
+        if self.requirement:
+            return f"{self.missing.label} → build requirement {self.requirement}"
+        if not self.package:
+            return f"{self.missing.label} → nothing in the file index ({', '.join(self.queries)})"
+        path = next((p for p, pkg in self.candidates if pkg == self.package), "")
+        return f"{self.missing.label} → {self.package} ({path})"
+
+
+def queries_for(missing: Missing, multiarch: str) -> tuple[Query, ...]:
+    """The file-index questions for one missing thing (most specific first)."""
+    name = missing.name
+    libdirs = (f"usr/lib/{multiarch}/", "usr/lib/", f"lib/{multiarch}/")
+    if missing.kind == "header":
+        base = name.rpartition("/")[2]
+        suffixes = (f"include/{name}", f"include/{multiarch}/{name}")
+        return (Query(base, suffixes, ("usr/",)),)
+    if missing.kind == "library":
+        return tuple(
+            Query(f"lib{name}{ext}", (f"lib{name}{ext}",), libdirs) for ext in (".so", ".a")
+        )
+    if missing.kind == "pkgconfig":
+        return (_pc(name, multiarch),)
+    if missing.kind == "cmake":
+        lower = name.lower()
+        return (
+            Query(f"{name}Config.cmake", (f"{name}Config.cmake",)),
+            Query(f"{lower}-config.cmake", (f"{lower}-config.cmake",)),
+            _pc(lower, multiarch),
+            Query(f"lib{lower}.so", (f"lib{lower}.so",), libdirs),
+            Query(f"{lower}.h", (f"include/{lower}.h",), ("usr/",)),
+        )
+    if missing.kind in ("command", "compiler"):
+        program = COMPILER_FILES.get(name, name)
+        return (Query(program, (program,), ("usr/bin/", "bin/", "usr/sbin/", "sbin/")),)
+    return ()
+
+
+def _pc(module: str, multiarch: str) -> Query:
+    dirs = (f"usr/lib/{multiarch}/pkgconfig/", "usr/share/pkgconfig/", "usr/lib/pkgconfig/")
+    return Query(f"{module}.pc", (f"{module}.pc",), dirs)
+
+
+def rank(path: str, package: str, query: Query) -> tuple[int, int, int, str]:
+    """Lower is better: standard folder, ``-dev`` package, fewer path parts, name."""
+    standard = query.standard(path)
+    dev = package.endswith(("-dev", "-devel")) or "-dev" in package
+    return (0 if standard else 1, 0 if dev else 1, path.count("/"), package)
+
+
+def candidates(index: FileIndex, query: Query) -> tuple[Candidate, ...]:
+    """Every (path, package) the index has for ``query``, best first; the
+    architecture-independent index is asked when the root's has nothing."""
+    found: list[Candidate] = []
+    for arch_all in (False, True):
+        for owner in index.owners(query.name, arch_all=arch_all):
+            if query.fits(owner.path):
+                found += [
+                    Candidate(owner.path, p, rank(owner.path, p, query)) for p in owner.packages
+                ]
+        if found:
+            break
+    return tuple(sorted(found, key=lambda c: c.rank))
+
+
+def derive(missing: Missing, index: FileIndex, multiarch: str) -> Derivation:
+    """The answer for one missing thing (see the module docstring)."""
+    if missing.kind == "module":
+        requirement = MODULE_PROJECTS.get(missing.name, missing.name.replace("_", "-"))
+        return Derivation(missing, requirement=requirement)
+    asked: list[str] = []
+    for query in queries_for(missing, multiarch):
+        asked.append(str(query))
+        found = candidates(index, query)
+        if found:
+            shown = tuple(dict.fromkeys((c.path, c.package) for c in found))[:MAX_CANDIDATES]
+            return Derivation(missing, tuple(asked), shown, package=found[0].package)
+    return Derivation(missing, tuple(asked))

@@ -1,0 +1,212 @@
+"""The Debian archive's file index: which package ships a given path.
+
+A root made from ``bookworm`` on a mirror answers "which ``-dev`` package has
+``yaml.h``" from that release's ``Contents-<arch>`` index on the same mirror (the
+index ``apt-file`` reads). It is fetched once per (mirror, release, arch, digest):
+
+* ``InRelease`` is verified with ``gpgv`` against the Debian archive keyring (what
+  mmdebstrap trusted when it made the root) and names the index's SHA-256;
+* ``main/Contents-<arch>.gz`` (about 10 MB) is downloaded, checked against that digest
+  and turned into a small SQLite table of the paths a build can miss (headers, shared
+  and static libraries, pkg-config and CMake files, programs), keyed by file name, so a
+  query answers in milliseconds; ``Contents-all`` (architecture-independent packages:
+  header-only libraries) is fetched the first time a query needs it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import urllib3
+
+from refinery.core.errors import NetworkError
+
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+SCHEMA = 1
+#: Paths a build can miss; everything else in the Contents index is left out.
+_WANTED = re.compile(
+    r"(?:^|/)include/"
+    r"|\.(?:so|a|pc|cmake)$"
+    r"|^(?:usr/)?s?bin/[^/]+$"
+)
+_BATCH = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class ContentsSource:
+    """One release's file index: ``mirror`` (``http://deb.debian.org/debian``), the
+    ``release`` codename, the ``arch``, and the component."""
+
+    mirror: str
+    release: str
+    arch: str
+    component: str = "main"
+
+    def url(self, name: str) -> str:
+        return f"{self.mirror.rstrip('/')}/dists/{self.release}/{name}"
+
+    def index_name(self, arch: str) -> str:
+        return f"{self.component}/Contents-{arch}.gz"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """A path of the index and the packages that ship it (``libyaml-dev``)."""
+
+    path: str
+    packages: tuple[str, ...]
+
+
+def release_digests(text: str) -> dict[str, str]:
+    """Name -> SHA-256 from the ``SHA256:`` section of a Release/InRelease file."""
+    out: dict[str, str] = {}
+    in_sha = False
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            in_sha = line.strip() == "SHA256:"
+            continue
+        if in_sha:
+            parts = line.split()
+            if len(parts) == 3:
+                out[parts[2]] = parts[0]
+    return out
+
+
+def parse_contents(lines: Iterable[str]) -> Iterator[tuple[str, str, str]]:
+    """(file name, path, packages) for each wanted line of a Contents index
+    (``usr/include/yaml.h   libdevel/libyaml-dev``); packages lose their section."""
+    for line in lines:
+        path, _sep, where = line.rstrip("\n").rpartition(" ")
+        path = path.strip()
+        if not path or not _WANTED.search(path):
+            continue
+        packages = ",".join(p.rpartition("/")[2] for p in where.split(","))
+        yield PurePosixPath(path).name, path, packages
+
+
+class ContentsIndex:
+    """Queries over one release's cached file index (see the module docstring)."""
+
+    def __init__(
+        self, source: ContentsSource, cache: Path, http: urllib3.PoolManager | None = None
+    ):
+        self.source = source
+        self.cache = cache
+        self.http = http or urllib3.PoolManager(retries=urllib3.Retry(3, backoff_factor=1))
+        self._digests: dict[str, str] | None = None
+
+    # --- fetching --------------------------------------------------------------------
+    def _get(self, url: str, dest: Path) -> None:
+        try:
+            response = self.http.request("GET", url, preload_content=False, timeout=120)
+        except urllib3.exceptions.HTTPError as exc:
+            raise NetworkError(f"GET {url}: {exc}") from exc
+        try:
+            if response.status != 200:
+                raise NetworkError(f"GET {url}: HTTP {response.status}")
+            with open(dest, "wb") as out:
+                for chunk in response.stream(1 << 20):
+                    out.write(chunk)
+        finally:
+            response.release_conn()
+
+    def digests(self) -> dict[str, str]:
+        """The verified ``InRelease``'s SHA-256 list (fetched once per index object)."""
+        if self._digests is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                signed = Path(tmp) / "InRelease"
+                self._get(self.source.url("InRelease"), signed)
+                self._digests = release_digests(verified_text(signed))
+        return self._digests
+
+    def _database(self, arch: str) -> Path:
+        name = self.source.index_name(arch)
+        digest = self.digests().get(name)
+        if digest is None:
+            raise NetworkError(f"{self.source.url('InRelease')} lists no {name}")
+        db = self.cache / f"{self.source.release}-{arch}-{digest[:16]}-v{SCHEMA}.sqlite"
+        if not db.is_file():
+            self.cache.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
+                gz = Path(tmp) / "Contents.gz"
+                self._get(self.source.url(name), gz)
+                _check_digest(gz, digest, name)
+                staging = Path(tmp) / "index.sqlite"
+                build_database(gz, staging)
+                os.replace(staging, db)
+        return db
+
+    # --- queries ---------------------------------------------------------------------
+    def owners(self, filename: str, *, arch_all: bool = False) -> tuple[Owner, ...]:
+        """Every indexed path named ``filename`` and its packages (the root's arch;
+        ``arch_all``: the architecture-independent index instead)."""
+        db = self._database("all" if arch_all else self.source.arch)
+        return query(db, filename)
+
+
+def query(db: Path, filename: str) -> tuple[Owner, ...]:
+    """The rows of a file-index database for ``filename``."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        rows = con.execute(
+            "SELECT path, packages FROM files WHERE name = ? ORDER BY path", (filename,)
+        ).fetchall()
+    return tuple(Owner(path, tuple(packages.split(","))) for path, packages in rows)
+
+
+def build_database(gz: Path, dest: Path) -> int:
+    """The wanted lines of a gzipped Contents index as an SQLite table; row count."""
+    with sqlite3.connect(dest) as con:
+        con.execute("CREATE TABLE files (name TEXT, path TEXT, packages TEXT)")
+        count = 0
+        with gzip.open(gz, "rt", encoding="utf-8", errors="replace") as text:
+            batch: list[tuple[str, str, str]] = []
+            for row in parse_contents(text):
+                batch.append(row)
+                if len(batch) >= _BATCH:
+                    con.executemany("INSERT INTO files VALUES (?, ?, ?)", batch)
+                    count += len(batch)
+                    batch.clear()
+            con.executemany("INSERT INTO files VALUES (?, ?, ?)", batch)
+            count += len(batch)
+        con.execute("CREATE INDEX by_name ON files (name)")
+    return count
+
+
+def _check_digest(path: Path, expected: str, name: str) -> None:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    if h.hexdigest() != expected:
+        raise NetworkError(f"{name}: SHA-256 {h.hexdigest()} is not the signed {expected}")
+
+
+def verified_text(signed: Path, keyring: Path = KEYRING) -> str:
+    """The text of a clearsigned ``InRelease`` after ``gpgv`` verified it."""
+    if not keyring.is_file():
+        raise NetworkError(
+            f"no Debian archive keyring at {keyring} (apt install debian-archive-keyring)"
+        )
+    try:
+        done = subprocess.run(
+            ["gpgv", "--keyring", str(keyring), "--output", "-", str(signed)],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NetworkError(f"gpgv could not verify {signed.name}: {exc}") from exc
+    if done.returncode != 0:
+        why = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        raise NetworkError(f"{signed.name} failed signature verification: {' '.join(why)}")
+    return done.stdout.decode("utf-8", errors="replace")
