@@ -4,8 +4,19 @@
 import registers its commands.
 """
 
-from refinery.cli import build, gitops, hints, plan, site, store
+from refinery.cli import build, gitops, hints, logs, plan, site, store
 from refinery.cli.app import Settings, main
 from refinery.cli.plan import make_plan
 
-__all__ = ["Settings", "build", "gitops", "hints", "main", "make_plan", "plan", "site", "store"]
+__all__ = [
+    "Settings",
+    "build",
+    "gitops",
+    "hints",
+    "logs",
+    "main",
+    "make_plan",
+    "plan",
+    "site",
+    "store",
+]

@@ -23,73 +23,11 @@ if TYPE_CHECKING:
     from refinery.builder.options import RootOptions, RunOptions
     from refinery.builder.roots import BuildRoot
     from refinery.builder.runner import RunSummary
+    from refinery.cli.live import Renderer
+    from refinery.cli.report import Report
     from refinery.hints.advise import Advisor
     from refinery.pipeline import Parts, PipelineOptions, PipelineResult, SiteTarget
-
-
-class _BuildRenderer:
-    """Build events on the terminal; on GitHub Actions, folded groups whose contents
-    cannot issue workflow commands (``::stop-commands::``)."""
-
-    def __init__(self) -> None:
-        import secrets
-
-        from rich.console import Console
-
-        from refinery.cli.render import on_github_actions
-
-        self.console = Console(stderr=True, highlight=False)
-        if not self.console.is_terminal:
-            self.console.width = 200
-        self.gha = on_github_actions()
-        self.token = secrets.token_hex(16)
-        self.open_group: str | None = None
-
-    def _close(self) -> None:
-        if self.gha and self.open_group is not None:
-            print(f"::{self.token}::", file=sys.stderr, flush=True)
-            print("::endgroup::", file=sys.stderr, flush=True)
-        self.open_group = None
-
-    def __call__(self, event: Any) -> None:
-        from rich.markup import escape
-
-        from refinery.cli.render import event_markup, gha_escape
-
-        kind, node = event.kind, event.node
-        if kind == "line":
-            if node and self.gha and self.open_group != node:
-                self._close()
-                print(f"::group::{gha_escape(node)}", file=sys.stderr)
-                print(f"::stop-commands::{self.token}", file=sys.stderr, flush=True)
-                self.open_group = node
-            text = event.message.rstrip("\n")
-            if self.gha:
-                print(text, file=sys.stderr, flush=True)
-            else:
-                prefix = f"[dim]{escape(node)}[/] " if node else ""
-                self.console.print(f"{prefix}[dim]{escape(text)}[/]")
-            return
-        self._close()
-        status = event.status
-        if self.gha and kind == "done" and status is not None and str(status) != "built":
-            # the message is the outcome's reason: the root-cause line first
-            print(
-                f"::error title={gha_escape(node or '', prop=True)}::{gha_escape(event.message)}",
-                file=sys.stderr,
-            )
-        outcome = getattr(event, "outcome", None)
-        smoke = getattr(outcome, "smoke", None)
-        if self.gha and kind == "done" and smoke is not None and smoke.note:
-            title = gha_escape(f"{node or ''}: built, import needs context", prop=True)
-            print(f"::notice title={title}::{gha_escape(smoke.note)}", file=sys.stderr)
-        if self.gha and kind == "fallback":
-            title = gha_escape(f"{node or ''}: emulated build", prop=True)
-            print(f"::notice title={title}::{gha_escape(event.message)}", file=sys.stderr)
-        self.console.print(event_markup(event))
-
-    def finish(self) -> None:
-        self._close()
+    from refinery.store import Store
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +43,7 @@ class BuildFlags:
     release: str | None
     image: str | None
     installer: Installer
+    verbose: bool = False
     nodes: tuple[str, ...] = ()
     fixes: tuple[str, ...] = ()
 
@@ -158,6 +97,14 @@ class BuildFlags:
             upfront=lambda node: catalog.emulate(node.name, node.python),
         )
 
+    def renderer(self, report: Report, fallback: bool) -> Renderer:
+        """How the build's events reach people (``fallback``: a node may get one more
+        attempt, on the emulated root)."""
+        from refinery.cli.report import renderer
+
+        most = self.max_attempts + (1 if fallback else 0)
+        return renderer(report, max_attempts=most, jobs=self.jobs, verbose=self.verbose)
+
     def run_options(self, settings: Settings, catalog_digest: str) -> RunOptions:
         """The runner's options; the host's pip settings are read here, once."""
         from refinery.builder.options import BuildOptions, RunOptions
@@ -178,13 +125,17 @@ class BuildFlags:
         )
 
 
-def _run_builds(settings: Settings, result: Plan, flags: BuildFlags) -> int:
+def _run_builds(settings: Settings, result: Plan, flags: BuildFlags, plan_file: Path) -> int:
     from refinery.builder.runner import build_plan
+    from refinery.cli.report import Report, expect, print_results
 
     root, advisor = flags.root_and_advisor(settings)
     store = settings.open_store()
     digest = advisor.catalog.digest if flags.hints_dir.is_dir() else result.catalog_digest
-    render = _BuildRenderer()
+    fallback = flags.fallback(settings, root, advisor)
+    report = Report(store=store, store_option=settings.store, plan=str(plan_file))
+    render = flags.renderer(report, fallback is not None)
+    expect(render, result, store, flags.nodes or None)
     try:
         summary = build_plan(
             result,
@@ -194,19 +145,12 @@ def _run_builds(settings: Settings, result: Plan, flags: BuildFlags) -> int:
             on_event=render,
             advise=advisor,
             first_fix=advisor.first_fix,
-            fallback=flags.fallback(settings, root, advisor),
+            fallback=fallback,
         )
     finally:
         render.finish()
-    _print_counts(summary, store.url)
+    print_results(render, summary, report)
     return 0 if summary.ok else 1
-
-
-def _print_counts(summary: RunSummary, store_url: str) -> None:
-    from refinery.cli.render import make_console
-
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts().items())) or "nothing"
-    make_console(stderr=True).print(f"build: {counts} (store {store_url})")
 
 
 build_options = options(
@@ -235,6 +179,13 @@ build_options = options(
         default="auto",
         show_default=True,
         help="What fills pypa/build's isolated environment (uv for s390x is ~3x faster).",
+    ),
+    click.option(
+        "--verbose",
+        "-v",
+        is_flag=True,
+        help="Stream every build output line (default: a live view on a terminal, "
+        "else one block per node).",
     ),
 )
 
@@ -273,7 +224,7 @@ def build(settings: Settings, /, plan_file: Path, **given: Any) -> None:
     """Build the pending nodes of PLAN.json, wave by wave, into the store."""
     flags = BuildFlags.take(given)
     result = _read_plan(plan_file, flags.nodes)
-    sys.exit(_run_builds(settings, result, flags))
+    sys.exit(_run_builds(settings, result, flags, plan_file))
 
 
 def _dir_option(flag: str, default: str, help: str) -> Decorator:
@@ -353,31 +304,45 @@ def run(settings: Settings, /, **given: Any) -> None:
 
     flags = RunFlags(build=BuildFlags.take(given), **given)
     parts, pipeline_options = flags.assemble(settings)
-    render = _BuildRenderer()
-    observers = Observers(
-        on_plan=_show_plan,
-        on_event=render,
-        on_built=lambda summary: _built(render, summary, parts.store.url),
-    )
+    view = _RunView(settings, parts.store, flags.build, parts.fallback is not None)
+    observers = Observers(on_plan=view.plan, on_event=view.render, on_built=view.built)
     try:
         result = run_pipeline(flags.requirements, parts, pipeline_options, observers)
     finally:
-        render.finish()
+        view.render.finish()
     _show_outputs(result, flags)
     sys.exit(0 if result.builds.ok else 1)
 
 
-def _show_plan(plan: Plan) -> None:
-    from refinery.cli.render import make_console, plan_summary, plan_table
+class _RunView:
+    """``run`` on the screen: the plan, the builds (a renderer), the results."""
 
-    console = make_console(stderr=True)
-    console.print(plan_table(plan))
-    console.print(plan_summary(plan))
+    def __init__(self, settings: Settings, store: Store, flags: BuildFlags, fallback: bool):
+        from refinery.cli.report import Report
 
+        self.store = store
+        self.only = flags.nodes or None
+        self.report = Report(store=store, store_option=settings.store, plan="")
+        self.render = flags.renderer(self.report, fallback)
 
-def _built(render: _BuildRenderer, summary: RunSummary, store_url: str) -> None:
-    render.finish()
-    _print_counts(summary, store_url)
+    def plan(self, plan: Plan) -> None:
+        from dataclasses import replace
+
+        from refinery.cli.render import make_console, plan_summary, plan_table
+        from refinery.cli.report import expect
+
+        console = make_console(stderr=True)
+        console.print(plan_table(plan))
+        console.print(plan_summary(plan))
+        stored = self.store.plan_file(plan.plan_id)
+        self.report = replace(self.report, plan=str(stored or ""), plan_id=plan.plan_id)
+        expect(self.render, plan, self.store, self.only)
+
+    def built(self, summary: RunSummary) -> None:
+        from refinery.cli.report import print_results
+
+        self.render.finish()
+        print_results(self.render, summary, self.report)
 
 
 def _show_outputs(result: PipelineResult, flags: RunFlags) -> None:

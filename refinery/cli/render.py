@@ -6,8 +6,9 @@ Only the CLI imports this module; the library never prints.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from rich.console import Console
@@ -126,3 +127,62 @@ def progress_reporter(console: Console) -> Iterator[Progress | None]:
     )
     with progress:
         yield progress
+
+
+# --- the end of a build run -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    """One node of a finished run, for people: what came of it, in what time, and for a
+    failure why, where its log is and how to build it again."""
+
+    node: str
+    status: NodeStatus
+    seconds: float | None = None
+    wheel: str = ""  # the wheel's filename
+    cause: str = ""  # the root-cause line (the record's reason)
+    log: str = ""  # the last attempt's log: a path, or a URL in the store
+    reproduce: str = ""  # the command that builds this node alone, with its output
+
+
+def wheel_tag(filename: str) -> str:
+    """``cp311-cp311-manylinux_2_17_s390x`` of a wheel's filename ('' for none)."""
+    if not filename.endswith(".whl"):
+        return ""
+    parts = filename[: -len(".whl")].split("-")
+    return "-".join(parts[-3:]) if len(parts) >= 5 else ""
+
+
+def _took(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    whole = int(seconds)  # as the live view's clock: whole seconds, cut
+    return f"{whole // 60}:{whole % 60:02d}" if whole >= 60 else f"{whole}s"
+
+
+def results_table(rows: Sequence[ResultRow]) -> Table:
+    """Node, result, time, wheel tag: one row per node the run built or tried."""
+    table = Table(title="builds", title_justify="left", expand=False)
+    for col in ("node", "result", "time", "wheel tag"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        style = STATUS_STYLE.get(row.status, "")
+        table.add_row(
+            escape(row.node),
+            f"[{style}]{row.status}[/]",
+            _took(row.seconds),
+            escape(wheel_tag(row.wheel)),
+        )
+    return table
+
+
+def failure_markup(row: ResultRow) -> str:
+    """A failed node: its cause line, its log, the command that reproduces it."""
+    style = STATUS_STYLE.get(row.status, "red")
+    lines = [f"[{style}]✗ {row.status}[/] [bold]{escape(row.node)}[/]"]
+    if row.cause:
+        lines.append(f"  cause: {escape(row.cause.splitlines()[0])}")
+    if row.log:
+        lines.append(f"  log: {escape(row.log)}")
+    if row.reproduce:
+        lines.append(f"  reproduce: {escape(row.reproduce)}")
+    return "\n".join(lines)

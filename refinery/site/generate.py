@@ -310,6 +310,7 @@ class Generator:
             "builds.md": self.builds,
             "inputs.md": self.inputs,
             "hints.md": self.hints,
+            "failures.md": self.failures,
         }
 
     def overview(self, data: SiteData) -> str:
@@ -354,6 +355,35 @@ class Generator:
         catalog = load_catalog(self.options.hints_dir)
         rows = stats.hint_stats(data.nodes(), catalog)
         return self._render("hints.md.j2", rows=rows, catalog=catalog)
+
+    def failures(self, data: SiteData) -> str:
+        """Every failed node's root cause and highlighted lines, for the site's search."""
+        found = [failure_of(n) for n in data.nodes() if n.record.status in FAILURE]
+        return self._render("failures.md.j2", failures=found)
+
+
+#: Highlighted lines of a failed node on the failures page.
+MAX_FAILURE_LINES = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed node: its last failed attempt, root-cause line, highlighted lines."""
+
+    node: Node
+    attempt: Attempt | None
+    cause: str
+    lines: tuple[str, ...]
+
+
+def failure_of(node: Node) -> Failure:
+    """The lines a failed node is found by: the record's reason (the root-cause line)
+    and its last failed attempt's highlighted lines (from the record; no log is read)."""
+    failed = [a for a in node.record.attempts if a.status and a.status != NodeStatus.BUILT]
+    last = failed[-1] if failed else None
+    cause = node.record.reason.splitlines()[0] if node.record.reason else ""
+    lines = [line.strip() for line in (last.matched_lines if last else ()) if line.strip()]
+    return Failure(node, last, cause, tuple(lines[-MAX_FAILURE_LINES:]))
 
 
 def _plots(nodes: list[Node]) -> dict[str, str]:

@@ -9,6 +9,7 @@ Identical for every backend::
     plans/<plan_id>.json   inputs/<input_id>.json
     projects/<name>.json                        per-project summary
     simple/…                                    index pages uploaded by ``refinery index``
+    packs/<identity>/<name>.tar.gz              library packs, by content hash (immutable)
 
 Everything outside the ``store`` package asks the :class:`~refinery.store.Store`; it
 never spells a key itself.
@@ -27,6 +28,7 @@ PLANS = "plans/"
 INPUTS = "inputs/"
 PROJECTS = "projects/"
 SIMPLE = "simple/"
+PACKS = "packs/"
 JSON = ".json"
 METADATA = ".metadata"
 
@@ -66,6 +68,27 @@ def parse_record_key(key: str) -> RecordId | None:
 
 def log_key(name: str, version: str, python: str, attempt: int) -> str:
     return f"{LOGS}{normalize_name(name)}/{version}/{python}/{attempt}.log"
+
+
+class LogId(NamedTuple):
+    """What a ``logs/`` key names: one attempt's log of one node."""
+
+    name: str
+    version: str
+    python: str
+    attempt: int
+    key: str
+
+
+def parse_log_key(key: str) -> LogId | None:
+    """``logs/<name>/<version>/<python>/<attempt>.log`` → its parts; ``None`` otherwise."""
+    parts = key.split("/")
+    if len(parts) != 5 or parts[0] != LOGS[:-1] or not parts[4].endswith(".log"):
+        return None
+    number = parts[4][: -len(".log")]
+    if not number.isdigit():
+        return None
+    return LogId(parts[1], parts[2], parts[3], int(number), key)
 
 
 def logs_of(name: str) -> str:
@@ -127,3 +150,8 @@ def index_key(rel: str) -> str:
     """An index file uploaded into the store: ``rel`` below ``simple/`` (``index.html``,
     ``<project>/index.json``, ``manifest.json``)."""
     return f"{SIMPLE}{rel}"
+
+
+def pack_key(name: str, identity: str) -> str:
+    """A library pack's tarball, named by its identity (the hash of its inputs)."""
+    return f"{PACKS}{identity}/{name}.tar.gz"

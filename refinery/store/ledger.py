@@ -163,6 +163,19 @@ class Store:
         """A local store's file for the log ``key``; ``None`` for S3 (or not a log key)."""
         return self.blobs.local_path(key) if layout.is_log_key(key) else None
 
+    def log_ids(self, project: str | None = None) -> Iterator[layout.LogId]:
+        """Every stored log (of ``project`` only, when given), in no promised order."""
+        prefix = layout.logs_of(project) if project is not None else layout.LOGS
+        for key in self.blobs.list(prefix):
+            found = layout.parse_log_key(key)
+            if found is not None:
+                yield found
+
+    def log_location(self, key: str) -> str:
+        """Where a person finds the log ``key``: a local store's file, else its URL."""
+        path = self.log_file(key)
+        return str(path) if path is not None else f"{self.url.rstrip('/')}/{key}"
+
     @staticmethod
     def logs_of(name: str) -> str:
         """The folder (relative to the store root) of every log of project ``name``."""
@@ -332,6 +345,11 @@ class Store:
     def get_plan(self, plan_id: str) -> Plan | None:
         got = self.blobs.get(layout.plan_key(plan_id))
         return Plan.from_json(json.loads(got[0])) if got else None
+
+    def plan_file(self, plan_id: str) -> Path | None:
+        """A local store's file of the stored plan ``plan_id``; ``None`` for S3."""
+        path = self.blobs.local_path(layout.plan_key(plan_id))
+        return path if path is not None and path.is_file() else None
 
     def plan_ids(self) -> Iterator[str]:
         for key in self.blobs.list(layout.PLANS):
