@@ -1,15 +1,20 @@
 """Cross vs native vs emulated: real PyPI sdists built three ways in one run.
 
     python bench/backends.py [--packages markupsafe==2.1.5,ujson==5.10.0]
-                             [--skip-emulated-over 900] [--no-emulated] [--json]
+                             [--skip-emulated-over 900] [--no-emulated] [--no-gcc] [--json]
 
 For every package of ``bench/backends.txt`` (or ``--packages``), from the same sdist:
 
 * *native*: ``pip wheel --no-deps`` of the sdist with the host's CPython of the target
   version, a wheel for x86_64 (what a build on a fast runner costs);
-* *cross*: the ``cross`` backend through ``build_plan`` (host cross compilers, the
-  sysroot, hints applied to it, auditwheel, then the import under emulation);
-* *emulated*: the ``rootfs`` backend through ``build_plan`` (the whole build under QEMU).
+* *cross-zig*: the ``cross`` backend through ``build_plan`` for the plan's default
+  target ``manylinux_2_28_s390x``, older than the sysroot's glibc (bookworm: 2.36), so
+  zig compiles (hints applied to the sysroot, auditwheel, the target promise, then the
+  import under emulation);
+* *cross-gcc*: the same for target ``manylinux_2_36_s390x``: Debian's cross gcc against
+  the sysroot (``--no-gcc`` skips it);
+* *emulated*: the ``rootfs`` backend through ``build_plan`` for ``manylinux_2_36_s390x``
+  (the whole build under QEMU).
   An emulated build whose estimate (native times the known 8x factor) exceeds
   ``--skip-emulated-over`` seconds is skipped and says so.
 
@@ -56,6 +61,8 @@ CORPUS = ROOT / "bench" / "backends.txt"
 CACHE = CacheRoot.from_environment(os.environ, Path.home())
 PIP = HostPip.read(os.environ, Path.home())
 PYTHON = "3.11"
+ZIG_TARGET = "manylinux_2_28_s390x"  # older than bookworm's glibc: zig
+GCC_TARGET = "manylinux_2_36_s390x"  # the sysroot's own glibc: Debian's cross gcc
 EMULATION_FACTOR = 8.0  # bench/emulation.py: the build phase under QEMU vs x86_64
 INDEX_URL = os.environ.get("REFINERY_INDEX_URL", DEFAULT_INDEX)
 
@@ -89,7 +96,8 @@ class Result:
 class Row:
     package: Package
     native: Result = field(default_factory=Result)
-    cross: Result = field(default_factory=Result)
+    zig: Result = field(default_factory=Result)  # cross backend, ZIG_TARGET
+    cross: Result = field(default_factory=Result)  # cross backend, GCC_TARGET
     emulated: Result = field(default_factory=Result)
 
 
@@ -143,15 +151,24 @@ def build_native(package: Package, sdist: Path, work: Path) -> Result:
     return Result(seconds, wheels[0].name, "-", "built", 1, log=str(log))
 
 
-def build_product(
-    package: Package, ref: FileRef, root: BuildRoot, work: Path, timeout: float
-) -> Result:
-    """``build_plan`` of the one node on ``root`` with the hint catalog's advisor."""
+@dataclass(frozen=True)
+class Way:
+    """One column: a build root and the plan's target platform."""
+
+    label: str
+    root: BuildRoot
+    platform: str = GCC_TARGET
+
+
+def build_product(package: Package, ref: FileRef, way: Way, work: Path, timeout: float) -> Result:
+    """``build_plan`` of the one node on ``way.root`` for ``way.platform`` with the hint
+    catalog's advisor."""
     node = PlanNode(
         package.name, package.version, PYTHON, NodeStatus.PENDING, "bench", True, wave=0, sdist=ref
     )
-    plan = Plan("bench-backends", (), (Target(),), (node,), ((node.key,),), {})
-    store = Store.open(str(work / f"store-{root.backend}"))
+    target = Target(PYTHON, way.platform)
+    plan = Plan("bench-backends", (), (target,), (node,), ((node.key,),), {})
+    store = Store.open(str(work / f"store-{way.label}"))
     outcomes: list[BuildOutcome] = []
 
     def on_event(event: object) -> None:
@@ -167,8 +184,10 @@ def build_product(
         fix = Remedy(constraints=package.constraints)
         first_fix = lambda _node: fix  # noqa: E731
     build = BuildOptions(cache=CACHE, pip=PIP, timeout=timeout)
-    options = RunOptions(build=build, workdir=work / root.backend, max_attempts=3)
-    build_plan(plan, store, root, options, on_event=on_event, advise=advisor, first_fix=first_fix)
+    options = RunOptions(build=build, workdir=work / way.label, max_attempts=3)
+    build_plan(
+        plan, store, way.root, options, on_event=on_event, advise=advisor, first_fix=first_fix
+    )
     if not outcomes:
         return Result(status="not built", note="no attempt ran")
     last = outcomes[-1]
@@ -200,27 +219,30 @@ def secs(result: Result) -> str:
     return f"{result.seconds:.1f}"
 
 
+WAYS = ("native", "zig", "cross", "emulated")
+
+
 def render(rows: list[Row]) -> str:
     head = (
-        f"{'package':22} {'build system':18} {'native':>8} {'cross':>8} {'emulated':>9} "
-        f"{'cross/nat':>9} {'emu/nat':>8}  {'cross wheel tag':24} smoke(cross/emu)"
+        f"{'package':22} {'build system':18} {'native':>8} {'cross-zig':>10} {'cross-gcc':>10} "
+        f"{'emulated':>9} {'zig/nat':>8} {'gcc/nat':>8} {'emu/nat':>8}  "
+        f"{'cross-zig tag':26} {'cross-gcc tag':24} smoke(zig/gcc/emu)"
     )
     lines = [head, "-" * len(head)]
     for row in rows:
+        smoke = "/".join(r.smoke or "-" for r in (row.zig, row.cross, row.emulated))
         lines.append(
             f"{row.package.spec:22} {row.package.system:18} {secs(row.native):>8} "
-            f"{secs(row.cross):>8} {secs(row.emulated):>9} {ratio(row.cross, row.native):>9} "
-            f"{ratio(row.emulated, row.native):>8}  {tag(row.cross.wheel):24} "
-            f"{row.cross.smoke or '-'}/{row.emulated.smoke or '-'}"
+            f"{secs(row.zig):>10} {secs(row.cross):>10} {secs(row.emulated):>9} "
+            f"{ratio(row.zig, row.native):>8} {ratio(row.cross, row.native):>8} "
+            f"{ratio(row.emulated, row.native):>8}  {tag(row.zig.wheel):26} "
+            f"{tag(row.cross.wheel):24} {smoke}"
         )
     notes = [
         f"  {row.package.spec} {way}: {result.status} {result.note} ({result.log})"
         for row in rows
-        for way, result in (
-            ("native", row.native),
-            ("cross", row.cross),
-            ("emulated", row.emulated),
-        )
+        for way in WAYS
+        for result in (getattr(row, way),)
         if result.status not in ("built", "") or result.attempts > 1
     ]
     if notes:
@@ -235,7 +257,15 @@ def bench_one(package: Package, roots: dict[str, BuildRoot], args: argparse.Name
     sdist = fetch_sdist(ref.url, ref.sha256, work / "sdist")
     local = FileRef(ref.filename, sdist.as_uri(), ref.sha256)
     row.native = build_native(package, sdist, work)
-    row.cross = build_product(package, local, roots["cross"], work, args.timeout)
+    row.zig = build_product(
+        package, local, Way("cross-zig", roots["cross"], ZIG_TARGET), work, args.timeout
+    )
+    if args.no_gcc:
+        row.cross = Result(status="skipped", note="--no-gcc")
+    else:
+        row.cross = build_product(
+            package, local, Way("cross-gcc", roots["cross"]), work, args.timeout
+        )
     if "rootfs" not in roots:
         row.emulated = Result(status="skipped", note="--no-emulated")
         return row
@@ -243,7 +273,9 @@ def bench_one(package: Package, roots: dict[str, BuildRoot], args: argparse.Name
     if estimate > args.skip_emulated_over:
         row.emulated = Result(status="skipped", note=f"estimated {estimate:.0f}s")
         return row
-    row.emulated = build_product(package, local, roots["rootfs"], work, args.timeout)
+    row.emulated = build_product(
+        package, local, Way("emulated", roots["rootfs"]), work, args.timeout
+    )
     return row
 
 
@@ -253,6 +285,7 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--skip-emulated-over", type=float, default=900.0, metavar="SECONDS")
     parser.add_argument("--no-emulated", action="store_true")
+    parser.add_argument("--no-gcc", action="store_true", help="skip the cross-gcc column")
     parser.add_argument("--timeout", type=float, default=3600.0, help="per attempt")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the builds here")
     parser.add_argument("--json", action="store_true")
@@ -275,8 +308,7 @@ def main() -> int:
         rows.append(bench_one(package, roots, args))
         print(f"[{len(rows)}/{len(packages)}] {package.spec} done", file=sys.stderr, flush=True)
     if args.json:
-        ways = ("native", "cross", "emulated")
-        data = [{"package": r.package.spec, **{w: vars(getattr(r, w)) for w in ways}} for r in rows]
+        data = [{"package": r.package.spec, **{w: vars(getattr(r, w)) for w in WAYS}} for r in rows]
         print(json.dumps(data, indent=2))
         return 0
     print(f"CPython {PYTHON}; build phase wall seconds; one run (no warm-up)")

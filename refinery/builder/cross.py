@@ -23,6 +23,8 @@ from refinery.builder import crossrust, crosstools
 from refinery.builder.crossrust import RUST_BACKENDS, RustToolchain
 from refinery.builder.crosstools import CrossToolchain, ToolchainInputs
 from refinery.builder.errors import BuildRootUnavailable, MissingPython
+from refinery.builder.packs import PACK_PREFIX, Pack, PackTarget
+from refinery.builder.packs.make import extract
 from refinery.builder.proc import OnLine, ProcResult
 from refinery.builder.rootfs import MULTIARCH, RootfsRoot, RootfsSession, unshare_argv
 from refinery.builder.rootfs_image import host_mirror
@@ -139,10 +141,30 @@ class CrossSession(ShellSession):
     #: a folder's ``bin/`` when it installs into it again).
     requires_dirs: list[Path] = field(default_factory=list, init=False)
     rust: RustToolchain | None = field(default=None, init=False)
+    packs: tuple[Pack, ...] = field(default=(), init=False)  # installed library packs
 
     @property
     def ldpaths(self) -> tuple[Path, ...]:
-        return self.sysroot.ldpaths
+        """The sysroot's library folders, after those of the installed packs (auditwheel
+        grafts the pack's build of a library, not the distro's)."""
+        return (*(p.lib for p in self.packs), *self.sysroot.ldpaths)
+
+    @property
+    def pack_target(self) -> PackTarget | None:
+        """Library packs are made for zig's target glibc (none for gcc builds)."""
+        zig, glibc = self.toolchain.zig, self.compiler.glibc
+        if zig is None or glibc is None:
+            return None
+        return PackTarget(zig, self.root.arch, glibc)
+
+    def install_packs(self, packs: Sequence[Pack]) -> None:
+        """Unpack ``packs`` into the sysroot below ``/opt/refinery-packs``: its pkg-config
+        sees their ``.pc`` files, its ``bin`` (``pg_config``, run under binfmt; it answers
+        with paths below the sysroot) is on PATH."""
+        top = self.sysroot.dir / "upper" if self.sysroot.overlay else self.sysroot.merged
+        for pack in packs:
+            extract(pack.tarball, top)
+        self.packs = (*self.packs, *packs)
 
     @property
     def home(self) -> Path:
@@ -168,6 +190,8 @@ class CrossSession(ShellSession):
         if self.requires_dirs:
             env["PYTHONPATH"] = ":".join(str(d) for d in self.requires_dirs)
             first += [str(d / "bin") for d in self.requires_dirs]
+        if self.packs:
+            first.append(str(self.toolchain.sysroot / PACK_PREFIX / "bin"))
         if self.rust is not None:
             env.update(self.toolchain.cargo_env(self.rust))
             env["CARGO_HOME"] = str(self.home / ".cargo")

@@ -36,14 +36,28 @@ from pathlib import Path
 
 from refinery.builder.crossrust import RustToolchain, rust_target
 from refinery.builder.errors import BuildRootUnavailable
+from refinery.builder.packs.recipes import PACK_PREFIX
 from refinery.builder.proc import OnLine, run
 from refinery.builder.rootfs import unshare_argv
 from refinery.builder.tools import made_once
-from refinery.builder.zig import GCC, ZIGLANG, Compiler, Language, Zig, ensure_zig, zig_target
+from refinery.builder.zig import (
+    GCC,
+    GLIBC_LIBRARIES,
+    ZIGLANG,
+    Archiver,
+    Compiler,
+    Language,
+    LinkGuard,
+    Zig,
+    archiver_wrapper,
+    ensure_zig,
+    newer_glibc_symbols,
+    zig_target,
+)
 from refinery.builder.zig import wrapper as zig_wrapper
 
 CROSSENV = "crossenv==1.6.2"
-TOOLCHAIN_VERSION = 2
+TOOLCHAIN_VERSION = 7  # 5: library packs first on the pkg-config path; 6-7: zig link guard
 TRIPLETS = {"s390x": "s390x-linux-gnu"}
 QEMU = {"s390x": "qemu-s390x-static"}
 ENDIAN = {"s390x": "big", "x86_64": "little", "aarch64": "little", "ppc64le": "little"}
@@ -84,10 +98,9 @@ def compiler_wrapper(real: str, sysroot: Path) -> str:
 
 
 def pkg_config_dirs(sysroot: Path, multiarch: str) -> str:
-    return ":".join(
-        str(sysroot / sub)
-        for sub in (f"usr/lib/{multiarch}/pkgconfig", "usr/lib/pkgconfig", "usr/share/pkgconfig")
-    )
+    """The sysroot's ``.pc`` folders; library packs (installed by a fix) come first."""
+    subs = (f"{PACK_PREFIX}/lib/pkgconfig", f"usr/lib/{multiarch}/pkgconfig", "usr/lib/pkgconfig")
+    return ":".join(str(sysroot / sub) for sub in (*subs, "usr/share/pkgconfig"))
 
 
 def pkg_config_wrapper(real: str, sysroot: Path, multiarch: str) -> str:
@@ -144,7 +157,7 @@ def meson_cross_file(tc: CrossToolchain) -> str:
     binaries = {
         "c": str(tc.compiler("gcc")),
         "cpp": str(tc.compiler("g++")),
-        "ar": f"/usr/bin/{tc.triplet}-gcc-ar",
+        "ar": tc.archiver("ar"),
         "strip": f"/usr/bin/{tc.triplet}-strip",
         "pkg-config": str(tc.bin / "pkg-config"),
         "pkgconfig": str(tc.bin / "pkg-config"),
@@ -198,8 +211,8 @@ def cmake_toolchain(tc: CrossToolchain) -> str:
     if tc.has_fortran:
         lines.append(f"set(CMAKE_Fortran_COMPILER /usr/bin/{t}-gfortran)")
     lines += [
-        f'set(CMAKE_AR /usr/bin/{t}-gcc-ar CACHE FILEPATH "")',
-        f'set(CMAKE_RANLIB /usr/bin/{t}-gcc-ranlib CACHE FILEPATH "")',
+        f'set(CMAKE_AR {tc.archiver("ar")} CACHE FILEPATH "")',
+        f'set(CMAKE_RANLIB {tc.archiver("ranlib")} CACHE FILEPATH "")',
         f"set(CMAKE_FIND_ROOT_PATH {s})",
         "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
@@ -244,6 +257,13 @@ class CrossToolchain:
     def compiler(self, tool: str) -> Path:
         return self.bin / f"{self.triplet}-{tool}"
 
+    def archiver(self, tool: str, *, lto: bool = True) -> str:
+        """``ar``/``ranlib`` for the compilers' objects: zig's (llvm-ar, reads LTO
+        bitcode) or binutils' (``lto``: the ``gcc-`` variant with gcc's LTO plugin)."""
+        if self.zig is not None:
+            return str(self.bin / f"{self.triplet}-{tool}")
+        return f"/usr/bin/{self.triplet}-gcc-{tool}" if lto else f"{self.triplet}-{tool}"
+
     @property
     def venv(self) -> Path:
         return self.dir / "venv"
@@ -261,6 +281,11 @@ class CrossToolchain:
     @property
     def complete(self) -> bool:
         return (self.dir / ".complete").is_file()
+
+    @property
+    def glibc_symbols(self) -> Path:
+        """zig mode: the sysroot glibc's symbols newer than the target glibc."""
+        return self.dir / "glibc-newer.txt"
 
     @property
     def meson_cross_file(self) -> Path:
@@ -312,7 +337,7 @@ class CrossToolchain:
             f"CARGO_TARGET_{upper}_LINKER": str(self.compiler("gcc")),
             f"CC_{lower}": str(self.compiler("gcc")),
             f"CXX_{lower}": str(self.compiler("g++")),
-            f"AR_{lower}": f"{self.triplet}-ar",
+            f"AR_{lower}": self.archiver("ar", lto=False),
             "PYO3_CROSS_LIB_DIR": str(self.sysroot / f"usr/lib/python{self.python}"),
             "PYO3_CROSS_PYTHON_VERSION": self.python,
             "CARGO_NET_OFFLINE": "true",
@@ -440,6 +465,7 @@ def ensure_toolchain(
 
 #: zig's driver for each compiler wrapper (zig has no Fortran).
 ZIG_LANGUAGES: dict[str, Language] = {"gcc": "cc", "g++": "c++", "c++": "c++", "cpp": "cpp"}
+ZIG_ARCHIVERS: tuple[Archiver, ...] = ("ar", "ranlib")
 
 
 def compiler_scripts(tc: CrossToolchain, which: Which = shutil.which) -> dict[Path, str]:
@@ -449,8 +475,12 @@ def compiler_scripts(tc: CrossToolchain, which: Which = shutil.which) -> dict[Pa
     if tc.zig is not None and tc.compilers.glibc is not None:
         target = zig_target(tc.arch, tc.compilers.glibc)
         after = (tc.sysroot / "usr/include" / tc.triplet, tc.sysroot / "usr/include")
+        readelf = which(f"{tc.triplet}-readelf") or which("readelf") or "readelf"
+        guard = LinkGuard(tc.glibc_symbols, readelf, tc.compilers.glibc)
         for tool, language in ZIG_LANGUAGES.items():
-            scripts[tc.compiler(tool)] = zig_wrapper(tc.zig, language, target, after)
+            scripts[tc.compiler(tool)] = zig_wrapper(tc.zig, language, target, after, guard)
+        for archiver in ZIG_ARCHIVERS:
+            scripts[tc.bin / f"{tc.triplet}-{archiver}"] = archiver_wrapper(tc.zig, archiver)
         return scripts
     for tool in COMPILERS:
         real = which(f"{tc.triplet}-{tool}")
@@ -477,6 +507,25 @@ def write_wrappers(tc: CrossToolchain, which: Which = shutil.which) -> None:
     tc.cmake_toolchain_file.write_text(cmake_toolchain(tc))
 
 
+def write_glibc_symbols(tc: CrossToolchain, lower: Path, which: Which = shutil.which) -> None:
+    """The list the zig wrappers' link guard reads: the root's glibc symbols that only
+    versions newer than the target's define."""
+    assert tc.compilers.glibc is not None
+    readelf = which(f"{tc.triplet}-readelf") or which("readelf")
+    if readelf is None:
+        raise BuildRootUnavailable("zig's link guard needs readelf (binutils)")
+    libdir = lower / "usr/lib" / tc.triplet
+    outputs = {
+        library: _output([readelf, "--dyn-syms", "-W", str(libdir / library)])
+        for library in GLIBC_LIBRARIES
+        if (libdir / library).exists()
+    }
+    if not outputs.get("libc.so.6"):
+        raise BuildRootUnavailable(f"no readable libc.so.6 in {libdir}")
+    lines = newer_glibc_symbols(outputs, tc.compilers.glibc)
+    tc.glibc_symbols.write_text("".join(f"{line}\n" for line in lines))
+
+
 def _checked(argv: Sequence[str], what: str, on_line: OnLine | None) -> None:
     result = run(argv, on_line=on_line, timeout=900)
     if not result.ok:
@@ -501,7 +550,7 @@ def crossenv_argv(tc: CrossToolchain, buildpy: Path) -> list[str]:
         "--cxx",
         str(tc.compiler("g++")),
         "--ar",
-        f"{tc.triplet}-ar",
+        tc.archiver("ar", lto=False),
         str(s / f"usr/bin/python{tc.python}"),
         str(tc.venv),
     ]
@@ -512,6 +561,8 @@ def _make(tc: CrossToolchain, inputs: ToolchainInputs, on_line: OnLine | None) -
     if not sysconfigdata.is_file():
         raise BuildRootUnavailable(f"the root has no {sysconfigdata.name} for Python {tc.python}")
     write_wrappers(tc)
+    if tc.compilers.glibc is not None:
+        write_glibc_symbols(tc, inputs.lower)
     buildpy = tc.dir / "buildpy"
     _checked([inputs.host_python, "-m", "venv", str(buildpy)], "making the build venv", on_line)
     pip = [str(buildpy / "bin" / "python"), "-m", "pip", "install", "--quiet"]

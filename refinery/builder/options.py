@@ -26,6 +26,7 @@ from refinery.builder.roots import unknown_backend
 from refinery.core.cache import CacheRoot
 from refinery.core.models import DEFAULT_PLATFORM
 from refinery.core.vocab import BACKEND_CHOICES, INSTALLERS, BackendChoice, Installer
+from refinery.store.blobs import BlobStore
 
 DEFAULT_TIMEOUT = 3600.0
 DEFAULT_JOBS = 1
@@ -84,7 +85,9 @@ class BuildOptions:
     can be had). ``timeout`` is the wall-clock budget of one attempt in seconds;
     ``extra_index`` extra index URLs offered to pip; ``pip`` the host's pip settings
     (carried into the roots where they make sense); ``cache`` holds the build tools and
-    the pip cache shared by every build.
+    the pip cache shared by every build. ``packs`` is the folder of library pack recipes
+    (``packs/*.toml``) a fix may name; ``pack_store`` the store that keeps made packs
+    by content hash (None: the cache only).
     """
 
     cache: CacheRoot
@@ -92,6 +95,8 @@ class BuildOptions:
     timeout: float = DEFAULT_TIMEOUT
     extra_index: tuple[str, ...] = ()
     pip: HostPip = field(default_factory=HostPip)
+    packs: Path = Path("packs")
+    pack_store: BlobStore | None = None
 
     def __post_init__(self) -> None:
         if self.installer not in INSTALLERS:
@@ -133,6 +138,9 @@ class AttemptSpec:
     root's package manager, ``build_requires`` added to the sdist's
     ``[build-system].requires``. Output lines go to ``on_line``. ``target_platform`` is
     the promise the repaired wheel must keep (the plan's target for the node's Python).
+    ``packs``: library packs a cross build for an older glibc installs, standing in for
+    ``pack_packages`` of ``system_packages`` there; ``config_settings``: PEP 517 ``-C``
+    ``key=value`` settings for the build backend.
     """
 
     workdir: Path
@@ -144,6 +152,9 @@ class AttemptSpec:
     build_requires: tuple[str, ...] = ()
     on_line: OnLine | None = None
     target_platform: str = DEFAULT_PLATFORM
+    packs: tuple[str, ...] = ()
+    pack_packages: tuple[str, ...] = ()
+    config_settings: tuple[str, ...] = ()
 
     @property
     def log_file(self) -> Path:

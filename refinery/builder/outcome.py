@@ -16,7 +16,7 @@ from pathlib import Path
 
 from refinery.builder.proc import OnLine, ProcResult
 from refinery.builder.smoke import ELF_FAIL, SmokeResult
-from refinery.core.models import NodeStatus
+from refinery.core.models import NodeStatus, PackUse
 from refinery.hints.matcher import LogLine
 from refinery.hints.rootcause import log_lines, root_cause
 
@@ -57,6 +57,7 @@ class BuildOutcome:
     auditwheel_show: str = ""
     smoke: SmokeResult | None = None
     durations: Durations = field(default_factory=Durations)
+    packs: tuple[PackUse, ...] = ()  # library packs the build used
 
     @property
     def ok(self) -> bool:
@@ -109,6 +110,7 @@ class AttemptLog:
         self.wheel: Path | None = None
         self.auditwheel_show = ""
         self.smoke: SmokeResult | None = None
+        self.packs: tuple[PackUse, ...] = ()
 
     def emit(self, line: str) -> None:
         self.lines.append(line)
@@ -153,6 +155,7 @@ class AttemptLog:
             wheel=self.wheel,
             auditwheel_show=self.auditwheel_show,
             smoke=self.smoke,
+            packs=self.packs,
             reason=self.smoke.note if self.smoke is not None else "",
             durations=self.durations(),
         )

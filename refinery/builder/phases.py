@@ -29,12 +29,21 @@ from refinery.builder.artifacts import (
 from refinery.builder.errors import MissingPython, SdistError, SystemRecipeFailed
 from refinery.builder.options import AttemptSpec, BuildOptions
 from refinery.builder.outcome import AttemptLog, PhaseFailed
+from refinery.builder.packs import (
+    Pack,
+    PackError,
+    PackFailed,
+    PackMaker,
+    PackTarget,
+    ensure_packs,
+    load_recipes,
+)
 from refinery.builder.pipconf import RootPipConfig
 from refinery.builder.proc import OnLine, ProcResult, run
 from refinery.builder.roots import HOST_RUN_BACKENDS, BuildRoot, Mounts, Session
 from refinery.builder.smoke import SmokeResult, SmokeSpec, smoke_test
 from refinery.builder.tools import Tools, ensure_tools, ensure_uv
-from refinery.core.models import FileRef, NodeStatus, PlanNode
+from refinery.core.models import FileRef, NodeStatus, PackUse, PlanNode
 
 # Runs pypa/build from the tools directory: argv[1] is a ":"-separated list of paths to
 # put first on sys.path (the frontend, and uv's --target-style home when uv installs).
@@ -173,9 +182,56 @@ def pip_config(ctx: StepContext, session: Session) -> RootPipConfig:
     return host_pip
 
 
-def install_recipes(ctx: StepContext, session: Session) -> None:
-    """A fix's system packages, with the session's package manager."""
+@runtime_checkable
+class UsesPacks(Protocol):
+    """A session that installs library packs (the cross backend compiling with zig for an
+    older glibc); ``pack_target`` is None when it does not (gcc against the sysroot)."""
+
+    @property
+    def pack_target(self) -> PackTarget | None: ...
+
+    def install_packs(self, packs: Sequence[Pack]) -> None: ...
+
+
+def install_packs(ctx: StepContext, session: Session) -> bool:
+    """A fix's library packs, made (or fetched) for the session's target and installed
+    into its sysroot; whether they were (else the fix's system packages stand in)."""
+    names, attempt = ctx.spec.packs, ctx.attempt
+    if not names:
+        return False
+    target = session.pack_target if isinstance(session, UsesPacks) else None
+    if target is None or not isinstance(session, UsesPacks):
+        attempt.note(f"library packs ({', '.join(names)}) are for zig cross builds: not used here")
+        return False
+    attempt.phase("packs", ", ".join(names))
+    t = time.monotonic()
+    maker = PackMaker(
+        cache=ctx.options.cache.packs,
+        target=target,
+        store=ctx.options.pack_store,
+        on_line=attempt.emit,
+        log=attempt.log,
+        timeout=attempt.remaining(),
+    )
+    try:
+        made = ensure_packs(load_recipes(ctx.options.packs), names, maker)
+        session.install_packs(made)
+    except (PackError, PackFailed) as exc:
+        raise PhaseFailed(str(exc), status=NodeStatus.SYSTEM_RECIPE_FAILED) from None
+    finally:
+        attempt.timed("recipes", time.monotonic() - t)
+    attempt.packs = tuple(PackUse(p.name, p.version, p.identity, p.recipe.notes) for p in made)
+    for pack in made:
+        attempt.note(f"pack {pack.name} {pack.version} ({pack.identity[:12]}): {pack.recipe.notes}")
+    return True
+
+
+def install_recipes(ctx: StepContext, session: Session, packs_used: bool = False) -> None:
+    """A fix's system packages, with the session's package manager (without those the
+    installed library packs stand in for)."""
     packages = ctx.spec.system_packages
+    if packs_used:
+        packages = tuple(p for p in packages if p not in ctx.spec.pack_packages)
     if not packages:
         return
     attempt = ctx.attempt
@@ -309,7 +365,8 @@ def build(
     attempt.phase("build", f"python -m build --wheel {' '.join(extra_args)}".strip())
     mark = len(attempt.lines)
     argv = [interpreter, "-c", FRONTEND_BOOT, ":".join(frontend), "--wheel", *extra_args]
-    argv += [f"-C{setting}" for setting in session.config_settings(source.natives.backend)]
+    settings = (*session.config_settings(source.natives.backend), *ctx.spec.config_settings)
+    argv += [f"-C{setting}" for setting in settings]
     argv += ["--outdir", session.inside(ws.dist), session.inside(source.project)]
     result = session.run(
         argv, env=env, timeout=attempt.remaining(), on_line=attempt.emit, log=attempt.log

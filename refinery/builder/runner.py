@@ -323,6 +323,7 @@ class _Run:
                         reason=outcome.reason,
                         matched_lines=matched,
                         auditwheel=outcome.auditwheel_show,
+                        packs=outcome.packs,
                     )
             updated = current.evolve(
                 status=record_status,
@@ -455,6 +456,9 @@ class _Run:
                 ),
                 system_packages=fix.system_packages if fix else (),
                 build_requires=fix.build_requires if fix else (),
+                packs=fix.packs if fix else (),
+                pack_packages=fix.pack_packages if fix else (),
+                config_settings=fix.config_settings if fix else (),
                 on_line=on_line,
                 target_platform=platform_for(self.plan.targets, node.python),
             )

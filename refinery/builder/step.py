@@ -74,7 +74,7 @@ def _run_phases(ctx: StepContext) -> Path:
     with ctx.root.build_session(ws.mounts, ctx.spec.target_platform) as session:
         host_pip = phases.pip_config(ctx, session)
         interpreter = session.python(ctx.python)
-        phases.install_recipes(ctx, session)
+        phases.install_recipes(ctx, session, phases.install_packs(ctx, session))
         built = phases.build(ctx, session, ws, source, interpreter=interpreter, host_pip=host_pip)
         phases.check_architecture(ctx, built, source.natives)
         final = phases.repair(ctx, session, ws, built)

@@ -20,13 +20,14 @@ from __future__ import annotations
 import re
 import shlex
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.tools import download_wheels, made_once
-from refinery.core.glibc import Glibc, glibc_text
+from refinery.core.glibc import Glibc, glibc_text, symbol_glibc
 from refinery.core.target import glibc_floor
 
 ZIGLANG = "ziglang==0.17.1"
@@ -134,37 +135,150 @@ def zig_target(arch: str, glibc: Glibc) -> str:
 Language = Literal["cc", "c++", "cpp"]
 
 
-def wrapper(zig: Zig, language: Language, target: str, include_after: tuple[Path, ...]) -> str:
+Archiver = Literal["ar", "ranlib"]
+#: What the wrappers answer to ``-Wl,--version``: zig links ELF with LLD and takes GNU
+#: ld's options. zig's own answer (``zig ld 0.17.1``) sends meson 1.5 to a linker class
+#: numpy's vendored meson does not have (``ZigCCDynamicLinker``).
+LINKER_VERSION = f"LLD {ZIGLANG.partition('==')[2]} (zig ld; compatible with GNU linkers)"
+
+
+def _cache_env(zig: Zig) -> str:
+    q = shlex.quote
+    return (
+        f"ZIG_GLOBAL_CACHE_DIR={q(str(zig.cache))}\n"
+        f"ZIG_LOCAL_CACHE_DIR={q(str(zig.cache))}\n"
+        "export ZIG_GLOBAL_CACHE_DIR ZIG_LOCAL_CACHE_DIR\n"
+    )
+
+
+def archiver_wrapper(zig: Zig, tool: Archiver) -> str:
+    """``zig ar``/``zig ranlib`` (llvm-ar): indexes the LLVM bitcode objects of an
+    ``-flto`` build too, which binutils' ``ar`` cannot."""
+    return (
+        "#!/bin/sh\n"
+        f"# zig {tool} (llvm-{tool}): archives of zig's objects, LTO bitcode included\n"
+        f"{_cache_env(zig)}"
+        f'exec {shlex.quote(str(zig.binary))} {tool} "$@"\n'
+    )
+
+
+@dataclass(frozen=True)
+class LinkGuard:
+    """What a zig wrapper checks after each link: ``symbols`` lists the sysroot glibc's
+    symbols that only versions newer than ``glibc`` define (``name version library``
+    lines, :func:`newer_glibc_symbols`), read from the output with ``readelf``."""
+
+    symbols: Path
+    readelf: str
+    glibc: Glibc
+
+
+#: glibc's libraries whose symbols zig's stubs stand in for.
+GLIBC_LIBRARIES = (
+    "libc.so.6",
+    "libm.so.6",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "libutil.so.1",
+    "ld64.so.1",
+)
+_DYNSYM = re.compile(r"^\s*\d+:\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\S+)\s+([^@\s]+)@@?(\S+)")
+
+
+def newer_glibc_symbols(readelf_output: Mapping[str, str], glibc: Glibc) -> list[str]:
+    """``name GLIBC_2.N library`` for every symbol the libraries define (``readelf
+    --dyn-syms -W`` output per library) only in versions newer than ``glibc``: zig's
+    stubs for ``glibc`` lack them, so a reference to one links unversioned (the loader
+    binds it to any glibc that has it, and an older one fails at import)."""
+    oldest: dict[str, tuple[Glibc, str, str]] = {}
+    for library, text in readelf_output.items():
+        for line in text.splitlines():
+            found = _DYNSYM.match(line)
+            if found is None or found.group(1) == "UND":
+                continue
+            name, version = found.group(2), found.group(3)
+            have = symbol_glibc(version)
+            if have is not None and (name not in oldest or have < oldest[name][0]):
+                oldest[name] = (have, version, library)
+    return sorted(
+        f"{name} {version} {library}"
+        for name, (have, version, library) in oldest.items()
+        if have > glibc
+    )
+
+
+def _guard_lines(guard: LinkGuard | None) -> str:
+    """Shell lines run after a successful link into ``$out``: fail it when it references a
+    symbol of a newer glibc than the target's (unversioned, as zig's stubs lack it)."""
+    if guard is None:
+        return ""
+    q = shlex.quote
+    target = glibc_text(guard.glibc)
+    awk = (
+        'BEGIN { while ((getline l < list) > 0) { split(l, f, " "); newer[f[1]] = l } } '
+        '$7 == "UND" && index($8, "@") == 0 && ($8 in newer) { print newer[$8]; exit }'
+    )
+    return (
+        'if [ "$link" = 1 ] && [ -f "$out" ]; then\n'
+        f'  bad=$({q(guard.readelf)} --dyn-syms -W "$out" 2>/dev/null'
+        f" | awk -v list={q(str(guard.symbols))} {q(awk)})\n"
+        '  if [ -n "$bad" ]; then\n'
+        "    set -- $bad\n"
+        '    v=${2#GLIBC_}; rm -f "$out"\n'
+        f'    echo "zig: fatal error: needs glibc $v: $2 from $3 \\`$1\\`,'
+        f' newer than the target glibc {target} (zig has no such symbol for {target})" >&2\n'
+        "    exit 1\n"
+        "  fi\n"
+        "fi\n"
+    )
+
+
+def wrapper(
+    zig: Zig,
+    language: Language,
+    target: str,
+    include_after: tuple[Path, ...],
+    guard: LinkGuard | None = None,
+) -> str:
     """A compiler script running ``zig cc``/``zig c++`` (``cpp``: the preprocessor) for
     ``target``.
 
     zig's own libc headers come first; the sysroot's include folders are searched only
     after them (``-idirafter``) for what zig does not ship (Python's headers, library
-    headers). crossenv's ``CPATH`` would put the sysroot's glibc headers first: unset.
-    Arguments zig does not take are dropped or mapped: ``--target=`` (the ``cc`` crate
-    adds one), ``-Wl,-Bsymbolic-functions`` (Debian's LDFLAGS; zig's linker has only
+    headers). crossenv's ``CPATH`` would put the sysroot's glibc headers first, its
+    ``LIBRARY_PATH`` the sysroot's libraries: unset. Arguments zig does not take are
+    dropped or mapped: ``--target=`` (the ``cc`` crate adds one), ``-cpp`` (meson's
+    define probe), ``-Wl,-Bsymbolic-functions`` (Debian's LDFLAGS; zig's linker has only
     ``-Bsymbolic``), ``-lstdc++`` (zig's C++ library is libc++: the sysroot's libstdc++
     would bring the sysroot's glibc back), ``-lgcc_s`` (rustc's unwinder: zig links its
-    own libunwind)."""
+    own libunwind); ``-Wl,--version`` is answered as LLD (:data:`LINKER_VERSION`).
+    With a ``guard``, a link that references a glibc symbol newer than the target fails
+    with the symbol (zig's headers declare it, its stubs lack it)."""
     q = shlex.quote
     mode = {"cc": "cc", "c++": "c++", "cpp": "cc -E"}[language]
     after = " ".join(f"-idirafter {q(str(p))}" for p in include_after)
+    guard = None if language == "cpp" else guard  # the preprocessor links nothing
+    run = f'{q(str(zig.binary))} {mode} -target {q(target)} {after} "$@"'
+    tail = f"exec {run}\n" if guard is None else f"{run} || exit $?\n{_guard_lines(guard)}"
     return (
         "#!/bin/sh\n"
         f"# zig {mode} for {target}: the target's glibc, not the sysroot's\n"
-        "unset CPATH C_INCLUDE_PATH CPLUS_INCLUDE_PATH\n"
-        f"ZIG_GLOBAL_CACHE_DIR={q(str(zig.cache))}\n"
-        f"ZIG_LOCAL_CACHE_DIR={q(str(zig.cache))}\n"
-        "export ZIG_GLOBAL_CACHE_DIR ZIG_LOCAL_CACHE_DIR\n"
-        "n=$#\n"
+        "unset CPATH C_INCLUDE_PATH CPLUS_INCLUDE_PATH LIBRARY_PATH\n"
+        f"{_cache_env(zig)}"
+        "n=$#; out=a.out; link=1; prev=\n"
         'while [ "$n" -gt 0 ]; do\n'
         "  a=$1; shift; n=$((n - 1))\n"
+        '  [ "$prev" = -o ] && out=$a\n'
+        "  prev=$a\n"
         '  case "$a" in\n'
-        "    --target=*|-Wl,-Bsymbolic-functions) ;;\n"
+        "    --target=*|-Wl,-Bsymbolic-functions|-cpp) ;;\n"
+        f"    -Wl,--version) echo {q(LINKER_VERSION)}; exit 0 ;;\n"
         '    -lstdc++) set -- "$@" -lc++ ;;\n'
         '    -lgcc_s) set -- "$@" -lunwind ;;\n'
+        '    -c|-E|-S|-M|-MM) link=0; set -- "$@" "$a" ;;\n'
         '    *) set -- "$@" "$a" ;;\n'
         "  esac\n"
         "done\n"
-        f'exec {q(str(zig.binary))} {mode} -target {q(target)} {after} "$@"\n'
+        f"{tail}"
     )

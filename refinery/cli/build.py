@@ -115,6 +115,8 @@ class BuildFlags:
             installer=self.installer,
             timeout=self.timeout,
             pip=HostPip.read(os.environ, Path.home()),
+            packs=self.hints_dir.parent / "packs",  # library pack recipes beside the hints
+            pack_store=settings.open_store().blobs,
         )
         return RunOptions(
             build=build,

@@ -57,3 +57,9 @@ class CacheRoot:
     def pip(self) -> Path:
         """pip/uv download cache shared (read-only or per build) with the build roots."""
         return self.root / "pip-cache"
+
+    @property
+    def packs(self) -> Path:
+        """Library packs (built with zig or unpacked from wheels), by identity, and their
+        pinned source archives."""
+        return self.root / "packs"

@@ -256,6 +256,30 @@ class WheelRef:
 
 
 @dataclass(frozen=True, slots=True)
+class PackUse:
+    """A library pack a wheel was built with: its recipe ``name`` and ``version``, its
+    ``sha256`` identity (the hash of its inputs: recipe, source, compiler, target glibc)
+    and the recipe's ``notes`` (e.g. what it was built without)."""
+
+    name: str
+    version: str
+    sha256: str
+    notes: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return _build(cls, data)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One try at building a node, in whichever build root."""
 
@@ -273,12 +297,17 @@ class Attempt:
     status: str = ""  # outcome of this attempt: built, failed, system_recipe_failed, ...
     reason: str = ""
     auditwheel: str = ""  # `auditwheel show` output of the repaired wheel
+    packs: tuple[PackUse, ...] = ()  # library packs the build used (absent when none)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
             out[f.name] = list(v) if isinstance(v, tuple) else v
+        if self.packs:
+            out["packs"] = [p.to_json() for p in self.packs]
+        else:
+            del out["packs"]  # records without packs read as before
         return out
 
     @classmethod
@@ -287,6 +316,8 @@ class Attempt:
         for k in ("recipes", "hint_ids", "matched_lines"):
             if k in d:
                 d[k] = tuple(d[k])
+        if "packs" in d:
+            d["packs"] = tuple(PackUse.from_json(p) for p in d["packs"])
         return _build(cls, d)  # type: ignore[no-any-return]
 
 

@@ -13,7 +13,9 @@ File shape::
         match: ['fatal error: zlib\\.h: No such file or directory']
         scope: {packages: [...], python: ">=3.12", backends: [rootfs]}
         fix: {apt: [zlib1g-dev], dnf: [zlib-devel], yum: [...], env: {K: V},
-              build_requires: [...], constraints: ["cython<3"]}
+              build_requires: [...], constraints: ["cython<3"],
+              packs: [libpq],                      # library packs (packs/*.toml)
+              config_settings: ["setup-args=-Dallow-noblas=false"]}  # PEP 517 -C
         note: for humans
         evidence: [{build: name==ver@py, backend: rootfs, attempt: 2, at: ..., image: ...}]
     packages:            # per-package settings (``refinery hints learn`` adds hints)
@@ -55,7 +57,16 @@ from refinery.hints.models import (
 TOP_KEYS = ("hints", "packages")
 HINT_KEYS = ("id", "match", "scope", "fix", "note", "evidence")
 SCOPE_KEYS = ("packages", "python", "backends")
-FIX_KEYS = ("apt", "dnf", "yum", "env", "build_requires", "constraints")
+FIX_KEYS = (
+    "apt",
+    "dnf",
+    "yum",
+    "env",
+    "build_requires",
+    "constraints",
+    "packs",
+    "config_settings",
+)
 EVIDENCE_KEYS = ("build", "backend", "image", "attempt", "at", "log")
 PACKAGE_KEYS = ("package", "hints", "emulate", "python", "note", "evidence")
 REQUIRED = {"hint": ("id", "match", "fix"), "package": ("package",), "evidence": ("build",)}
@@ -315,11 +326,37 @@ class _FileLoader:
             env=env,
             build_requires=self.requirements(node, "build_requires", line, label),
             constraints=self.requirements(node, "constraints", line, label),
+            packs=self.names(node, "packs", line, label),
+            config_settings=self.settings(node, line, label),
         )
         if fix.empty:
-            self.problem(line, f"{label}: the fix is empty (give packages, env or constraints)")
+            self.problem(
+                line, f"{label}: the fix is empty (give packages, packs, env or constraints)"
+            )
             return None
         return fix
+
+    def names(self, node: Any, key: str, line: int | None, label: str) -> tuple[str, ...]:
+        """Pack names: lowercase ids (whether a recipe exists is checked by
+        ``refinery hints check`` against ``packs/``)."""
+        items = self.strings(node, key, line, f"{label}.fix")
+        for item in items:
+            if not _ID.fullmatch(item):
+                self.problem(
+                    _line_of_key(node, key) or line, f"{label}: {item!r} is not a pack name"
+                )
+        return items
+
+    def settings(self, node: Any, line: int | None, label: str) -> tuple[str, ...]:
+        """PEP 517 config settings, each ``key=value``."""
+        items = self.strings(node, "config_settings", line, f"{label}.fix")
+        for item in items:
+            if "=" not in item or not item.partition("=")[0].strip():
+                self.problem(
+                    _line_of_key(node, "config_settings") or line,
+                    f"{label}: config setting {item!r} is not key=value",
+                )
+        return items
 
     def env(self, node: Any, line: int | None, label: str) -> dict[str, str]:
         raw = node.get("env")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
@@ -76,6 +76,10 @@ class HintFix:
     env: Mapping[str, str] = field(default_factory=dict)
     build_requires: tuple[str, ...] = ()  # extra PEP 508 build requirements
     constraints: tuple[str, ...] = ()  # pip constraints, e.g. "cython<3"
+    #: Library packs (``packs/<name>.toml``) a cross build for an older glibc installs
+    #: instead of the distro packages (other roots use the packages).
+    packs: tuple[str, ...] = ()
+    config_settings: tuple[str, ...] = ()  # PEP 517 ``-C`` settings, "key=value"
 
     @classmethod
     def lenient(cls, raw: object) -> HintFix:
@@ -97,6 +101,8 @@ class HintFix:
             env={str(k): str(v) for k, v in env.items()} if isinstance(env, Mapping) else {},
             build_requires=items("build_requires"),
             constraints=items("constraints"),
+            packs=items("packs"),
+            config_settings=items("config_settings"),
         )
 
     def packages_for(self, manager: str) -> tuple[str, ...]:
@@ -111,13 +117,25 @@ class HintFix:
     @property
     def empty(self) -> bool:
         return not (
-            self.apt or self.dnf or self.yum or self.env or self.build_requires or self.constraints
+            self.apt
+            or self.dnf
+            or self.yum
+            or self.env
+            or self.build_requires
+            or self.constraints
+            or self.packs
+            or self.config_settings
         )
 
     def applicable(self, manager: str) -> bool:
         """Whether anything of this fix can be applied in a root using ``manager``."""
         return bool(
-            self.packages_for(manager) or self.env or self.build_requires or self.constraints
+            self.packages_for(manager)
+            or self.env
+            or self.build_requires
+            or self.constraints
+            or self.packs
+            or self.config_settings
         )
 
     def recipes(self, manager: str) -> tuple[str, ...]:
@@ -127,8 +145,9 @@ class HintFix:
 
 def fix_lines(fix: HintFix, managers: Sequence[str] = PACKAGE_MANAGERS) -> tuple[str, ...]:
     """A fix as lines for people, in the original system's recipe spelling: the system
-    packages per package manager (``apt: a b``), then ``env: K=V``, ``pip: C`` (pip
-    constraints) and ``build-requires: R``. ``yum``, which falls back to the ``dnf``
+    packages per package manager (``apt: a b``), then ``packs: P`` (library packs),
+    ``env: K=V``, ``pip: C`` (pip constraints), ``build-requires: R`` and
+    ``config-settings: K=V`` (PEP 517 ``-C``). ``yum``, which falls back to the ``dnf``
     names, gets a line of its own only when shown alone or when it has names of its own.
     The one rendering of a fix: build records, ``refinery hints match`` and the status
     site all show these lines."""
@@ -139,9 +158,12 @@ def fix_lines(fix: HintFix, managers: Sequence[str] = PACKAGE_MANAGERS) -> tuple
         packages = fix.packages_for(manager)
         if packages:
             out.append(f"{manager}: {' '.join(packages)}")
+    if fix.packs:
+        out.append(f"packs: {' '.join(fix.packs)}")
     out += [f"env: {k}={v}" for k, v in fix.env.items()]
     out += [f"pip: {c}" for c in fix.constraints]
     out += [f"build-requires: {r}" for r in fix.build_requires]
+    out += [f"config-settings: {c}" for c in fix.config_settings]
     return tuple(out)
 
 
@@ -229,7 +251,9 @@ class Remedy:
     The build runner applies it in a fresh throwaway root (``refinery.builder.runner.Fix``
     is this class). ``recipes`` are human-readable lines for the record; ``matched_lines``
     are the log lines of the failed attempt that made the hints match; ``delay`` is the
-    backoff to wait before the attempt.
+    backoff to wait before the attempt. ``packs`` are library packs a cross build for an
+    older glibc installs; there they stand in for ``pack_packages`` (the system packages
+    of the fixes that name packs), which every other root installs.
     """
 
     hint_ids: tuple[str, ...] = ()
@@ -240,6 +264,9 @@ class Remedy:
     build_requires: tuple[str, ...] = ()
     matched_lines: tuple[str, ...] = ()
     delay: float = 0.0
+    packs: tuple[str, ...] = ()
+    pack_packages: tuple[str, ...] = ()
+    config_settings: tuple[str, ...] = ()
 
     @classmethod
     def from_hints(cls, hints: tuple[Hint, ...], manager: str) -> Remedy:
@@ -261,6 +288,11 @@ class Remedy:
             build_requires=_union(self.build_requires, fix.build_requires),
             matched_lines=self.matched_lines,
             delay=self.delay,
+            packs=_union(self.packs, fix.packs),
+            pack_packages=_union(
+                self.pack_packages, fix.packages_for(manager) if fix.packs else ()
+            ),
+            config_settings=_union(self.config_settings, fix.config_settings),
         )
         return merged.with_recipes(manager)
 
@@ -272,17 +304,10 @@ class Remedy:
             env=self.env,
             constraints=self.constraints,
             build_requires=self.build_requires,
+            packs=self.packs,
+            config_settings=self.config_settings,
         )
-        return Remedy(
-            hint_ids=self.hint_ids,
-            recipes=summary.recipes(manager),
-            system_packages=self.system_packages,
-            env=self.env,
-            constraints=self.constraints,
-            build_requires=self.build_requires,
-            matched_lines=self.matched_lines,
-            delay=self.delay,
-        )
+        return replace(self, recipes=summary.recipes(manager))
 
     def adds_to(self, hint: Hint, manager: str) -> bool:
         """Whether ``hint`` would change anything this remedy does not already do."""
@@ -292,6 +317,8 @@ class Remedy:
             or any(self.env.get(k) != v for k, v in fix.env.items())
             or set(fix.constraints) - set(self.constraints)
             or set(fix.build_requires) - set(self.build_requires)
+            or set(fix.packs) - set(self.packs)
+            or set(fix.config_settings) - set(self.config_settings)
         )
 
 

@@ -45,7 +45,9 @@ def test_the_environment_is_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> No
     ]
     assert env["PKG_CONFIG"] == "/c/cross/s390x-py3.11-abc/bin/pkg-config"
     assert env["PKG_CONFIG_SYSROOT_DIR"] == SYSROOT
-    assert env["PKG_CONFIG_LIBDIR"].startswith(f"{SYSROOT}/usr/lib/s390x-linux-gnu/pkgconfig:")
+    assert env["PKG_CONFIG_LIBDIR"].startswith(  # library packs first, then the distro's
+        f"{SYSROOT}/opt/refinery-packs/lib/pkgconfig:{SYSROOT}/usr/lib/s390x-linux-gnu/pkgconfig:"
+    )
     assert env["XML2_CONFIG"] == "/c/cross/s390x-py3.11-abc/bin/xml2-config"
     assert env["XSLT_CONFIG"] == "/c/cross/s390x-py3.11-abc/bin/xslt-config"
     assert env["QEMU_LD_PREFIX"] == SYSROOT
@@ -72,7 +74,9 @@ def test_compiler_wrapper_pins_the_sysroot() -> None:
 def test_pkg_config_wrapper_sees_only_the_sysroot() -> None:
     text = crosstools.pkg_config_wrapper("/usr/bin/pkg-config", Path(SYSROOT), "s390x-linux-gnu")
     assert f"PKG_CONFIG_SYSROOT_DIR={SYSROOT}\n" in text
-    assert f"PKG_CONFIG_LIBDIR={SYSROOT}/usr/lib/s390x-linux-gnu/pkgconfig:" in text
+    assert (
+        f"PKG_CONFIG_LIBDIR={SYSROOT}/opt/refinery-packs/lib/pkgconfig:{SYSROOT}/usr/lib/" in text
+    )
     assert "unset PKG_CONFIG_PATH" in text
     assert text.splitlines()[-1] == 'exec /usr/bin/pkg-config "$@"'
 

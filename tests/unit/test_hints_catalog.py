@@ -35,6 +35,12 @@ Collecting lxml==5.3.0
 
 # id -> (an excerpt it must match, a near miss it must not match)
 CASES: dict[str, tuple[str, str]] = {
+    "numpy-clang-zvector": (
+        "../numpy/_core/src/common/simd/vec/operators.h:82:1: error: invalid operands to "
+        "binary expression ('npyv_f64' (vector of 2 'double' values) and 'npyv_f64')\n"
+        "../numpy/_core/src/common/simd/vec/utils.h:29:36: note: expanded from macro 'vec_and'",
+        "../numpy/_core/src/common/simd/vec/utils.h:29:36: note: expanded from macro 'vec_add'",
+    ),
     "zlib": (
         "src/crcmod/_crcfunext.c:4:10: fatal error: zlib.h: No such file or directory\n"
         "    4 | #include <zlib.h>\n"
@@ -111,6 +117,11 @@ CASES: dict[str, tuple[str, str]] = {
         '  ../scipy/meson.build:163:9: ERROR: Dependency "OpenBLAS" not found, '
         "tried pkgconfig and cmake",
         '  Run-time dependency openblas found: YES 0.3.21\n  Dependency "OpenBLAS" found: YES',
+    ),
+    "numpy-openblas": (
+        "  Run-time dependency scipy-openblas found: NO (tried pkgconfig)\n"
+        "  Run-time dependency openblas found: NO (tried pkgconfig and cmake)",
+        "  Run-time dependency scipy-openblas found: YES 0.3.31.188.0",
     ),
     "pkg-config": (
         "  ../meson.build:20:0: ERROR: Pkg-config binary for machine host not found. "
