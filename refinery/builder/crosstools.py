@@ -57,7 +57,7 @@ from refinery.builder.zig import (
 from refinery.builder.zig import wrapper as zig_wrapper
 
 CROSSENV = "crossenv==1.6.2"
-TOOLCHAIN_VERSION = 7  # 5: library packs first on the pkg-config path; 6-7: zig link guard
+TOOLCHAIN_VERSION = 8  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows
 TRIPLETS = {"s390x": "s390x-linux-gnu"}
 QEMU = {"s390x": "qemu-s390x-static"}
 ENDIAN = {"s390x": "big", "x86_64": "little", "aarch64": "little", "ppc64le": "little"}
@@ -489,8 +489,44 @@ def compiler_scripts(tc: CrossToolchain, which: Which = shutil.which) -> dict[Pa
     return scripts
 
 
-def write_wrappers(tc: CrossToolchain, which: Which = shutil.which) -> None:
-    """The sysroot-pinning wrappers, the meson cross file and the CMake toolchain file."""
+#: Host programs that are not ``*-config`` scripts of a library.
+NOT_LIBRARY_CONFIG = frozenset({"apt-config", "pkg-config"})
+
+
+def host_config_programs(host_bin: Path = Path("/usr/bin")) -> tuple[str, ...]:
+    """The host's ``*-config``/``*_config`` programs (``pg_config``, ``libpng-config``,
+    ``python3-config`` …): each answers for the host's amd64 libraries, so a cross build
+    must never run one (the toolchain shadows them, see :func:`shadow_wrapper`)."""
+    machine_prefix = f"{platform.machine()}-linux-gnu-"
+    found = {
+        p.name
+        for pattern in ("*-config", "*_config")
+        for p in host_bin.glob(pattern)
+        if not p.name.startswith(machine_prefix)
+    }
+    return tuple(sorted(found - NOT_LIBRARY_CONFIG - set(CONFIG_SCRIPTS)))
+
+
+def shadow_wrapper(name: str, sysroot: Path) -> str:
+    """Stands in front of the host's ``name``: runs the sysroot's own (an s390x program
+    runs under binfmt with ``QEMU_LD_PREFIX``) or says it is not there, so a hint or a
+    derived fix installs the target's ``-dev`` package instead of amd64 answers leaking in."""
+    q = shlex.quote
+    own = q(str(sysroot / "usr/bin" / name))
+    return (
+        "#!/bin/sh\n"
+        f"# the host's {name} answers for amd64: the sysroot's, or none\n"
+        f'if [ -x {own} ]; then exec {own} "$@"; fi\n'
+        f'echo "{name}: command not found" >&2\n'
+        "exit 127\n"
+    )
+
+
+def write_wrappers(
+    tc: CrossToolchain, which: Which = shutil.which, host_bin: Path = Path("/usr/bin")
+) -> None:
+    """The sysroot-pinning wrappers (and shadows of ``host_bin``'s ``*-config``
+    programs), the meson cross file and the CMake toolchain file."""
     tc.bin.mkdir(parents=True, exist_ok=True)
     tc.sysroot.mkdir(parents=True, exist_ok=True)
     scripts = compiler_scripts(tc, which)
@@ -500,6 +536,8 @@ def write_wrappers(tc: CrossToolchain, which: Which = shutil.which) -> None:
     scripts[tc.bin / f"{tc.triplet}-pkg-config"] = wrapper
     for name, modules in CONFIG_SCRIPTS.items():
         scripts[tc.bin / name] = config_script_wrapper(tc.bin / "pkg-config", modules, tc.sysroot)
+    for name in host_config_programs(host_bin):
+        scripts[tc.bin / name] = shadow_wrapper(name, tc.sysroot)
     for path, text in scripts.items():
         path.write_text(text)
         path.chmod(0o755)

@@ -282,6 +282,7 @@ class _Run:
                 image=root.image,
                 recipes=fix.recipes if fix else (),
                 hint_ids=fix.hint_ids if fix else (),
+                derived=fix.derived if fix else (),
                 log=log_key(node.name, node.version, node.python, n),
             )
             return current.evolve(

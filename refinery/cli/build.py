@@ -66,7 +66,7 @@ class BuildFlags:
     def root_and_advisor(self, settings: Settings) -> tuple[BuildRoot, Advisor]:
         """The build root for the settings' backend and the hint advisor for it."""
         from refinery.builder.roots import select_root
-        from refinery.cli.parts import make_advisor
+        from refinery.cli.parts import deriver_for, make_advisor
 
         root = select_root(self.root_options(settings, os.environ))
         advisor = make_advisor(
@@ -75,6 +75,7 @@ class BuildFlags:
             max_attempts=self.max_attempts,
             backoff=self.retry_backoff,
             forced=self.fixes,
+            deriver=deriver_for(root, settings.cache_root),
         )
         return root, advisor
 

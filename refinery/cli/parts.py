@@ -13,7 +13,10 @@ from refinery.cli.app import Settings
 from refinery.core.models import Target
 
 if TYPE_CHECKING:
+    from refinery.builder.roots import BuildRoot
+    from refinery.core.cache import CacheRoot
     from refinery.hints.advise import Advisor
+    from refinery.hints.derive import Deriver
     from refinery.plan import UvResolver
     from refinery.upstream.simple import IndexClient
 
@@ -67,6 +70,26 @@ def root_manager(backend: str) -> str | None:
     return manager_for_backend(backend, detected)
 
 
+def deriver_for(root: BuildRoot, cache: CacheRoot) -> Deriver | None:
+    """Fixes derived from the file index of the root's own distribution: Debian's
+    ``Contents`` of the release and mirror a rootfs (or a cross build's sysroot) was made
+    from. None for roots without one (containers, the native host)."""
+    from refinery.builder.cross import CrossRoot
+    from refinery.builder.rootfs import MULTIARCH, RootfsRoot
+    from refinery.builder.rootfs_image import cached, host_mirror
+    from refinery.hints.derive import file_index_deriver
+    from refinery.upstream.debian import ContentsIndex, ContentsSource
+
+    rootfs = root.rootfs if isinstance(root, CrossRoot) else root
+    if not isinstance(rootfs, RootfsRoot):
+        return None
+    image = cached(rootfs.spec, rootfs.cache)
+    mirror = image.mirror if image is not None else host_mirror()
+    source = ContentsSource(mirror, rootfs.spec.release, rootfs.arch)
+    multiarch = MULTIARCH.get(rootfs.arch, f"{rootfs.arch}-linux-gnu")
+    return file_index_deriver(ContentsIndex(source, cache.distro), multiarch)
+
+
 def make_advisor(
     hints_dir: Path,
     backend: str,
@@ -74,11 +97,13 @@ def make_advisor(
     max_attempts: int = 3,
     backoff: float = 0.0,
     forced: Sequence[str] = (),
+    deriver: Deriver | None = None,
 ) -> Advisor:
-    """The runner's ``advise`` (and ``first_fix``) from the catalog in ``hints_dir``."""
+    """The runner's ``advise`` (and ``first_fix``) from the catalog in ``hints_dir``;
+    ``deriver`` answers what the catalog cannot (see :func:`deriver_for`)."""
     from refinery.hints import load_catalog
     from refinery.hints.advise import Advisor, RetrySettings
 
     catalog = load_catalog(hints_dir)
     settings = RetrySettings(max_attempts=max_attempts, backoff=backoff)
-    return Advisor(catalog, root_manager(backend), settings, forced=forced)
+    return Advisor(catalog, root_manager(backend), settings, forced=forced, deriver=deriver)

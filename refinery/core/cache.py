@@ -49,6 +49,11 @@ class CacheRoot:
         return self.root / "cross"
 
     @property
+    def distro(self) -> Path:
+        """Distribution file indexes (Debian's Contents as SQLite), by release and digest."""
+        return self.root / "distro"
+
+    @property
     def tools(self) -> Path:
         """Build frontends and uv for the target architecture."""
         return self.root / "tools"

@@ -279,6 +279,67 @@ class PackUse:
         return _build(cls, data)  # type: ignore[no-any-return]
 
 
+#: How a missing thing of each kind reads (``refinery.hints.missing``).
+MISSING_LABELS: Mapping[str, str] = {
+    "header": "header {}",
+    "library": "library -l{}",
+    "pkgconfig": "pkg-config module {}",
+    "cmake": "CMake package {}",
+    "command": "command {}",
+    "compiler": "compiler {}",
+    "module": "Python module {}",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedFix:
+    """A fix derived from data, not from the catalog: what the failed log said was
+    missing (``kind``, ``name``, the log ``line``), the file-index ``queries`` asked, the
+    best ``candidates`` (path, package), and the choice: a distribution ``package`` or,
+    for a missing Python module, a build ``requirement``. Neither: nothing answered."""
+
+    kind: str
+    name: str
+    line: str = ""
+    queries: tuple[str, ...] = ()
+    candidates: tuple[tuple[str, str], ...] = ()
+    package: str = ""
+    requirement: str = ""
+
+    @property
+    def answered(self) -> bool:
+        return bool(self.package or self.requirement)
+
+    @property
+    def label(self) -> str:
+        return MISSING_LABELS.get(self.kind, self.kind + " {}").format(self.name)
+
+    def summary(self) -> str:
+        """``header yaml.h → libyaml-dev (usr/include/yaml.h)``, for records and pages."""
+        if self.requirement:
+            return f"{self.label} → build requirement {self.requirement}"
+        if not self.package:
+            asked = ", ".join(self.queries) or "no query"
+            return f"{self.label} → nothing in the file index ({asked})"
+        path = next((p for p, pkg in self.candidates if pkg == self.package), "")
+        return f"{self.label} → {self.package} ({path})"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "name": self.name, "line": self.line}
+        out["queries"] = list(self.queries)
+        out["candidates"] = [list(c) for c in self.candidates]
+        out["package"] = self.package
+        out["requirement"] = self.requirement
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        d = dict(data)
+        d["queries"] = tuple(d.get("queries", ()))
+        d["candidates"] = tuple((str(p), str(k)) for p, k in d.get("candidates", ()))
+        return _build(cls, d)  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """One try at building a node, in whichever build root."""
@@ -298,16 +359,19 @@ class Attempt:
     reason: str = ""
     auditwheel: str = ""  # `auditwheel show` output of the repaired wheel
     packs: tuple[PackUse, ...] = ()  # library packs the build used (absent when none)
+    derived: tuple[DerivedFix, ...] = ()  # fixes derived for this attempt (absent when none)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
             out[f.name] = list(v) if isinstance(v, tuple) else v
-        if self.packs:
-            out["packs"] = [p.to_json() for p in self.packs]
-        else:
-            del out["packs"]  # records without packs read as before
+        for key in ("packs", "derived"):  # absent when empty: older records read as before
+            items = getattr(self, key)
+            if items:
+                out[key] = [item.to_json() for item in items]
+            else:
+                del out[key]
         return out
 
     @classmethod
@@ -318,6 +382,8 @@ class Attempt:
                 d[k] = tuple(d[k])
         if "packs" in d:
             d["packs"] = tuple(PackUse.from_json(p) for p in d["packs"])
+        if "derived" in d:
+            d["derived"] = tuple(DerivedFix.from_json(x) for x in d["derived"])
         return _build(cls, d)  # type: ignore[no-any-return]
 
 

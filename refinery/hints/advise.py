@@ -20,10 +20,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from refinery.core.errors import InputError
+from refinery.core.errors import InputError, NetworkError
 from refinery.core.models import NodeStatus, PlanNode
 from refinery.core.vocab import PackageManager
-from refinery.hints.matcher import MAX_BYTES, MAX_LINES, Match, as_log_lines, read_log, scan
+from refinery.hints.derive import Deriver
+from refinery.hints.matcher import (
+    MAX_BYTES,
+    MAX_LINES,
+    LogLine,
+    Match,
+    as_log_lines,
+    read_log,
+    scan,
+)
 from refinery.hints.models import Catalog, Remedy
 
 # Which package manager a backend's roots use (native: whatever the host has).
@@ -77,6 +86,7 @@ class Decision:
     applied: tuple[str, ...]  # hint ids newly applied
     dropped: tuple[str, ...]  # matched but already tried / nothing to add / not for this root
     remedy: Remedy | None
+    derived: tuple[str, ...] = ()  # what the file index answered (or not), when asked
 
 
 def manager_for_backend(backend: str, detected: str | None = None) -> str | None:
@@ -93,8 +103,12 @@ class Advisor:
         manager: str | None,
         settings: RetrySettings | None = None,
         forced: Sequence[str] = (),
+        deriver: Deriver | None = None,
     ) -> None:
         self.catalog = catalog
+        # Asked when no catalog hint helps: log lines -> fixes from the distribution's
+        # file index (None: the root's distribution has none).
+        self.deriver = deriver
         self.manager = manager or ""
         self.settings = settings or RetrySettings()
         unknown = [h for h in forced if catalog.get(h) is None]
@@ -111,9 +125,11 @@ class Advisor:
         """Learned per-package entries and forced hints: their fixes apply from the
         first attempt."""
         remedy = Remedy()
-        learned = [h for e in self.catalog.for_package(node.name, node.python) for h in e.hints]
-        for hint_id in dict.fromkeys([*learned, *self.forced]):
-            hint = self.catalog.get(hint_id)
+        entries = self.catalog.for_package(node.name, node.python)
+        learned = [h for e in entries for h in e.hints]
+        hints = [self.catalog.get(hint_id) for hint_id in dict.fromkeys([*learned, *self.forced])]
+        hints += [e.own_hint for e in entries]
+        for hint in hints:
             if hint is not None and hint.fix.applicable(self.manager):
                 remedy = remedy.plus(hint, self.manager)
         if not remedy.hint_ids:
@@ -123,26 +139,44 @@ class Advisor:
         return remedy
 
     # --- after a failed attempt ---------------------------------------------------
-    def matches(self, node: PlanNode, outcome: AttemptOutcome) -> list[Match]:
+    def log_lines(self, outcome: AttemptOutcome) -> list[LogLine]:
         try:
-            lines = read_log(
+            return read_log(
                 outcome.log, max_bytes=self.settings.max_bytes, max_lines=self.settings.max_lines
             )
         except OSError:
-            lines = as_log_lines(outcome.matched_lines)
+            return as_log_lines(outcome.matched_lines)
+
+    def matches(self, node: PlanNode, outcome: AttemptOutcome) -> list[Match]:
         return scan(
-            self.catalog, lines, package=node.name, python=node.python, backend=outcome.backend
+            self.catalog,
+            self.log_lines(outcome),
+            package=node.name,
+            python=node.python,
+            backend=outcome.backend,
         )
 
-    def __call__(self, node: PlanNode, outcome: AttemptOutcome, n: int) -> Remedy | None:
-        if outcome.status in (NodeStatus.BUILT, NodeStatus.MISSING):
-            return None
-        with self._lock:
-            current = self._applied.get(node.key, Remedy())
-        matches = self.matches(node, outcome) if self.catalog.hints else []
+    def derive(self, outcome: AttemptOutcome, remedy: Remedy) -> tuple[Remedy, tuple[str, ...]]:
+        """``remedy`` plus the fixes derived from the log (those that add something),
+        and a line per missing thing the file index was asked about."""
+        if self.deriver is None:
+            return remedy, ()
+        lines = [line.text for line in self.log_lines(outcome)]
+        try:
+            found = self.deriver(lines)
+        except (NetworkError, OSError) as exc:  # no file index to be had: say so, go on
+            return remedy, (f"file index unavailable: {exc}",)
+        for fix in found:
+            if fix.answered and remedy.adds_derived(fix):
+                remedy = remedy.plus_derived(fix, self.manager)
+        return remedy, tuple(fix.summary() for fix in found)
+
+    def _apply(
+        self, matches: Sequence[Match], remedy: Remedy
+    ) -> tuple[Remedy, list[Match], list[str]]:
+        """``remedy`` plus the matched hints that add something; (remedy, applied, dropped)."""
         applied: list[Match] = []
         dropped: list[str] = []
-        remedy = current
         for match in matches:
             hint = match.hint
             fresh = (
@@ -155,28 +189,41 @@ class Advisor:
                 applied.append(match)
             else:
                 dropped.append(hint.id)
-        result: Remedy | None = None
+        return remedy, applied, dropped
+
+    def __call__(self, node: PlanNode, outcome: AttemptOutcome, n: int) -> Remedy | None:
+        if outcome.status in (NodeStatus.BUILT, NodeStatus.MISSING):
+            return None
+        with self._lock:
+            current = self._applied.get(node.key, Remedy())
+        matches = self.matches(node, outcome) if self.catalog.hints else []
+        remedy, applied, dropped = self._apply(matches, current)
         # A fix whose own system packages failed to install is not retried as is, and
         # the runner stops at max_attempts anyway; say so in the decision all the same.
-        retry = (
-            applied
-            and n < self.settings.max_attempts
-            and outcome.status is not NodeStatus.SYSTEM_RECIPE_FAILED
-        )
+        recipe_failed = outcome.status is NodeStatus.SYSTEM_RECIPE_FAILED
+        asked: tuple[str, ...] = ()
+        if not applied and not recipe_failed:  # the catalog has nothing: ask the data
+            remedy, asked = self.derive(outcome, remedy)
+        derived = remedy.derived[len(current.derived) :]
+        result: Remedy | None = None
+        retry = bool(applied or derived) and n < self.settings.max_attempts and not recipe_failed
         if retry:
-            lines = tuple(dict.fromkeys(t for m in applied for t in m.texts))
+            texts = [t for m in applied for t in m.texts] + [d.line for d in derived if d.line]
+            lines = tuple(dict.fromkeys(texts))
             result = replace(remedy, matched_lines=lines, delay=self.settings.delay(n))
             with self._lock:
                 self._applied[node.key] = result
+        new_ids = [m.hint.id for m in applied] + list(remedy.hint_ids[len(current.hint_ids) :])
         with self._lock:
             self.decisions.append(
                 Decision(
                     node.key,
                     n,
                     tuple(m.hint.id for m in matches),
-                    tuple(m.hint.id for m in applied) if retry else (),
+                    tuple(dict.fromkeys(new_ids)) if retry else (),
                     tuple(dropped),
                     result,
+                    asked,
                 )
             )
         return result

@@ -9,19 +9,21 @@ CMake package → ``FooConfig.cmake``/``foo-config.cmake`` and its usual files, 
 before others, shorter paths first) and picks the best package. A missing Python module
 is not the distribution's question: it becomes an extra build requirement.
 
-The result, :class:`Derivation`, keeps the query, the candidates and the choice: the
-record shows them, and a derivation that worked becomes a learned hint. Pure: the file
+The result, a :class:`~refinery.core.models.DerivedFix`, keeps the query, the candidates
+and the choice: the record shows them, and a derived fix that worked becomes a learned
+hint. Pure: the file
 index arrives as a :class:`FileIndex` (``refinery.upstream.debian.ContentsIndex`` is
 one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from refinery.hints.missing import Missing
+from refinery.core.models import DerivedFix
+from refinery.hints.missing import Missing, find_missing
 
 #: Python modules whose PyPI project has another name.
 MODULE_PROJECTS = {
@@ -93,32 +95,6 @@ class Candidate:
     rank: tuple[int, int, int, str]
 
 
-@dataclass(frozen=True, slots=True)
-class Derivation:
-    """How one missing thing was answered: the ``queries`` asked, the best
-    ``candidates`` (path, package), and the ``package`` chosen (a Debian package) or the
-    ``requirement`` (a Python build requirement); both empty when nothing answered."""
-
-    missing: Missing
-    queries: tuple[str, ...] = ()
-    candidates: tuple[tuple[str, str], ...] = ()
-    package: str = ""
-    requirement: str = ""
-
-    @property
-    def answered(self) -> bool:
-        return bool(self.package or self.requirement)
-
-    def summary(self) -> str:
-        """``header yaml.h → libyaml-dev (usr/include/yaml.h)`` for records and pages."""
-        if self.requirement:
-            return f"{self.missing.label} → build requirement {self.requirement}"
-        if not self.package:
-            return f"{self.missing.label} → nothing in the file index ({', '.join(self.queries)})"
-        path = next((p for p, pkg in self.candidates if pkg == self.package), "")
-        return f"{self.missing.label} → {self.package} ({path})"
-
-
 def queries_for(missing: Missing, multiarch: str) -> tuple[Query, ...]:
     """The file-index questions for one missing thing (most specific first)."""
     name = missing.name
@@ -175,16 +151,30 @@ def candidates(index: FileIndex, query: Query) -> tuple[Candidate, ...]:
     return tuple(sorted(found, key=lambda c: c.rank))
 
 
-def derive(missing: Missing, index: FileIndex, multiarch: str) -> Derivation:
+def derive(missing: Missing, index: FileIndex, multiarch: str) -> DerivedFix:
     """The answer for one missing thing (see the module docstring)."""
+    said = DerivedFix(missing.kind, missing.name, missing.text)
     if missing.kind == "module":
         requirement = MODULE_PROJECTS.get(missing.name, missing.name.replace("_", "-"))
-        return Derivation(missing, requirement=requirement)
+        return replace(said, requirement=requirement)
     asked: list[str] = []
     for query in queries_for(missing, multiarch):
         asked.append(str(query))
         found = candidates(index, query)
         if found:
             shown = tuple(dict.fromkeys((c.path, c.package) for c in found))[:MAX_CANDIDATES]
-            return Derivation(missing, tuple(asked), shown, package=found[0].package)
-    return Derivation(missing, tuple(asked))
+            return replace(said, queries=tuple(asked), candidates=shown, package=found[0].package)
+    return replace(said, queries=tuple(asked))
+
+
+Deriver = Callable[[Sequence[str]], tuple[DerivedFix, ...]]
+
+
+def file_index_deriver(index: FileIndex, multiarch: str) -> Deriver:
+    """Log lines → a derived fix for each missing thing they name (the CLI makes one
+    for roots whose distribution has a file index)."""
+
+    def deriver(lines: Sequence[str]) -> tuple[DerivedFix, ...]:
+        return tuple(derive(m, index, multiarch) for m in find_missing(lines))
+
+    return deriver

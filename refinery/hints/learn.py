@@ -20,25 +20,31 @@ from pathlib import Path
 from typing import Any
 
 from refinery.core.models import BuildRecord, NodeStatus
-from refinery.hints.models import Catalog, Evidence
+from refinery.hints.models import DERIVED_PREFIX, Catalog, Evidence, HintFix, fix_lines
 
 MAX_EVIDENCE = 5
 HEADER = """\
 # Learned per-package entries, written by `refinery hints learn` from builds whose retry
-# succeeded thanks to a hint: the listed hints' fixes apply before the package's first
-# attempt. Proposed as pull requests; review them like code.
+# succeeded thanks to a hint or a fix derived from the distribution's file index: the
+# listed hints' fixes (and an entry's own fix) apply before the package's first attempt.
+# Proposed as pull requests; review them like code.
 """
 
 
 @dataclass(frozen=True, slots=True)
 class Learned:
+    """A package's new entry: catalog ``hints`` and/or a ``fix`` of its own (what
+    derived fixes installed), with the builds that prove it."""
+
     package: str
     hints: tuple[str, ...]
     evidence: tuple[Evidence, ...]
+    fix: HintFix | None = None
 
     @property
     def note(self) -> str:
-        fixed = f"{', '.join(self.hints)} fixed the build"
+        what = [*self.hints, *(fix_lines(self.fix) if self.fix else ())]
+        fixed = f"{', '.join(what)} fixed the build"
         builds = ", ".join(e.build for e in self.evidence)
         return f"learned from {builds}: {fixed}" if builds else f"learned: {fixed}"
 
@@ -67,9 +73,33 @@ def evidence_of(record: BuildRecord) -> tuple[tuple[str, ...], Evidence] | None:
     )
 
 
+def derived_fix(record: BuildRecord, ids: Sequence[str]) -> HintFix | None:
+    """What the derived fixes among ``ids`` installed on the record's last attempt:
+    Debian packages (derived from Debian's file index) and build requirements."""
+    wanted = {i.removeprefix(DERIVED_PREFIX) for i in ids if i.startswith(DERIVED_PREFIX)}
+    used = [d for d in record.attempts[-1].derived if (d.package or d.requirement) in wanted]
+    if not used:
+        return None
+    return HintFix(
+        apt=tuple(dict.fromkeys(d.package for d in used if d.package)),
+        build_requires=tuple(dict.fromkeys(d.requirement for d in used if d.requirement)),
+    )
+
+
+def _merged(a: HintFix | None, b: HintFix | None) -> HintFix | None:
+    if a is None or b is None:
+        return a or b
+    return HintFix(
+        apt=tuple(dict.fromkeys((*a.apt, *b.apt))),
+        build_requires=tuple(dict.fromkeys((*a.build_requires, *b.build_requires))),
+    )
+
+
 def learned_from_records(records: Iterable[BuildRecord], catalog: Catalog) -> list[Learned]:
-    """New per-package entries, one per package, sorted by name."""
+    """New per-package entries, one per package, sorted by name: the catalog hints and
+    the derived fixes that made a retry build."""
     hints: dict[str, dict[str, None]] = {}
+    fixes: dict[str, HintFix | None] = {}
     evidence: dict[str, list[Evidence]] = {}
     for record in records:
         found = evidence_of(record)
@@ -78,12 +108,14 @@ def learned_from_records(records: Iterable[BuildRecord], catalog: Catalog) -> li
         ids, proof = found
         known = {h for entry in catalog.for_package(record.name) for h in entry.hints}
         fresh = [h for h in ids if h not in known and catalog.get(h) is not None]
-        if not fresh:
+        derived = derived_fix(record, ids)
+        if not fresh and derived is None:
             continue
         hints.setdefault(record.name, {}).update(dict.fromkeys(fresh))
+        fixes[record.name] = _merged(fixes.get(record.name), derived)
         evidence.setdefault(record.name, []).append(proof)
     return [
-        Learned(name, tuple(hints[name]), tuple(evidence[name][:MAX_EVIDENCE]))
+        Learned(name, tuple(hints[name]), tuple(evidence[name][:MAX_EVIDENCE]), fixes[name])
         for name in sorted(hints)
     ]
 
@@ -101,11 +133,21 @@ def _yaml() -> Any:
 def _entry(learned: Learned) -> Any:
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-    hints = CommentedSeq(learned.hints)
-    hints.fa.set_flow_style()
     entry = CommentedMap()
     entry["package"] = learned.package
-    entry["hints"] = hints
+    if learned.hints:
+        hints = CommentedSeq(learned.hints)
+        hints.fa.set_flow_style()
+        entry["hints"] = hints
+    if learned.fix is not None:
+        fix = CommentedMap()
+        for key in ("apt", "build_requires"):
+            values = getattr(learned.fix, key)
+            if values:
+                seq = CommentedSeq(values)
+                seq.fa.set_flow_style()
+                fix[key] = seq
+        entry["fix"] = fix
     entry["note"] = learned.note
     proofs = CommentedSeq()
     for e in learned.evidence:

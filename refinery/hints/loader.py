@@ -26,8 +26,10 @@ File shape::
         evidence: [...]
       - package: somepkg   # built under emulation from attempt 1 (no cross-compiling)
         emulate: "setup.py runs the binaries it compiles"
+      - package: otherpkg  # a derived fix that worked, learned: a fix of its own
+        fix: {apt: [libsnappy-dev]}
 
-A package entry needs ``hints``, ``emulate`` (a non-empty reason) or both.
+A package entry needs ``hints``, ``fix``, ``emulate`` (a non-empty reason), or several.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ FIX_KEYS = (
     "config_settings",
 )
 EVIDENCE_KEYS = ("build", "backend", "image", "attempt", "at", "log")
-PACKAGE_KEYS = ("package", "hints", "emulate", "python", "note", "evidence")
+PACKAGE_KEYS = ("package", "hints", "fix", "emulate", "python", "note", "evidence")
 REQUIRED = {"hint": ("id", "match", "fix"), "package": ("package",), "evidence": ("build",)}
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -431,17 +433,21 @@ class _FileLoader:
         if "hints" in node and not hints:
             self.problem(_line_of_key(node, "hints") or line, f"{label}: hints is empty")
         emulate = self.emulate(node, line, label)
-        if "hints" not in node and "emulate" not in node:
-            self.problem(line, f"{label} needs 'hints' or 'emulate'")
+        fix = (
+            self.fix(node["fix"], _line_of_key(node, "fix") or line, label)
+            if "fix" in node
+            else None
+        )
+        if not any(key in node for key in ("hints", "emulate", "fix")):
+            self.problem(line, f"{label} needs 'hints', 'fix' or 'emulate'")
         python = self.specifier(node, line, label)
         note = self.string(node, "note", line, label).strip()
         evidence = self.evidence(node, line, label)
-        if name and (hints or emulate):
-            self.packages.append(
-                PackageEntry(
-                    normalize_name(name), hints, python, note, evidence, self.loc(line), emulate
-                )
+        if name and (hints or emulate or fix):
+            entry = PackageEntry(
+                normalize_name(name), hints, python, note, evidence, self.loc(line), emulate, fix
             )
+            self.packages.append(entry)
 
     def emulate(self, node: Any, line: int | None, label: str) -> str:
         """The ``emulate`` reason of a package entry: a non-empty string, or ""."""

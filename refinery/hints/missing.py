@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from refinery.core.models import MISSING_LABELS
 from refinery.core.vocab import MissingKind
 
 #: Compilers by the names a build looks for them (a missing one is a ``compiler``).
@@ -73,12 +74,8 @@ class Missing:
 
     @property
     def label(self) -> str:
-        """``header foo/bar.h``, ``library -lsnappy``, ``pkg-config libzstd`` …"""
-        prefix = {"library": "-l", "module": ""}.get(self.kind, "")
-        kind = {"pkgconfig": "pkg-config module", "cmake": "CMake package"}.get(
-            self.kind, self.kind
-        )
-        return f"{kind} {prefix}{self.name}"
+        """``header foo/bar.h``, ``library -lsnappy``, ``pkg-config module libzstd`` …"""
+        return MISSING_LABELS[self.kind].format(self.name)
 
 
 def _classify(kind: MissingKind, name: str) -> tuple[MissingKind, str]:

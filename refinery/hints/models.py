@@ -20,10 +20,14 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from refinery.core.models import normalize_name
+from refinery.core.models import DerivedFix, normalize_name
 from refinery.core.vocab import PACKAGE_MANAGERS
 
 MANAGERS = PACKAGE_MANAGERS
+#: Hint ids of derived fixes: ``derived:libyaml-dev`` (never a catalog id: ids are words).
+DERIVED_PREFIX = "derived:"
+#: Hint id of a package entry's own (learned) fix: ``learned:<package>``.
+LEARNED_PREFIX = "learned:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +201,10 @@ class Hint:
 
 @dataclass(frozen=True, slots=True)
 class PackageEntry:
-    """Per-package settings: apply ``hints`` to ``package`` before its first attempt
-    (learned); ``emulate`` (a reason) builds it under emulation from the first attempt
-    when the farm cross-compiles (``--backend auto``)."""
+    """Per-package settings: apply ``hints`` (and ``fix``, a fix of its own: a derived
+    fix that worked, learned) to ``package`` before its first attempt; ``emulate`` (a
+    reason) builds it under emulation from the first attempt when the farm
+    cross-compiles (``--backend auto``)."""
 
     package: str  # normalised
     hints: tuple[str, ...]
@@ -208,9 +213,17 @@ class PackageEntry:
     evidence: tuple[Evidence, ...] = ()
     location: Location | None = None
     emulate: str = ""  # why this package cannot be cross-compiled ("" = it can)
+    fix: HintFix | None = None
 
     def applies(self, package: str, python: str | None = None) -> bool:
         return Scope(packages=(self.package,), python=self.python).applies(package, python)
+
+    @property
+    def own_hint(self) -> Hint | None:
+        """The entry's own fix as a hint (id ``learned:<package>``), if it has one."""
+        if self.fix is None:
+            return None
+        return Hint(f"{LEARNED_PREFIX}{self.package}", (), self.fix, location=self.location)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +280,7 @@ class Remedy:
     packs: tuple[str, ...] = ()
     pack_packages: tuple[str, ...] = ()
     config_settings: tuple[str, ...] = ()
+    derived: tuple[DerivedFix, ...] = ()  # fixes derived from the file index, not the catalog
 
     @classmethod
     def from_hints(cls, hints: tuple[Hint, ...], manager: str) -> Remedy:
@@ -280,14 +294,13 @@ class Remedy:
         fix = hint.fix
         env = dict(self.env)
         env.update(fix.env)
-        merged = Remedy(
+        merged = replace(
+            self,
             hint_ids=_union(self.hint_ids, (hint.id,)),
             system_packages=_union(self.system_packages, fix.packages_for(manager)),
             env=env,
             constraints=_union(self.constraints, fix.constraints),
             build_requires=_union(self.build_requires, fix.build_requires),
-            matched_lines=self.matched_lines,
-            delay=self.delay,
             packs=_union(self.packs, fix.packs),
             pack_packages=_union(
                 self.pack_packages, fix.packages_for(manager) if fix.packs else ()
@@ -295,6 +308,26 @@ class Remedy:
             config_settings=_union(self.config_settings, fix.config_settings),
         )
         return merged.with_recipes(manager)
+
+    def plus_derived(self, derived: DerivedFix, manager: str) -> Remedy:
+        """This remedy with a derived fix merged in: its distribution package (for
+        ``manager``) or its build requirement, under the id ``derived:<what>``."""
+        what = derived.package or derived.requirement
+        packages = (derived.package,) if derived.package else ()
+        fix = HintFix(
+            apt=packages if manager == "apt" else (),
+            dnf=packages if manager == "dnf" else (),
+            yum=packages if manager == "yum" else (),
+            build_requires=(derived.requirement,) if derived.requirement else (),
+        )
+        merged = self.plus(Hint(f"{DERIVED_PREFIX}{what}", (), fix), manager)
+        return replace(merged, derived=(*self.derived, derived))
+
+    def adds_derived(self, derived: DerivedFix) -> bool:
+        """Whether a derived fix would change anything this remedy does not already do."""
+        if derived.package:
+            return derived.package not in self.system_packages
+        return bool(derived.requirement) and derived.requirement not in self.build_requires
 
     def with_recipes(self, manager: str) -> Remedy:
         summary = HintFix(

@@ -6,7 +6,9 @@ import configparser
 import contextlib
 import json
 import os
+import platform
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,9 +100,13 @@ def test_write_wrappers_makes_executables(tmp_path: Path) -> None:
     def which(name: str) -> str | None:
         return None if name.endswith("gfortran") else f"/usr/bin/{name}"
 
-    crosstools.write_wrappers(tc, which)
+    host = tmp_path / "host-bin"
+    host.mkdir()
+    (host / "pg_config").touch()
+    crosstools.write_wrappers(tc, which, host)
     names = sorted(p.name for p in tc.bin.iterdir())
     assert names == [
+        "pg_config",
         "pkg-config",
         "s390x-linux-gnu-c++",
         "s390x-linux-gnu-cpp",
@@ -466,3 +472,27 @@ def test_made_once_makes_a_folder_once_and_never_keeps_a_half_made_one(tmp_path:
     with pytest.raises(RuntimeError, match="download failed"):
         made_once(broken, fail)
     assert not broken.exists()
+
+
+def test_the_hosts_config_programs_are_shadowed(tmp_path: Path) -> None:
+    host = tmp_path / "usr-bin"
+    host.mkdir()
+    for name in ("pg_config", "libpng-config", "xml2-config", "apt-config", "pkg-config"):
+        (host / name).write_text("#!/bin/sh\necho amd64\n")
+    (host / f"{platform.machine()}-linux-gnu-python3-config").write_text("")
+    assert crosstools.host_config_programs(host) == ("libpng-config", "pg_config")
+
+    sysroot = tmp_path / "sysroot"
+    script = tmp_path / "pg_config"
+    script.write_text(crosstools.shadow_wrapper("pg_config", sysroot))
+    script.chmod(0o755)
+    missing = subprocess.run([str(script), "--libdir"], capture_output=True, text=True, check=False)
+    assert missing.returncode == 127 and "pg_config: command not found" in missing.stderr
+    own = sysroot / "usr/bin/pg_config"
+    own.parent.mkdir(parents=True)
+    own.write_text('#!/bin/sh\necho s390x "$@"\n')
+    own.chmod(0o755)
+    answered = subprocess.run(
+        [str(script), "--libdir"], capture_output=True, text=True, check=False
+    )
+    assert answered.returncode == 0 and answered.stdout == "s390x --libdir\n"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from refinery.hints.derive import Derivation, derive, queries_for, rank
+from refinery.core.models import DerivedFix
+from refinery.hints.derive import derive, file_index_deriver, queries_for, rank
 from refinery.hints.missing import Missing
 from refinery.upstream.debian import Owner, build_database, parse_contents, query, release_digests
 
@@ -39,7 +40,7 @@ def index(tmp_path: Path) -> FixtureIndex:
     return FixtureIndex(tmp_path)
 
 
-def answer(index: FixtureIndex, kind: str, name: str) -> Derivation:
+def answer(index: FixtureIndex, kind: str, name: str) -> DerivedFix:
     return derive(Missing(kind, name), index, MULTIARCH)  # type: ignore[arg-type]
 
 
@@ -131,3 +132,21 @@ def test_contents_lines_and_release_digests() -> None:
         "main/Contents-s390x.gz": "fbe23a",
         "contrib/Contents-all": "3e4f",
     }
+
+
+def test_a_deriver_reads_a_log_and_the_record_keeps_everything(index: FixtureIndex) -> None:
+    deriver = file_index_deriver(index, MULTIARCH)
+    log = [
+        "src/_y.c:2:10: fatal error: yaml.h: No such file or directory",
+        "ModuleNotFoundError: No module named 'Cython'",
+    ]
+    yaml, cython = deriver(log)
+    assert (yaml.kind, yaml.name, yaml.package, yaml.line) == (
+        "header",
+        "yaml.h",
+        "libyaml-dev",
+        log[0],
+    )
+    assert cython.requirement == "cython"
+    assert DerivedFix.from_json(yaml.to_json()) == yaml
+    assert yaml.summary() == "header yaml.h → libyaml-dev (usr/include/yaml.h)"

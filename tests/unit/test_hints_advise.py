@@ -14,7 +14,8 @@ from refinery.builder.options import AttemptSpec, BuildOptions, RunOptions
 from refinery.builder.runner import build_plan
 from refinery.builder.step import BuildOutcome
 from refinery.core.cache import CacheRoot
-from refinery.core.models import FileRef, NodeStatus, Plan, PlanNode, Target
+from refinery.core.errors import NetworkError
+from refinery.core.models import DerivedFix, FileRef, NodeStatus, Plan, PlanNode, Target
 from refinery.hints import load_catalog
 from refinery.hints.advise import Advisor, RetrySettings, manager_for_backend
 from refinery.hints.matcher import as_log_lines, read_log, scan
@@ -291,3 +292,71 @@ def test_a_failure_is_recorded_with_sdist_hash_and_catalog_digest_then_skipped(
     assert changed != catalog.digest
     again = Decider("", store, changed).conclude(base, Target(), None, n.sdist)
     assert again.status is NodeStatus.PENDING
+
+
+# --- fixes derived from the file index ------------------------------------------------
+def snappy_deriver(lines: Sequence[str]) -> tuple[DerivedFix, ...]:
+    """A file index that knows one header (the real derive code is in test_derive.py)."""
+    out: list[DerivedFix] = []
+    for line in lines:
+        if "snappy-c.h" in line:
+            out.append(
+                DerivedFix(
+                    "header",
+                    "snappy-c.h",
+                    line,
+                    ("*/include/snappy-c.h",),
+                    (("usr/include/snappy-c.h", "libsnappy-dev"),),
+                    package="libsnappy-dev",
+                )
+            )
+        if "ghost.h" in line:
+            out.append(DerivedFix("header", "ghost.h", line, ("*/include/ghost.h",)))
+    return tuple(out)
+
+
+def test_the_catalog_first_then_the_file_index(tmp_path: Path) -> None:
+    zlib = hint("zlib", "zlib\\.h", apt=("zlib1g-dev",))
+    advisor = Advisor(
+        Catalog((zlib,)), "apt", RetrySettings(max_attempts=3), deriver=snappy_deriver
+    )
+    both = "fatal error: zlib.h: No such file\nfatal error: snappy-c.h: No such file"
+    first = advisor(node(), outcome(tmp_path, both), 1)
+    assert first is not None and first.hint_ids == ("zlib",) and first.derived == ()
+    second = advisor(node(), outcome(tmp_path, "fatal error: snappy-c.h: No such file"), 2)
+    assert second is not None
+    assert second.hint_ids == ("zlib", "derived:libsnappy-dev")
+    assert second.system_packages == ("zlib1g-dev", "libsnappy-dev")
+    assert second.recipes == ("apt: zlib1g-dev libsnappy-dev",)
+    assert [d.package for d in second.derived] == ["libsnappy-dev"]
+    assert second.matched_lines == ("fatal error: snappy-c.h: No such file",)
+    decision = advisor.decisions[-1]
+    assert decision.applied == ("derived:libsnappy-dev",)
+    assert decision.derived == ("header snappy-c.h → libsnappy-dev (usr/include/snappy-c.h)",)
+
+
+def test_nothing_derived_twice_and_unanswered_is_said(tmp_path: Path) -> None:
+    advisor = Advisor(Catalog(), "apt", RetrySettings(max_attempts=5), deriver=snappy_deriver)
+    log = "fatal error: snappy-c.h: No such file\nfatal error: ghost.h: No such file"
+    assert advisor(node(), outcome(tmp_path, log), 1) is not None
+    assert advisor(node(), outcome(tmp_path, log), 2) is None  # the same again: no retry
+    assert "ghost.h → nothing in the file index" in advisor.decisions[-1].derived[1]
+
+
+def test_no_deriver_or_no_index_means_no_derived_fix(tmp_path: Path) -> None:
+    log = "fatal error: snappy-c.h: No such file"
+    assert Advisor(Catalog(), "apt")(node(), outcome(tmp_path, log), 1) is None
+
+    def offline(lines: Sequence[str]) -> tuple[DerivedFix, ...]:
+        raise NetworkError("GET http://deb.debian.org/...: connection refused")
+
+    advisor = Advisor(Catalog(), "apt", deriver=offline)
+    assert advisor(node(), outcome(tmp_path, log), 1) is None
+    assert advisor.decisions[-1].derived[0].startswith("file index unavailable: GET")
+
+
+def test_a_package_entry_with_a_fix_of_its_own_applies_first() -> None:
+    entry = PackageEntry("demo", (), fix=HintFix(apt=("libsnappy-dev",)))
+    remedy = Advisor(Catalog((), (entry,)), "apt").first_fix(node())
+    assert remedy is not None and remedy.hint_ids == ("learned:demo",)
+    assert remedy.system_packages == ("libsnappy-dev",)

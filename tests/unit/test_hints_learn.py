@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import difflib
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from refinery.cli import main
-from refinery.core.models import Attempt, BuildRecord, NodeStatus
+from refinery.core.models import Attempt, BuildRecord, DerivedFix, NodeStatus, PlanNode
 from refinery.hints import load_catalog
+from refinery.hints.advise import Advisor
 from refinery.hints.learn import add_entries, evidence_of, learned_from_records
+from refinery.hints.models import Catalog, HintFix
 from refinery.store import Store
 
 HINTS = Path(__file__).resolve().parents[2] / "hints"
@@ -207,3 +210,29 @@ def test_cli_learn_proposes_a_pull_request_on_actions(
     assert str(pr["branch"]).startswith("refinery/learned-hints-")
     assert "```diff" in str(pr["body"])
     assert "proposed as https://github.com/org/farm/pull/7" in result.output
+
+
+def test_a_derived_fix_that_worked_is_learned_as_a_fix_of_its_own(tmp_path: Path) -> None:
+    derived = DerivedFix(
+        "header",
+        "snappy-c.h",
+        "fatal error: snappy-c.h: No such file or directory",
+        ("*/include/snappy-c.h",),
+        (("usr/include/snappy-c.h", "libsnappy-dev"),),
+        package="libsnappy-dev",
+    )
+    built = record("snappyish", fixed=("derived:libsnappy-dev",))
+    last = replace(built.attempts[-1], derived=(derived,))
+    built = replace(built, attempts=(built.attempts[0], last))
+    assert BuildRecord.from_json(built.to_json()) == built  # the record keeps it
+
+    (learned,) = learned_from_records([built], Catalog())
+    assert learned.hints == () and learned.fix == HintFix(apt=("libsnappy-dev",))
+    assert "apt: libsnappy-dev fixed the build" in learned.note
+    text = add_entries("", [learned])
+    assert "    fix:\n      apt: [libsnappy-dev]\n" in text and "hints:" not in text
+    (tmp_path / "learned.yaml").write_text(text)
+    remedy = Advisor(load_catalog(tmp_path), "apt").first_fix(
+        PlanNode("snappyish", "1.0", "3.11", NodeStatus.PENDING, "", True)
+    )
+    assert remedy is not None and remedy.system_packages == ("libsnappy-dev",)
