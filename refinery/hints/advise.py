@@ -33,7 +33,7 @@ from refinery.hints.matcher import (
     read_log,
     scan,
 )
-from refinery.hints.models import Catalog, Remedy
+from refinery.hints.models import Catalog, Hint, Remedy
 
 # Which package manager a backend's roots use (native: whatever the host has).
 BACKEND_MANAGERS: dict[str, PackageManager] = {
@@ -89,6 +89,12 @@ class Decision:
     derived: tuple[str, ...] = ()  # what the file index answered (or not), when asked
 
 
+def for_node(hint: Hint, node: PlanNode) -> Hint:
+    """``hint`` with the node's name and version filled into its fix's env values."""
+    fix = hint.fix.for_node(node.name, node.version)
+    return hint if fix is hint.fix else replace(hint, fix=fix)
+
+
 def manager_for_backend(backend: str, detected: str | None = None) -> str | None:
     """``apt``/``dnf``/``yum`` for a backend; ``detected`` is the native host's manager."""
     if backend == "native":
@@ -131,7 +137,7 @@ class Advisor:
         hints += [e.own_hint for e in entries]
         for hint in hints:
             if hint is not None and hint.fix.applicable(self.manager):
-                remedy = remedy.plus(hint, self.manager)
+                remedy = remedy.plus(for_node(hint, node), self.manager)
         if not remedy.hint_ids:
             return None
         with self._lock:
@@ -172,13 +178,13 @@ class Advisor:
         return remedy, tuple(fix.summary() for fix in found)
 
     def _apply(
-        self, matches: Sequence[Match], remedy: Remedy
+        self, node: PlanNode, matches: Sequence[Match], remedy: Remedy
     ) -> tuple[Remedy, list[Match], list[str]]:
         """``remedy`` plus the matched hints that add something; (remedy, applied, dropped)."""
         applied: list[Match] = []
         dropped: list[str] = []
         for match in matches:
-            hint = match.hint
+            hint = for_node(match.hint, node)
             fresh = (
                 hint.id not in remedy.hint_ids
                 and hint.fix.applicable(self.manager)
@@ -197,7 +203,7 @@ class Advisor:
         with self._lock:
             current = self._applied.get(node.key, Remedy())
         matches = self.matches(node, outcome) if self.catalog.hints else []
-        remedy, applied, dropped = self._apply(matches, current)
+        remedy, applied, dropped = self._apply(node, matches, current)
         # A fix whose own system packages failed to install is not retried as is, and
         # the runner stops at max_attempts anyway; say so in the decision all the same.
         recipe_failed = outcome.status is NodeStatus.SYSTEM_RECIPE_FAILED

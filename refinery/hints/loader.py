@@ -47,6 +47,7 @@ from refinery.core.errors import InputError
 from refinery.core.models import normalize_name
 from refinery.core.vocab import BACKENDS
 from refinery.hints.models import (
+    NODE_FIELDS,
     Catalog,
     Evidence,
     Hint,
@@ -70,6 +71,7 @@ FIX_KEYS = (
     "config_settings",
 )
 EVIDENCE_KEYS = ("build", "backend", "image", "attempt", "at", "log")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 PACKAGE_KEYS = ("package", "hints", "fix", "emulate", "python", "note", "evidence")
 REQUIRED = {"hint": ("id", "match", "fix"), "package": ("package",), "evidence": ("build",)}
 
@@ -375,6 +377,9 @@ class _FileLoader:
                 self.problem(at, f"{label}: {key!r} is not an environment variable name")
             elif not isinstance(value, str):
                 self.problem(at, f"{label}: env {key} must be a string (quote it)")
+            elif set(_PLACEHOLDER.findall(value)) - set(NODE_FIELDS):
+                known = ", ".join("{" + f + "}" for f in NODE_FIELDS)
+                self.problem(at, f"{label}: env {key} may only use {known}")
             else:
                 out[key] = value
         return out

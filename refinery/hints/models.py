@@ -24,6 +24,8 @@ from refinery.core.models import DerivedFix, normalize_name
 from refinery.core.vocab import PACKAGE_MANAGERS
 
 MANAGERS = PACKAGE_MANAGERS
+#: What a fix's env values may name of the node being built: ``{version}``, ``{name}``.
+NODE_FIELDS = ("version", "name")
 #: Hint ids of derived fixes: ``derived:libyaml-dev`` (never a catalog id: ids are words).
 DERIVED_PREFIX = "derived:"
 #: Hint id of a package entry's own (learned) fix: ``learned:<package>``.
@@ -108,6 +110,15 @@ class HintFix:
             packs=items("packs"),
             config_settings=items("config_settings"),
         )
+
+    def for_node(self, name: str, version: str) -> HintFix:
+        """This fix with ``{name}``/``{version}`` in its env values filled in."""
+        if not any("{" in v for v in self.env.values()):
+            return self
+        env = {
+            k: v.replace("{name}", name).replace("{version}", version) for k, v in self.env.items()
+        }
+        return replace(self, env=env)
 
     def packages_for(self, manager: str) -> tuple[str, ...]:
         if manager == "yum":

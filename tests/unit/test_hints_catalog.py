@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from refinery.cli import main
+from refinery.core.errors import InputError
 from refinery.hints import load_catalog
 from refinery.hints.matcher import as_log_lines, scan
 from refinery.hints.models import Catalog
@@ -35,6 +36,20 @@ Collecting lxml==5.3.0
 
 # id -> (an excerpt it must match, a near miss it must not match)
 CASES: dict[str, tuple[str, str]] = {
+    # cargo 1.85 (Debian's rustc-web) on a crate with rust-version = "1.88", captured here
+    "rust-too-old": (
+        "error: rustc 1.85.0 is not supported by the following package:\n"
+        "  demo@0.1.0 requires rustc 1.88\n",
+        "   Compiling demo v0.1.0 (/tmp/rl/rs)\n    Finished `dev` profile [unoptimized] target(s)",
+    ),
+    # pip wheel of a setuptools-scm project without git metadata, captured here
+    "setuptools-scm-version": (
+        "          raise LookupError(error_msg)\n"
+        "      LookupError: setuptools-scm was unable to detect version for /tmp/rl/scm.\n"
+        "      Make sure you're either building from a fully intact git repository or PyPI "
+        "tarballs.",
+        "  running egg_info\n  setuptools-scm: version 1.2.3 from PKG-INFO",
+    ),
     "numpy-clang-zvector": (
         "../numpy/_core/src/common/simd/vec/operators.h:82:1: error: invalid operands to "
         "binary expression ('npyv_f64' (vector of 2 'double' values) and 'npyv_f64')\n"
@@ -245,3 +260,32 @@ def test_cli_check_accepts_the_catalog() -> None:
     result = CliRunner().invoke(main, ["hints", "check", str(HINTS)])
     assert result.exit_code == 0, result.output
     assert f"{len(CASES)} hints" in result.output
+
+
+def test_numpy_without_blas_is_the_openblas_hint(catalog: Catalog) -> None:
+    # numpy 2.2.6 numpy/meson.build with -Dallow-noblas=false and no BLAS found
+    line = (
+        "../numpy/meson.build:185:4: ERROR: Problem encountered: No BLAS library detected! "
+        "Install one, or use the `allow-noblas` build option (note, this may be up to 100x "
+        "slower for some linear algebra operations)."
+    )
+    # numpy's own package-scoped hint first (when the package is unknown), the generic next
+    assert ids(catalog, line)[:2] == ["numpy-openblas", "openblas"]
+
+
+def test_env_placeholders_are_filled_per_node(catalog: Catalog, tmp_path: Path) -> None:
+    from refinery.core.models import NodeStatus, PlanNode
+    from refinery.hints.advise import Advisor
+
+    (scm,) = [h for h in catalog.hints if h.id == "setuptools-scm-version"]
+    assert scm.fix.env == {"SETUPTOOLS_SCM_PRETEND_VERSION": "{version}"}
+    advisor = Advisor(catalog, "apt", forced=("setuptools-scm-version",))
+    node = PlanNode("demo", "4.5.6", "3.11", NodeStatus.PENDING, "", True)
+    remedy = advisor.first_fix(node)
+    assert remedy is not None and remedy.env["SETUPTOOLS_SCM_PRETEND_VERSION"] == "4.5.6"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "hints:\n  - id: x\n    match: ['x']\n    fix:\n      env: {A: '{commit}'}\n    note: n\n"
+    )
+    with pytest.raises(InputError, match=r"bad.yaml:5: .*env A may only use \{version\}, \{name\}"):
+        load_catalog(tmp_path)
