@@ -357,9 +357,10 @@ class Generator:
         return self._render("hints.md.j2", rows=rows, catalog=catalog)
 
     def failures(self, data: SiteData) -> str:
-        """Every failed node's root cause and highlighted lines, for the site's search."""
+        """Every failed node's root cause and highlighted lines, for the site's search;
+        first, the failures nothing explained, ranked by how many inputs want them."""
         found = [failure_of(n) for n in data.nodes() if n.record.status in FAILURE]
-        return self._render("failures.md.j2", failures=found)
+        return self._render("failures.md.j2", failures=found, unexplained=needs_a_hint(data))
 
 
 #: Highlighted lines of a failed node on the failures page.
@@ -374,6 +375,31 @@ class Failure:
     attempt: Attempt | None
     cause: str
     lines: tuple[str, ...]
+
+
+def wanted_by(data: SiteData) -> dict[str, int]:
+    """Package name → how many inputs (requirement files) have it in their plan."""
+    plans = {p.plan_id: p for p in data.plans}
+    count: dict[str, int] = {}
+    for item in data.inputs:
+        plan = plans.get(item.plan_id or "")
+        if plan is None:
+            continue
+        for name in {n.name for n in plan.nodes}:
+            count[name] = count.get(name, 0) + 1
+    return count
+
+
+def needs_a_hint(data: SiteData) -> list[tuple[Failure, int]]:
+    """Failed builds no catalog hint and no derived fix was applied to (nothing
+    explained them), with how many inputs want the package; most wanted first."""
+    wanted = wanted_by(data)
+    out = [
+        (failure_of(n), wanted.get(n.record.name, 0))
+        for n in data.nodes()
+        if n.record.status in FAILURE and not any(a.hint_ids for a in n.record.attempts)
+    ]
+    return sorted(out, key=lambda item: (-item[1], item[0].node.record.name))
 
 
 def failure_of(node: Node) -> Failure:
