@@ -10,9 +10,11 @@ unpacks them into one cached prefix (``CacheRoot.cross/rust-<key>``):
 ``bin/`` holds wrappers that give the compiler its private shared libraries (LLVM 19,
 ``librustc_driver``) without putting them on every command's ``LD_LIBRARY_PATH``.
 
-crates.io is not always reachable: builds run with ``CARGO_NET_OFFLINE=true`` so an
-sdist that does not vendor its crates fails in a second with cargo's own message
-(a network limit, not a cross one: emulation would fail the same way).
+Crates come from crates.io, as with any cargo build: an sdist that does not vendor its
+crates needs it (where crates.io is unreachable, cargo fails in about 10 s with its own
+"Could not resolve host: index.crates.io"; a network limit, not a cross one: emulation
+fails the same way). Builds are not forced offline: that would fail them on every
+runner that can reach crates.io.
 """
 
 from __future__ import annotations

@@ -340,7 +340,6 @@ class CrossToolchain:
             f"AR_{lower}": self.archiver("ar", lto=False),
             "PYO3_CROSS_LIB_DIR": str(self.sysroot / f"usr/lib/python{self.python}"),
             "PYO3_CROSS_PYTHON_VERSION": self.python,
-            "CARGO_NET_OFFLINE": "true",
         }
 
 

@@ -406,7 +406,7 @@ def test_cargo_environment_targets_the_sysroot() -> None:
     assert env["CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_LINKER"] == gcc
     assert env["CC_s390x_unknown_linux_gnu"] == gcc
     assert env["PYO3_CROSS_LIB_DIR"] == f"{SYSROOT}/usr/lib/python3.11"
-    assert env["CARGO_NET_OFFLINE"] == "true"
+    assert "CARGO_NET_OFFLINE" not in env  # crates.io where it is reachable
     assert env["RUSTC"] == "/c/cross/rust-x/bin/rustc"
 
 
