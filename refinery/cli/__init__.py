@@ -4,13 +4,14 @@
 import registers its commands.
 """
 
-from refinery.cli import build, gitops, hints, logs, plan, site, store
+from refinery.cli import build, config, gitops, hints, logs, plan, site, store
 from refinery.cli.app import Settings, main
 from refinery.cli.plan import make_plan
 
 __all__ = [
     "Settings",
     "build",
+    "config",
     "gitops",
     "hints",
     "logs",

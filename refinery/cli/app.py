@@ -43,6 +43,9 @@ class Settings:
     cache_root: CacheRoot
     #: How an S3 store retries (``REFINERY_S3_RETRIES``).
     s3: S3Options = field(default_factory=S3Options)
+    #: A read-only store beneath ``--store`` (``REFINERY_STORE_BASE``): a GitHub build
+    #: job reads earlier waves and its nodes' records there, and writes only ``--store``.
+    store_base: str | None = None
 
     @classmethod
     def read(
@@ -63,10 +66,18 @@ class Settings:
             cache_dir=cache_dir,
             cache_root=_cache_root(cache_dir, environ, home),
             s3=s3_options(environ),
+            store_base=environ.get("REFINERY_STORE_BASE") or None,
         )
 
     def open_store(self, url: str | None = None) -> Store:
-        """The store at ``url`` (default: ``--store``), with this process's S3 options."""
+        """The store at ``url`` (default: ``--store``, over ``store_base`` if set), with
+        this process's S3 options."""
+        if url is None and self.store_base:
+            from refinery.store.blobs import open_blobs
+            from refinery.store.overlay import OverlayBlobStore
+
+            upper = Store.open(self.store, s3=self.s3).blobs
+            return Store(OverlayBlobStore(upper, open_blobs(self.store_base, s3=self.s3)))
         return Store.open(url or self.store, s3=self.s3)
 
     def given(self, name: str, value: Any) -> Settings:

@@ -246,7 +246,7 @@ class RunFlags:
 
     requirements: tuple[Path, ...]
     pythons: tuple[str, ...]
-    platform: str
+    platform: str | None
     refresh: bool
     index_dir: Path
     site_dir: Path
@@ -256,6 +256,7 @@ class RunFlags:
     def assemble(self, settings: Settings) -> tuple[Parts, PipelineOptions]:
         """The pipeline's parts and options, from these flags and the settings."""
         from refinery.cli import parts
+        from refinery.cli.config import resolve_targets
         from refinery.hints import catalog_digest
         from refinery.pipeline import Parts, PipelineOptions
         from refinery.plan import PlanOptions
@@ -272,7 +273,10 @@ class RunFlags:
         )
         options = PipelineOptions(
             plan=PlanOptions(
-                targets=parts.targets(self.pythons, self.platform), catalog_digest=digest
+                targets=parts.targets(
+                    *resolve_targets(self.requirements, self.pythons, self.platform)
+                ),
+                catalog_digest=digest,
             ),
             run=self.build.run_options(settings, digest),
             index_dir=self.index_dir,

@@ -13,13 +13,14 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from refinery.cli.app import Settings, _guard, main
 from refinery.core.errors import InputError
-from refinery.core.models import InputStatus, Plan
+from refinery.core.models import BuildRecord, InputStatus, Plan
 
 if TYPE_CHECKING:
     from refinery.gitops.reconcile import Requeued, UpstreamWheel
@@ -80,6 +81,11 @@ def _err(message: str) -> None:
 @click.option("--reason", default="", help="Why (for failed).")
 @click.option("--reason-file", type=click.Path(path_type=Path), help="Read the reason from here.")
 @click.option("--commit", envvar="GITHUB_SHA", default=None, help="[default: $GITHUB_SHA]")
+@click.option(
+    "--advance",
+    is_flag=True,
+    help="Also record --commit as the last planned one (a push plans what changed since).",
+)
 @click.pass_obj
 @_guard
 def mark_input(
@@ -90,6 +96,7 @@ def mark_input(
     reason: str,
     reason_file: Path | None,
     commit: str | None,
+    advance: bool,
 ) -> None:
     """Record STATUS for requirement FILES (input status per file@commit).
 
@@ -112,20 +119,30 @@ def mark_input(
         )
         store.put_input(record)
         _err(f"input {record.path}@{record.commit[:12]}: {status}")
+    if advance:
+        from refinery.store.ledger import PlannedMark
+
+        if not commit:
+            raise InputError("--advance needs --commit (or $GITHUB_SHA)")
+        store.put_planned(PlannedMark(commit, plan_id or "", now()))
+        _err(f"planned up to {commit[:12]}")
 
 
 # --- dispatch ---------------------------------------------------------------------
-def _next_attempt(settings: Settings, keys: Sequence[str]) -> int:
-    from refinery.core.models import parse_node_key
-
-    store = settings.open_store()
-    best = 1
+def _wave_of(settings: Settings, plan_id: str, keys: Sequence[str]) -> int:
+    """The one wave of the stored plan ``plan_id`` that holds every key."""
+    stored = settings.open_store().get_plan(plan_id)
+    if stored is None:
+        raise InputError(f"plan {plan_id} is not in the store")
+    waves: set[int] = set()
     for key in keys:
-        name, version, python = parse_node_key(key)
-        record = store.get_record(name, version, python)
-        if record is not None:
-            best = max(best, len(record.attempts) + 1)
-    return best
+        try:
+            waves.add(stored.node(key).wave or 0)
+        except KeyError:
+            raise InputError(f"{key} is not a node of plan {plan_id}") from None
+    if len(waves) != 1:
+        raise InputError(f"the nodes are in waves {sorted(waves)}; dispatch one wave at a time")
+    return waves.pop()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,9 +150,10 @@ class DispatchCommand:
     """The ``dispatch`` command's options, as click parsed them."""
 
     nodes: tuple[str, ...]
-    attempt: int | None
+    plan_id: str
+    wave: int | None
     fixes: tuple[str, ...]
-    plan_id: str | None
+    backend: str
     workflow: str
     ref: str
     repo: str | None
@@ -144,16 +162,19 @@ class DispatchCommand:
 
 @main.command()
 @click.argument("nodes", nargs=-1, required=True, metavar="NAME==VER@PY...")
-@click.option("--attempt", type=int, help="Attempt number [default: next one in the store].")
+@click.option("--plan", "plan_id", required=True, help="The stored plan the nodes come from.")
+@click.option("--wave", type=int, help="Their wave [default: from the stored plan].")
 @click.option("--fix", "fixes", multiple=True, metavar="HINT_ID", help="Fix to apply; repeat.")
-@click.option("--plan", "plan_id", default=None, help="Plan the nodes belong to.")
-@click.option("--workflow", default="build.yml", show_default=True)
+@click.option("--backend", "backend", default="", help="Build them on this backend instead.")
+@click.option("--workflow", default="main.yml", show_default=True)
 @click.option("--ref", default="main", show_default=True, help="Branch to run the workflow on.")
 @_with_github_options
 @click.pass_obj
 @_guard
 def dispatch(settings: Settings, /, **given: Any) -> None:
-    """Re-dispatch NODES (``name==version@python``) through build.yml's workflow_dispatch."""
+    """Re-dispatch NODES (``name==version@python``) of a stored plan through main.yml's
+    workflow_dispatch: exactly those nodes are built again, from that plan; attempt
+    numbers continue from the store's records."""
     from refinery.core.models import node_key, parse_node_key
     from refinery.gitops.github import dispatch_inputs
 
@@ -164,11 +185,13 @@ def dispatch(settings: Settings, /, **given: Any) -> None:
             keys.append(node_key(*parse_node_key(raw)))
         except ValueError as exc:
             raise InputError(str(exc)) from None
-    attempt = opts.attempt or _next_attempt(settings, keys)
-    inputs = dispatch_inputs(keys, attempt=attempt, fixes=opts.fixes, plan_id=opts.plan_id)
+    wave = opts.wave if opts.wave is not None else _wave_of(settings, opts.plan_id, keys)
+    inputs = dispatch_inputs(
+        keys, plan_id=opts.plan_id, wave=wave, fixes=opts.fixes, backend=opts.backend
+    )
     with _github(opts.repo, opts.api_url) as gh:
         gh.dispatch(opts.workflow, opts.ref, inputs)
-    _err(f"dispatched {opts.workflow}@{opts.ref}: {len(keys)} node(s), attempt {attempt}")
+    _err(f"dispatched {opts.workflow}@{opts.ref}: {len(keys)} node(s) of wave {wave}")
 
 
 # --- PR comment and check run -------------------------------------------------------
@@ -251,17 +274,31 @@ def _comment_body(opts: CommentCommand) -> tuple[str, str, str]:
 
 
 # --- reconcile ----------------------------------------------------------------------
-def _group_for_dispatch(items: Sequence[Any], batch: int) -> list[tuple[list[str], int]]:
-    by_python: dict[str, list[Any]] = {}
+def _dispatch_groups(
+    store: Any, items: Sequence[Requeued], batch: int
+) -> tuple[list[tuple[str, int, list[str]]], list[str]]:
+    """``(plan_id, wave, keys)`` per dispatch (at most ``batch`` keys), and the keys that
+    cannot be rebuilt from the plan that produced them (no plan recorded or stored)."""
+    plans: dict[str, Plan | None] = {}
+    by: dict[tuple[str, int], list[str]] = {}
+    orphans: list[str] = []
     for item in items:
-        by_python.setdefault(item.python, []).append(item)
-    out: list[tuple[list[str], int]] = []
-    for python in sorted(by_python):
-        group = by_python[python]
-        for i in range(0, len(group), batch):
-            chunk = group[i : i + batch]
-            out.append(([r.key for r in chunk], max(r.next_attempt for r in chunk)))
-    return out
+        if item.plan_id and item.plan_id not in plans:
+            plans[item.plan_id] = store.get_plan(item.plan_id)
+        plan = plans.get(item.plan_id or "")
+        try:
+            wave = plan.node(item.key).wave if plan is not None else None
+        except KeyError:
+            wave = None
+        if plan is None or wave is None:
+            orphans.append(item.key)
+            continue
+        by.setdefault((plan.plan_id, wave), []).append(item.key)
+    out: list[tuple[str, int, list[str]]] = []
+    for (plan_id, wave), keys in sorted(by.items()):
+        for i in range(0, len(keys), batch):
+            out.append((plan_id, wave, keys[i : i + batch]))
+    return out, orphans
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,7 +328,7 @@ class ReconcileCommand:
 )
 @click.option("--platform", default="manylinux_2_28_s390x", show_default=True)
 @click.option("--dispatch", "do_dispatch", is_flag=True, help="Re-dispatch requeued nodes.")
-@click.option("--workflow", default="build.yml", show_default=True)
+@click.option("--workflow", default="main.yml", show_default=True)
 @click.option("--ref", default="main", show_default=True)
 @click.option("--batch", default=20, show_default=True, help="Nodes per dispatch.")
 @click.option("--json", "as_json", is_flag=True)
@@ -310,14 +347,16 @@ def reconcile(settings: Settings, /, **given: Any) -> None:
 
     opts = ReconcileCommand(**given)
     store = settings.open_store()
-    requeued = expire_leases(store, dry_run=opts.dry_run)
+    requeued = expire_leases(store, dry_run=True)
+    if not opts.dry_run and not opts.do_dispatch:
+        requeued = expire_leases(store)
     found: list[UpstreamWheel] = []
     if opts.upstream:
         from refinery.upstream.simple import IndexClient
 
         index = IndexClient(settings.index_url, cache_dir=settings.cache_root.index)
         found = list(upstream_wheels(store.records(), index, platform=opts.platform))
-    dispatched = _redispatch(opts, requeued) if opts.do_dispatch and not opts.dry_run else []
+    dispatched = _redispatch(opts, store, requeued) if opts.do_dispatch and not opts.dry_run else []
     report = _reconcile_report(requeued, dispatched, found, dry_run=opts.dry_run)
     if opts.as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
@@ -325,7 +364,7 @@ def reconcile(settings: Settings, /, **given: Any) -> None:
         for r in requeued:
             click.echo(f"requeued {r.key} (was {r.was}, lease expired {r.lease_expires})")
         for d in dispatched:
-            click.echo(f"dispatched {' '.join(d['nodes'])} (attempt {d['attempt']})")
+            click.echo(f"dispatched {' '.join(d['nodes'])} (plan {d['plan']}, wave {d['wave']})")
         for u in found:
             click.echo(f"upstream {u.key}: {u.filename}")
         if not requeued and not found:
@@ -335,17 +374,27 @@ def reconcile(settings: Settings, /, **given: Any) -> None:
             f.write(_reconcile_markdown(report))
 
 
-def _redispatch(opts: ReconcileCommand, requeued: Sequence[Requeued]) -> list[dict[str, Any]]:
-    """Re-dispatch the requeued nodes in batches, per Python version."""
+def _redispatch(
+    opts: ReconcileCommand, store: Any, requeued: Sequence[Requeued]
+) -> list[dict[str, Any]]:
+    """Re-dispatch the expired nodes per plan and wave, each batch requeued only once
+    its dispatch succeeded (a failed one raises; the rest stay for the next run)."""
     from refinery.gitops.github import dispatch_inputs
+    from refinery.gitops.reconcile import expire_leases
 
     dispatched: list[dict[str, Any]] = []
-    if not requeued:
-        return dispatched
-    with _github(opts.repo, opts.api_url) as gh:
-        for keys, attempt in _group_for_dispatch(requeued, max(1, opts.batch)):
-            gh.dispatch(opts.workflow, opts.ref, dispatch_inputs(keys, attempt=attempt))
-            dispatched.append({"nodes": keys, "attempt": attempt})
+    groups, orphans = _dispatch_groups(store, requeued, max(1, opts.batch))
+    if groups:
+        with _github(opts.repo, opts.api_url) as gh:
+            for plan_id, wave, keys in groups:
+                gh.dispatch(
+                    opts.workflow, opts.ref, dispatch_inputs(keys, plan_id=plan_id, wave=wave)
+                )
+                note = f"re-dispatched (plan {plan_id}, wave {wave})"
+                expire_leases(store, only=set(keys), note=note)
+                dispatched.append({"nodes": keys, "plan": plan_id, "wave": wave})
+    if orphans:
+        expire_leases(store, only=set(orphans), note="no stored plan to rebuild it from")
     return dispatched
 
 
@@ -418,3 +467,180 @@ def status(settings: Settings, as_json: bool) -> None:
         total = sum(row.values())
         parts = ", ".join(f"{n} {s}" for s, n in row.items()) or "none"
         click.echo(f"{what}: {total} ({parts})")
+
+
+# --- waves on GitHub: what a build job reads, what runs after a wave ----------------------
+def _node_list(text: str) -> list[str]:
+    from refinery.core.models import node_key, parse_node_key
+
+    try:
+        return [node_key(*parse_node_key(raw)) for raw in text.split()]
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _wave_matrix(plan: Plan, wave: int, nodes: Sequence[str]) -> dict[str, Any]:
+    """The build matrix of ``wave`` (of exactly ``nodes``, when given: one shard)."""
+    from refinery.plan import matrices_by_wave
+
+    if not 0 <= wave < len(plan.waves):
+        raise InputError(f"plan {plan.plan_id} has {len(plan.waves)} wave(s), not wave {wave}")
+    stray = [k for k in nodes if k not in plan.waves[wave]]
+    if stray:
+        raise InputError(f"not in wave {wave} of plan {plan.plan_id}: {' '.join(stray)}")
+    if nodes:
+        return {"include": [{"shard": 0, "wave": wave, "nodes": list(nodes)}]}
+    return dict(matrices_by_wave(plan.matrix)[wave])
+
+
+@main.command()
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Folder.")
+@click.option("--plan", "plan_id", default="", help="Copy this stored plan and its nodes.")
+@click.option("--wave", type=int, default=0, show_default=True, help="The wave to build.")
+@click.option("--nodes", default="", help="Only these nodes of the wave (space-separated).")
+@click.option("--plan-out", type=click.Path(path_type=Path), help="Also write the plan here.")
+@click.option("--github-output", is_flag=True, help="since=, waves=, matrix= to $GITHUB_OUTPUT.")
+@click.pass_obj
+@_guard
+def snapshot(settings: Settings, /, **given: Any) -> None:
+    """Copy what build jobs read from the store into a folder store (run where no
+    package code runs): the last planned commit and, with --plan, the plan, its nodes'
+    records and the wheels of those built. Build jobs read it beneath their staging
+    store ($REFINERY_STORE_BASE) and upload only what they produce."""
+    from refinery.store import Store
+    from refinery.store.snapshot import snapshot as take
+
+    opts = SimpleNamespace(**given)
+    store = settings.open_store()
+    target = Store.open(str(opts.output))
+    done = take(store, target, plan_id=opts.plan_id or None)
+    if opts.plan_id and done.plan is None:
+        raise InputError(f"plan {opts.plan_id} is not in the store {store.url}")
+    out: dict[str, str] = {}
+    mark = store.get_planned()
+    out["since"] = mark.commit if mark is not None else ""
+    if done.plan is not None:
+        nodes = _node_list(opts.nodes)
+        matrix = _wave_matrix(done.plan, opts.wave, nodes)
+        out.update(
+            plan_id=done.plan.plan_id,
+            waves=str(len(done.plan.waves)),
+            matrix=json.dumps(matrix, separators=(",", ":")),
+        )
+        if opts.plan_out is not None:
+            opts.plan_out.parent.mkdir(parents=True, exist_ok=True)
+            opts.plan_out.write_text(json.dumps(done.plan.to_json(), indent=2) + "\n")
+    _err(
+        f"snapshot of {store.url}: last planned {out['since'][:12] or 'never'}; "
+        f"{done.records} record(s), {done.wheels} wheel(s)"
+    )
+    if opts.github_output:
+        _append_github_output(out)
+
+
+def _append_github_output(values: dict[str, str]) -> None:
+    target = os.environ.get("GITHUB_OUTPUT")
+    if not target:
+        raise InputError("--github-output needs $GITHUB_OUTPUT (set by GitHub Actions)")
+    with open(target, "a", encoding="utf-8") as f:
+        for key, value in values.items():
+            f.write(f"{key}={value}\n")
+
+
+@main.command("stamp-run")
+@click.option("--url", required=True, help="The Actions run (and job) that built them.")
+@click.option("--job", default="", help="The job's name.")
+@click.pass_obj
+@_guard
+def stamp_run(settings: Settings, /, url: str, job: str) -> None:
+    """Put the Actions run URL into the timeline of every record of --store (a build
+    job's own staging store: run without $REFINERY_STORE_BASE)."""
+    from refinery.core.clock import now
+
+    store = settings.open_store()
+    message = f"{job}: {url}" if job else url
+    count = 0
+    for record in list(store.records()):
+
+        def change(current: BuildRecord | None, record: BuildRecord = record) -> BuildRecord:
+            return (current or record).with_event(now(), "actions-run", message)
+
+        store.update_record(record.name, record.version, record.python, change)
+        count += 1
+    _err(f"{count} record(s) link {url}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdvanceCommand:
+    """The ``advance`` command's options, as click parsed them."""
+
+    plan_id: str
+    wave: int
+    nodes: str
+    budget: int
+    do_dispatch: bool
+    workflow: str
+    ref: str
+    run_url: str
+    summary: Path | None
+    repo: str | None
+    api_url: str
+
+
+@main.command()
+@click.option("--plan", "plan_id", required=True, help="The stored plan being built.")
+@click.option("--wave", type=int, required=True, help="The wave this run built.")
+@click.option("--nodes", default="", help="This run rebuilt only these nodes of the wave.")
+@click.option("--budget", default=2, show_default=True, help="Re-dispatches per node.")
+@click.option("--dispatch/--dry-run", "do_dispatch", default=True, show_default=True)
+@click.option("--workflow", default="main.yml", show_default=True)
+@click.option("--ref", default="main", show_default=True)
+@click.option("--run-url", default="", help="This run, for the nodes' timelines.")
+@click.option(
+    "--summary",
+    type=click.Path(path_type=Path),
+    envvar="GITHUB_STEP_SUMMARY",
+    help="Append a Markdown report here [default: $GITHUB_STEP_SUMMARY].",
+)
+@_with_github_options
+@click.pass_obj
+@_guard
+def advance(settings: Settings, /, **given: Any) -> None:
+    """After a wave was published: re-dispatch its nodes a fresh runner can fix (within
+    the budget), else dispatch the next wave of the plan."""
+    from refinery.gitops.github import dispatch_inputs
+    from refinery.gitops.redispatch import next_step, requeue
+
+    opts = AdvanceCommand(**given)
+    store = settings.open_store()
+    plan = store.get_plan(opts.plan_id)
+    if plan is None:
+        raise InputError(f"plan {opts.plan_id} is not in the store {store.url}")
+    only = _node_list(opts.nodes) or None
+    step = next_step(store, plan, opts.wave, only=only, budget=opts.budget)
+    lines = [f"### Plan {plan.plan_id}, wave {opts.wave} of {len(plan.waves)}", ""]
+    for r in step.redispatch:
+        lines.append(f"- re-dispatch `{r.key}`{' on ' + r.backend if r.backend else ''}: {r.why}")
+    lines += [f"- `{k}`: re-dispatch budget ({opts.budget}) spent" for k in step.exhausted]
+    lines += [f"- `{k}`: failed (see its log)" for k in step.final]
+    if step.next_wave is not None:
+        lines.append(f"- next: wave {step.next_wave}")
+    if opts.do_dispatch:
+        with _github(opts.repo, opts.api_url) as gh:
+            for backend, keys in step.groups():
+                inputs = dispatch_inputs(
+                    keys, plan_id=plan.plan_id, wave=opts.wave, backend=backend
+                )
+                gh.dispatch(opts.workflow, opts.ref, inputs)
+                requeue(store, plan, [r for r in step.redispatch if r.key in keys], opts.run_url)
+            if step.next_wave is not None:
+                gh.dispatch(
+                    opts.workflow,
+                    opts.ref,
+                    dispatch_inputs((), plan_id=plan.plan_id, wave=step.next_wave),
+                )
+    for line in lines[2:]:
+        click.echo(line[2:])
+    if opts.summary is not None:
+        with open(opts.summary, "a", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")

@@ -22,7 +22,7 @@ def make_plan(
     files: Sequence[Path],
     *,
     pythons: Sequence[str] = (),
-    platform: str = "manylinux_2_28_s390x",
+    platform: str | None = None,
     max_jobs: int = 256,
     refresh: bool = False,
     hints_dir: Path = Path("hints"),
@@ -31,10 +31,12 @@ def make_plan(
     """Parse, resolve and decide: the ``plan`` stage with its parts built from the
     settings and the environment (read here, once)."""
     from refinery.cli import parts
+    from refinery.cli.config import resolve_targets
     from refinery.hints import catalog_digest
     from refinery.plan import PlanOptions, parse_files
     from refinery.plan import make_plan as plan_stage
 
+    pythons, platform = resolve_targets(files, pythons, platform)  # refinery.toml
     options = PlanOptions(
         targets=parts.targets(pythons, platform),
         max_jobs=max_jobs,
@@ -58,9 +60,13 @@ target_options = options(
         "pythons",
         multiple=True,
         metavar="3.N",
-        help="Target CPython version; repeat for several [default: 3.11].",
+        help="Target CPython version; repeat for several [default: refinery.toml, else 3.11].",
     ),
-    click.option("--platform", default="manylinux_2_28_s390x", show_default=True),
+    click.option(
+        "--platform",
+        default=None,
+        help="Target platform [default: refinery.toml, else manylinux_2_28_s390x].",
+    ),
     click.option("--refresh", is_flag=True, help="Ignore cached index pages and resolutions."),
 )
 
@@ -71,7 +77,7 @@ class PlanCommand:
 
     requirements: tuple[Path, ...]
     pythons: tuple[str, ...]
-    platform: str
+    platform: str | None
     refresh: bool
     as_json: bool
     output: Path | None

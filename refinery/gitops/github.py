@@ -1,7 +1,8 @@
 """The GitHub API side of the GitOps loop (PyGithub).
 
-* :meth:`GitHub.dispatch` — re-dispatch ``build.yml`` for nodes with their next attempt
-  and fixes (``workflow_dispatch``: the only event a workflow token may trigger);
+* :meth:`GitHub.dispatch` — ``workflow_dispatch`` of ``main.yml``: the next wave of a
+  stored plan, or exactly some of its nodes again, with fixes or another backend
+  (with ``repository_dispatch`` the only events a workflow token may trigger);
 * :meth:`GitHub.upsert_comment` — ONE plan comment per pull request, found again by a
   hidden marker and edited on later pushes;
 * :meth:`GitHub.check_run` — a completed check run carrying the plan summary;
@@ -287,14 +288,18 @@ def check_conclusion(plan: Plan) -> str:
 def dispatch_inputs(
     nodes: Sequence[str],
     *,
-    attempt: int | None = None,
+    plan_id: str,
+    wave: int,
     fixes: Sequence[str] = (),
-    plan_id: str | None = None,
+    backend: str = "",
 ) -> dict[str, str]:
-    """The ``workflow_dispatch`` inputs ``build.yml`` declares (all strings)."""
+    """The ``workflow_dispatch`` inputs of ``main.yml`` that rebuild exactly ``nodes`` of
+    wave ``wave`` from the stored plan ``plan_id`` (all strings; no nodes: the whole
+    wave). Attempt numbers are not an input: they continue from the store's record."""
     return {
+        "plan": plan_id,
+        "wave": str(wave),
         "nodes": " ".join(nodes),
-        "attempt": str(attempt or 1),
         "fixes": " ".join(fixes),
-        "plan": plan_id or "",
+        "backend": backend,
     }

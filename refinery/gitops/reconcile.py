@@ -3,8 +3,9 @@
 * **Expired leases.** A build job writes ``leased`` (then ``building``) with an expiry
   into the node's record. A job that dies without finishing leaves that record behind;
   once the expiry has passed, :func:`expire_leases` returns it to ``pending`` with an
-  ``lease-expired`` event (compare-and-swap: a job that finishes meanwhile wins), and
-  the caller re-dispatches the node.
+  ``lease-expired`` event (compare-and-swap: a job that finishes meanwhile wins) — only
+  after the caller re-dispatched it (from the plan that produced it), so a failed
+  dispatch leaves the node for the next reconcile.
 * **Upstream wheels.** :func:`upstream_wheels` asks the index (PyPI) whether a project
   we build now ships a wheel that installs on the target; such nodes are reported — the
   next plan reuses the upstream wheel by itself.
@@ -14,7 +15,7 @@ Pure logic over the store and an index client; nothing prints, nothing talks to 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -52,13 +53,21 @@ class Requeued:
 
 
 def expire_leases(
-    store: Store, *, now: datetime | None = None, dry_run: bool = False
+    store: Store,
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    only: Collection[str] | None = None,
+    note: str = "back to pending for re-dispatch",
 ) -> list[Requeued]:
-    """Every record whose lease expired goes back to ``pending`` (with an event)."""
+    """Every record whose lease expired (of the keys ``only``) goes back to ``pending``
+    with an event saying ``note``. Callers that re-dispatch list with ``dry_run`` first
+    and requeue only what they dispatched: a failed dispatch leaves the expired lease
+    in place, so the next reconcile finds it again."""
     at = now or datetime.now(UTC)
     out: list[Requeued] = []
     for record in sorted(store.records(), key=lambda r: r.key):
-        if not record.lease_expired(at):
+        if not record.lease_expired(at) or (only is not None and record.key not in only):
             continue
         if dry_run:
             out.append(_requeued(record))
@@ -71,10 +80,7 @@ def expire_leases(
             if not current.lease_expired(at):
                 return current  # finished or re-leased meanwhile: leave it alone
             seen.append(current)
-            message = (
-                f"lease from {current.status} expired at {current.lease_expires}; "
-                "back to pending for re-dispatch"
-            )
+            message = f"lease from {current.status} expired at {current.lease_expires}; {note}"
             return current.evolve(
                 status=NodeStatus.PENDING, lease_expires=None, reason=message
             ).with_event(stamp(at), "lease-expired", message)

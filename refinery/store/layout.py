@@ -4,12 +4,15 @@ Identical for every backend::
 
     wheels/<sha256>/<wheel-filename>            immutable
     wheels/<sha256>/<wheel-filename>.metadata   PEP 658 core metadata
+    wheels/<sha256>/<wheel-filename>.provenance PEP 740 provenance object (when attested)
     records/<name>/<version>/<python>.json      compare-and-swap
     logs/<name>/<version>/<python>/<attempt>.log
     plans/<plan_id>.json   inputs/<input_id>.json
     projects/<name>.json                        per-project summary
     simple/…                                    index pages uploaded by ``refinery index``
     packs/<identity>/<name>.tar.gz              library packs, by content hash (immutable)
+    state/planned.json                          the last commit whose inputs were planned
+    state/snapshot.json                         what a snapshot folder was copied from
 
 Everything outside the ``store`` package asks the :class:`~refinery.store.Store`; it
 never spells a key itself.
@@ -29,8 +32,12 @@ INPUTS = "inputs/"
 PROJECTS = "projects/"
 SIMPLE = "simple/"
 PACKS = "packs/"
+STATE = "state/"
+PLANNED = f"{STATE}planned.json"
+SNAPSHOT = f"{STATE}snapshot.json"
 JSON = ".json"
 METADATA = ".metadata"
+PROVENANCE = ".provenance"
 
 
 class RecordId(NamedTuple):
@@ -118,6 +125,11 @@ def parse_wheel_key(key: str) -> WheelKey | None:
         return None
     meta = parts[2].endswith(METADATA)
     return WheelKey(parts[1], parts[2].removesuffix(METADATA) if meta else parts[2], meta)
+
+
+def provenance_key(sha256: str, filename: str) -> str:
+    """The PEP 740 provenance object beside the wheel (served as the index links it)."""
+    return wheel_key(sha256, filename) + PROVENANCE
 
 
 def project_key(name: str) -> str:

@@ -53,6 +53,22 @@ class StoreLookup(Protocol):
     def get_record(self, name: str, version: str, python: str) -> BuildRecord | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedMark:
+    """``commit`` was planned (into ``plan_id``) at ``at`` (an ISO timestamp)."""
+
+    commit: str
+    plan_id: str
+    at: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"commit": self.commit, "plan_id": self.plan_id, "at": self.at}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, str]) -> PlannedMark:
+        return cls(str(doc["commit"]), str(doc.get("plan_id") or ""), str(doc["at"]))
+
+
 @dataclass
 class Store:
     """Ledger rules over any :class:`BlobStore`."""
@@ -366,6 +382,23 @@ class Store:
             got = self.blobs.get(key)
             if got:
                 yield InputRecord.from_json(json.loads(got[0]))
+
+    # --- the last planned commit (GitOps) ---------------------------------------------
+    def get_planned(self) -> PlannedMark | None:
+        """The last commit whose changed inputs were planned (pushes plan from here on)."""
+        got = self.blobs.get(layout.PLANNED)
+        return PlannedMark.from_json(json.loads(got[0])) if got else None
+
+    def put_planned(self, mark: PlannedMark) -> bool:
+        """Record ``mark`` unless a later one (by ``at``) is already there; whether it was
+        written. Compare-and-swap: publishes in any order end at the latest mark."""
+
+        def write(data: bytes | None) -> bytes | None:
+            if data is not None and PlannedMark.from_json(json.loads(data)).at >= mark.at:
+                return None
+            return json.dumps(mark.to_json(), indent=1, sort_keys=True).encode()
+
+        return self._compare_and_swap(layout.PLANNED, write)
 
     # --- uploaded index files -------------------------------------------------------
     def get_index_file(self, rel: str) -> bytes | None:

@@ -149,6 +149,9 @@ def publish(staging: Store, target: Store) -> PublishResult:
     logs, conflicts = _copy_logs(staging, target)
     plans = _copy_documents(staging, target, layout.PLANS)
     inputs = _copy_documents(staging, target, layout.INPUTS)
+    mark = staging.get_planned()
+    if mark is not None:
+        target.put_planned(mark)  # forward only: an older run's publish never undoes it
     for rec in records:
 
         def merge(cur: BuildRecord | None, rec: BuildRecord = rec) -> BuildRecord:

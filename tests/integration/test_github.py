@@ -266,10 +266,28 @@ def _cli(fake: FakeGitHub, *args: str, store: Path) -> subprocess.CompletedProce
 
 
 def test_cli_dispatch_and_comment(fake: FakeGitHub, tmp_path: Path) -> None:
-    proc = _cli(fake, "dispatch", "NumPy==2.1.0@3.11", "--fix", "zlib", store=tmp_path / "s")
+    proc = _cli(
+        fake,
+        "dispatch",
+        "NumPy==2.1.0@3.11",
+        "--fix",
+        "zlib",
+        "--plan",
+        "p1",
+        "--wave",
+        "0",
+        store=tmp_path / "s",
+    )
     assert proc.returncode == 0, proc.stderr
-    ((_, _, body),) = fake.writes()
-    assert body["inputs"]["nodes"] == "numpy==2.1.0@3.11" and body["inputs"]["attempt"] == "1"
+    ((_, path, body),) = fake.writes()
+    assert path.endswith("/actions/workflows/main.yml/dispatches")
+    assert body["inputs"] == {
+        "plan": "p1",
+        "wave": "0",
+        "nodes": "numpy==2.1.0@3.11",
+        "fixes": "zlib",
+        "backend": "",
+    }
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(_plan().to_json()))
     for _ in range(2):
@@ -297,17 +315,19 @@ def test_cli_dispatch_and_comment(fake: FakeGitHub, tmp_path: Path) -> None:
 
 
 def test_cli_errors_are_one_line_without_traceback(fake: FakeGitHub, tmp_path: Path) -> None:
-    fake.fail[("POST", f"/repos/{REPO}/actions/workflows/build.yml/dispatches")] = (
+    fake.fail[("POST", f"/repos/{REPO}/actions/workflows/main.yml/dispatches")] = (
         422,
         {"message": "Workflow does not have 'workflow_dispatch' trigger"},
         {},
     )
-    proc = _cli(fake, "dispatch", "six==1.16.0@3.11", store=tmp_path / "s")
+    proc = _cli(
+        fake, "dispatch", "six==1.16.0@3.11", "--plan", "p1", "--wave", "0", store=tmp_path / "s"
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith("refinery: error: dispatch build.yml@main: GitHub refused")
-    bad = _cli(fake, "dispatch", "not-a-key", store=tmp_path / "s")
+    assert line.startswith("refinery: error: dispatch main.yml@main: GitHub refused")
+    bad = _cli(fake, "dispatch", "not-a-key", "--plan", "p1", store=tmp_path / "s")
     assert bad.returncode == 2 and "not a node key" in bad.stderr
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.actions import evaluate, interpolate, load, run_job
+from fixtures.actions import evaluate, github_context, interpolate, load, run_job
 
 from refinery.core.models import NodeStatus, Plan
 
@@ -65,8 +65,9 @@ def test_main_plan_job_on_push(repo: Path, host_env: dict[str, str]) -> None:
         workdir=repo,
         host_env=host_env,
         context={
-            "github": {"event_name": "push", "sha": head, "event": {"before": base}},
+            "github": github_context("push", sha=head, before=base),
             "vars": {},
+            "needs": {"prepare": {"result": "success", "outputs": {"since": ""}}},
         },
     )
     assert result.status == "success", [(s.name, s.stderr[-2000:]) for s in result.steps]
@@ -74,17 +75,16 @@ def test_main_plan_job_on_push(repo: Path, host_env: dict[str, str]) -> None:
     assert "Inputs failed" not in result.ran()
     out = result.outputs
     assert out["build"] == "true" and out["waves"] == "1"
-    matrix = json.loads(out["matrix_wave_0"])
+    matrix = json.loads(out["matrix"])  # wave 0; later waves come from their own runs
     assert matrix["include"][0]["nodes"] == ["cybuild==1.0@3.11"]
-    assert out["matrix_wave_1"] == ""
     # the plan table went to the step summary; the plan and input status to staging
     assert "cybuild" in result.summary
-    staging = repo / ".refinery" / "staging"
+    staging = repo / "_refinery" / "staging"
     (record,) = _store_json(staging, "inputs")
     assert record["status"] == "queued" and record["path"] == "requirements/demo.txt"
     assert record["commit"] == head and record["plan_id"] == out["plan_id"]
     assert (staging / "plans" / f"{out['plan_id']}.json").exists()
-    plan = json.loads((repo / ".refinery" / "plan" / "plan.json").read_text())
+    plan = json.loads((repo / "_refinery" / "plan" / "plan.json").read_text())
     assert plan["plan_id"] == out["plan_id"]
 
 
@@ -95,23 +95,23 @@ def test_main_plan_job_respects_auto_build_off(repo: Path, host_env: dict[str, s
         workdir=repo,
         host_env=host_env,
         context={
-            "github": {
-                "event_name": "push",
-                "sha": _git(repo, "rev-parse", "HEAD"),
-                "event": {"before": _git(repo, "rev-parse", "HEAD~1")},
-            },
+            "github": github_context(
+                "push",
+                sha=_git(repo, "rev-parse", "HEAD"),
+                before=_git(repo, "rev-parse", "HEAD~1"),
+            ),
             "vars": {"AUTO_BUILD": "false"},
+            "needs": {"prepare": {"result": "success", "outputs": {"since": ""}}},
         },
     )
     assert result.status == "success"
     assert result.outputs["build"] == "false"
-    (record,) = _store_json(repo / ".refinery" / "staging", "inputs")
+    (record,) = _store_json(repo / "_refinery" / "staging", "inputs")
     assert record["status"] == "planned"
     doc = load("main.yml")
-    assert doc["jobs"]["plan"]["if"].startswith("github.event_name == 'workflow_dispatch'")
     assert not evaluate(
-        doc["jobs"]["plan"]["if"],
-        {"github": {"event_name": "push"}, "vars": {"AUTO_PLAN": "false"}},
+        doc["jobs"]["prepare"]["if"],
+        {"github": github_context("push"), "vars": {"AUTO_PLAN": "false"}, "inputs": {}},
     )
 
 
@@ -123,15 +123,16 @@ def test_main_plan_job_records_a_failed_input(repo: Path, host_env: dict[str, st
         workdir=repo,
         host_env=host_env,
         context={
-            "github": {"event_name": "workflow_dispatch", "sha": "f" * 40},
-            "inputs": {"inputs": "requirements/demo.txt", "build": True},
+            "github": github_context("workflow_dispatch", sha="f" * 40),
+            "inputs": {"inputs": "requirements/demo.txt", "build": True, "plan": ""},
+            "needs": {"prepare": {"result": "success", "outputs": {"since": ""}}},
         },
     )
     assert result.status == "failure"
     assert result.step("plan").outcome == "failure"
     assert "::error file=requirements/demo.txt,line=2::" in result.step("plan").stderr
     assert "Inputs failed" in result.ran()
-    (record,) = _store_json(repo / ".refinery" / "staging", "inputs")
+    (record,) = _store_json(repo / "_refinery" / "staging", "inputs")
     assert record["status"] == "failed" and "line 2" not in record["reason"]
     assert "requirements/demo.txt:2" in record["reason"] or "URL" in record["reason"]
     assert result.outputs["build"] == "false"
@@ -156,7 +157,7 @@ def test_pr_plan_job_writes_summary_and_comment_body(repo: Path, host_env: dict[
         },
     )
     assert result.status == "success", [(s.name, s.stderr[-2000:]) for s in result.steps]
-    pr = repo / ".refinery" / "pr"
+    pr = repo / "_refinery" / "pr"
     assert (pr / "number").read_text().strip() == "7"
     body = (pr / "comment.md").read_text()
     assert body.startswith("<!-- wheel-refinery:plan -->")
@@ -165,59 +166,48 @@ def test_pr_plan_job_writes_summary_and_comment_body(repo: Path, host_env: dict[
     Plan.from_json(json.loads((pr / "plan.json").read_text()))
 
 
-def test_build_job_replans_dispatched_nodes(repo: Path, host_env: dict[str, str]) -> None:
-    """The dispatch entry of build.yml: everything up to the build root, for real."""
+def test_main_plan_job_plans_since_the_last_planned_commit(
+    repo: Path, host_env: dict[str, str]
+) -> None:
+    """The second push's run was cancelled while pending: the third plans both."""
+    first = _git(repo, "rev-parse", "HEAD~1")  # the store's last planned commit
+    (repo / "requirements" / "third.txt").write_text("s390xpkg==2.0\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "third")
     result = run_job(
-        "build.yml",
-        "build",
+        "main.yml",
+        "plan",
         workdir=repo,
         host_env=host_env,
         context={
-            "inputs": {
-                "nodes": "cybuild==1.0@3.11 x86only==1.0@3.11",
-                "attempt": "2",
-                "fixes": "zlib-headers",
-                "plan": "",
-            },
-            "vars": {},
+            "github": github_context(
+                "push",
+                sha=_git(repo, "rev-parse", "HEAD"),
+                before=_git(repo, "rev-parse", "HEAD~1"),
+            ),
+            "needs": {"prepare": {"result": "success", "outputs": {"since": first}}},
         },
-        skip=("Install refinery", "Build", "Summary"),
+        uses=lambda *_: None,
     )
-    assert result.status == "success", [(s.name, s.stderr[-2000:]) for s in result.steps]
-    assert "Plan dispatched nodes" in result.ran()
-    assert result.step("Build").env == {} and "Plan of this run" not in result.ran()
-    plan = Plan.from_json(json.loads((repo / ".refinery" / "plan" / "plan.json").read_text()))
-    pending = {n.key for n in plan.nodes if n.status is NodeStatus.PENDING}
-    assert {"cybuild==1.0@3.11", "x86only==1.0@3.11"} <= pending
-    assert "attempt 2; fixes: zlib-headers" in result.step("replan").stdout
-
-
-def test_build_job_refuses_a_malformed_node(repo: Path, host_env: dict[str, str]) -> None:
-    result = run_job(
-        "build.yml",
-        "build",
-        workdir=repo,
-        host_env=host_env,
-        context={"inputs": {"nodes": "x;rm -rf /==1@3.11", "plan": ""}},
-        skip=("Install refinery", "Build", "Summary"),
-    )
-    assert result.step("replan").outcome == "failure"
-    assert "::error::not a node key" in result.step("replan").stdout
+    failed = [(s.name, s.stdout + s.stderr[-2000:]) for s in result.steps if s.outcome == "failure"]
+    assert result.status == "success", failed
+    assert result.step("inputs").outputs["files"] == "requirements/demo.txt requirements/third.txt"
+    mark = json.loads((repo / "_refinery" / "staging" / "state" / "planned.json").read_text())
+    assert mark["commit"] == _git(repo, "rev-parse", "HEAD")
 
 
 def test_build_job_builds_its_shard_with_the_chosen_backend(
     repo: Path, host_env: dict[str, str]
 ) -> None:
     """Call mode: the Build step's command line, with a stand-in ``refinery build``."""
-    plan_dir = repo / ".refinery" / "plan"
+    plan_dir = repo / "_refinery" / "plan"
     plan_dir.mkdir(parents=True)
     (plan_dir / "plan.json").write_text("{}")
     log = repo / "calls.log"
     fake = repo / "fakebin"
     fake.mkdir()
-    (fake / "refinery").write_text(
-        f'#!/bin/sh\necho "$REFINERY_BACKEND|$REFINERY_STORE|$*" >> "{log}"\n'
-    )
+    fields = "$REFINERY_BACKEND|$REFINERY_STORE|${REFINERY_STORE_BASE:-}|$*"
+    (fake / "refinery").write_text(f'#!/bin/sh\necho "{fields}" >> "{log}"\n')
     (fake / "refinery").chmod(0o755)
     seen: list[tuple[str, dict[str, Any]]] = []
     result = run_job(
@@ -231,10 +221,10 @@ def test_build_job_builds_its_shard_with_the_chosen_backend(
                 "nodes": "a==1@3.11 b==2@3.11",
                 "wave": 1,
                 "shard": 3,
-                "plan-artifact": "plan",
+                "backend": "native",  # refinery.toml's, given by main.yml
+                "runner": "s390x-large",
             },
-            "vars": {"REFINERY_BACKEND": "native", "S390X_RUNNER": "s390x-large"},
-            "github": {"run_id": "99"},
+            "github": github_context("push", run_id=99),
         },
         uses=lambda action, with_, _wd: seen.append((action.split("@")[0], with_)),
     )
@@ -243,16 +233,19 @@ def test_build_job_builds_its_shard_with_the_chosen_backend(
     assert "docker/setup-qemu-action" not in actions  # native: no emulation
     assert actions.count("actions/download-artifact") == 2  # plan + earlier waves
     upload = dict(seen)["actions/upload-artifact"]
-    assert upload["name"] == "staging-w1-s3" and upload["path"] == ".refinery/staging"
+    assert upload["name"] == "staging-w1-s3" and upload["path"] == "_refinery/staging"
     runs_on = load("build.yml")["jobs"]["build"]["runs-on"]
-    native = {"REFINERY_BACKEND": "native", "S390X_RUNNER": "s390x-large"}
-    assert interpolate(runs_on, {"vars": native}) == "s390x-large"
-    assert interpolate(runs_on, {"vars": {}}) == "ubuntu-24.04"
+    assert interpolate(runs_on, {"inputs": {"runner": "s390x-large"}}) == "s390x-large"
     calls = log.read_text().splitlines()
     assert calls[0] == (
-        "native|.refinery/staging|build .refinery/plan/plan.json --node a==1@3.11 --node b==2@3.11"
+        "native|_refinery/staging|_refinery/base|"
+        "build _refinery/plan/plan.json --node a==1@3.11 --node b==2@3.11"
     )
-    assert calls[1] == "native|.refinery/staging|status"
+    assert calls[1] == (
+        "native|_refinery/staging||stamp-run --url "
+        "https://github.com/octo/farm/actions/runs/99/attempts/1 --job build w1 s3"
+    )
+    assert calls[2] == "native|_refinery/staging||status"
 
 
 def _share_build_caches(cache: Path, warm: Path) -> None:
@@ -272,7 +265,7 @@ def test_build_job_really_builds_its_shard(
     the job uploads."""
     from fixtures.sdists import make_sdist
 
-    from refinery.core.models import FileRef, NodeStatus, Plan, PlanNode, Target
+    from refinery.core.models import FileRef, Plan, PlanNode, Target
     from refinery.plan import assign_waves, build_matrix
     from refinery.store import sha256_file
 
@@ -295,7 +288,7 @@ def test_build_job_really_builds_its_shard(
         tuple(tuple(w) for w in waves),
         {"include": [s.to_json() for s in build_matrix(waves)]},
     )
-    plan_dir = repo / ".refinery" / "plan"
+    plan_dir = repo / "_refinery" / "plan"
     plan_dir.mkdir(parents=True)
     (plan_dir / "plan.json").write_text(json.dumps(plan.to_json()))
     _share_build_caches(Path(host_env["REFINERY_CACHE"]), rootfs_root.cache.parent)
@@ -306,16 +299,15 @@ def test_build_job_really_builds_its_shard(
         host_env=host_env,
         timeout=900,
         context={
-            "inputs": {"nodes": node.key, "wave": 0, "shard": 0, "plan-artifact": "plan"},
-            "vars": {"REFINERY_BACKEND": "rootfs"},
-            "github": {"run_id": "7"},
+            "inputs": {"nodes": node.key, "wave": 0, "shard": 0, "backend": "rootfs"},
+            "github": github_context("push", run_id=7),
         },
         uses=lambda _action, _with, _wd: None,
     )
     assert result.status == "success", [
         (s.name, s.stdout[-2000:], s.stderr[-2000:]) for s in result.steps
     ]
-    staging = repo / ".refinery" / "staging"
+    staging = repo / "_refinery" / "staging"
     record = json.loads((staging / "records/refinery-fixture-cext/0.1.0/3.11.json").read_text())
     assert record["status"] == "built"
     assert record["attempts"][-1]["backend"] == "rootfs"
@@ -331,10 +323,10 @@ def test_publish_job_publishes_indexes_and_builds_the_site(
 ) -> None:
     from fixtures.pyindex import Dist, make_wheel
 
-    from refinery.core.models import BuildRecord, NodeStatus
+    from refinery.core.models import BuildRecord
     from refinery.store import Store
 
-    staging = repo / ".refinery" / "staging"
+    staging = repo / "_refinery" / "staging"
     wheel_name, data, _ = make_wheel(Dist("cybuild", "1.0"), "cp311-cp311-manylinux_2_17_s390x")
     wheel = tmp_path / wheel_name
     wheel.write_bytes(data)
@@ -352,24 +344,35 @@ def test_publish_job_publishes_indexes_and_builds_the_site(
     for src in (Path(__file__).resolve().parents[2] / "docs").iterdir():
         if src.name != "status":
             (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / "docs" / src.name)
+    context = {
+        "vars": {
+            "REFINERY_STORE": str(store),
+            "REFINERY_INDEX_URL": "https://wheels.example.org/simple/",
+        },
+        "inputs": {"plan": "", "wave": 0, "nodes": "", "advance": False},
+        "github": github_context("push"),
+    }
     result = run_job(
         "publish.yml",
         "publish",
         workdir=repo,
         host_env=host_env,
-        context={
-            "vars": {
-                "REFINERY_STORE": str(store),
-                "REFINERY_INDEX_URL": "https://wheels.example.org/simple/",
-            },
-            "inputs": {"artifacts": "staging-*"},
-            "github": {"event_name": "push"},
-        },
+        context=context,
+        uses=lambda *_: None,
+    )
+    assert result.status == "success", [(s.name, s.stderr[-3000:]) for s in result.steps]
+    assert "Re-dispatch or next wave" not in result.ran()  # the run only planned
+    assert Store.open(str(store)).get_record("cybuild", "1.0", "3.11") is not None
+    derived = run_job(
+        "publish.yml",
+        "derive",
+        workdir=repo,
+        host_env=host_env,
+        context=context,
         uses=lambda *_: None,
         timeout=600,
     )
-    assert result.status == "success", [(s.name, s.stderr[-3000:]) for s in result.steps]
-    assert Store.open(str(store)).get_record("cybuild", "1.0", "3.11") is not None
-    assert (repo / ".refinery" / "index" / "simple" / "cybuild" / "index.html").exists()
-    assert (repo / ".refinery" / "site" / "index.html").exists()
-    assert "built" in result.summary
+    assert derived.status == "success", [(s.name, s.stderr[-3000:]) for s in derived.steps]
+    assert (repo / "_refinery" / "index" / "simple" / "cybuild" / "index.html").exists()
+    assert (repo / "_refinery" / "site" / "index.html").exists()
+    assert "built" in derived.summary
