@@ -81,6 +81,21 @@ def _clean(text: str) -> str:
     return _ANSI.sub("", text[:MAX_LINE]).rstrip()
 
 
+#: clang's (and so zig's) missing-header line; the catalog is written in gcc's words.
+_CLANG_MISSING = re.compile(r"fatal error: '([^']+)' file not found")
+
+
+def _forms(text: str) -> tuple[str, ...]:
+    """``text``, and for clang's ``fatal error: 'zlib.h' file not found`` also gcc's
+    ``fatal error: zlib.h: No such file or directory``: one catalog for both compilers
+    (the cross backend compiles with zig for old glibc targets)."""
+    m = _CLANG_MISSING.search(text)
+    if m is None:
+        return (text,)
+    gcc = f"fatal error: {m.group(1)}: No such file or directory"
+    return (text, text[: m.start()] + gcc + text[m.end() :])
+
+
 def scan(
     catalog: Catalog | Sequence[Hint],
     lines: Sequence[LogLine],
@@ -104,9 +119,10 @@ def scan(
         text = _clean(line.text)
         if not text:
             continue
+        forms = _forms(text)
         for hint in hints:
             for i, pattern in enumerate(hint.patterns):
-                if pattern.search(text) is None:
+                if not any(pattern.search(form) for form in forms):
                     continue
                 which.setdefault(hint.id, set()).add(i)
                 last[hint.id] = line.number

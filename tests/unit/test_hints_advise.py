@@ -360,3 +360,12 @@ def test_a_package_entry_with_a_fix_of_its_own_applies_first() -> None:
     remedy = Advisor(Catalog((), (entry,)), "apt").first_fix(node())
     assert remedy is not None and remedy.hint_ids == ("learned:demo",)
     assert remedy.system_packages == ("libsnappy-dev",)
+
+
+def test_the_catalog_speaks_gcc_and_clang() -> None:
+    zlib = hint("zlib", "fatal error: zlib\\.h: No such file or directory", apt=("zlib1g-dev",))
+    clang = as_log_lines(["src/_zcrc.c:3:10: fatal error: 'zlib.h' file not found"])
+    (match,) = scan([zlib], clang)
+    assert match.lines[0].text == "src/_zcrc.c:3:10: fatal error: 'zlib.h' file not found"
+    other = as_log_lines(["src/x.c:3:10: fatal error: 'zlibx.h' file not found"])
+    assert scan([zlib], other) == []
