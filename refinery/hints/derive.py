@@ -18,6 +18,7 @@ one).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -92,7 +93,7 @@ class Query:
 class Candidate:
     path: str
     package: str
-    rank: tuple[int, int, int, str]
+    rank: tuple[int, int, int, int, str]
 
 
 def queries_for(missing: Missing, multiarch: str) -> tuple[Query, ...]:
@@ -129,11 +130,20 @@ def _pc(module: str, multiarch: str) -> Query:
     return Query(f"{module}.pc", (f"{module}.pc",), dirs)
 
 
-def rank(path: str, package: str, query: Query) -> tuple[int, int, int, str]:
-    """Lower is better: standard folder, ``-dev`` package, fewer path parts, name."""
+def stem(name: str) -> str:
+    """The word a file is named for: ``krb5-config`` → ``krb5``, ``libsnappy.so`` →
+    ``snappy``, ``yaml.h`` → ``yaml``."""
+    base = name.rpartition("/")[2].removeprefix("lib")
+    return re.split(r"[.\-_]", base, maxsplit=1)[0].lower()
+
+
+def rank(path: str, package: str, query: Query) -> tuple[int, int, int, int, str]:
+    """Lower is better: standard folder, ``-dev`` package, a package named for the file
+    (``libkrb5-dev`` before ``heimdal-dev`` for ``krb5-config``), fewer path parts, name."""
     standard = query.standard(path)
     dev = package.endswith(("-dev", "-devel")) or "-dev" in package
-    return (0 if standard else 1, 0 if dev else 1, path.count("/"), package)
+    named = bool(stem(query.name)) and stem(query.name) in package.lower()
+    return (0 if standard else 1, 0 if dev else 1, 0 if named else 1, path.count("/"), package)
 
 
 def candidates(index: FileIndex, query: Query) -> tuple[Candidate, ...]:

@@ -150,3 +150,10 @@ def test_a_deriver_reads_a_log_and_the_record_keeps_everything(index: FixtureInd
     assert cython.requirement == "cython"
     assert DerivedFix.from_json(yaml.to_json()) == yaml
     assert yaml.summary() == "header yaml.h → libyaml-dev (usr/include/yaml.h)"
+
+
+def test_a_package_named_for_the_file_wins_a_tie() -> None:
+    (q,) = queries_for(Missing("command", "krb5-config"), MULTIARCH)
+    assert rank("usr/bin/krb5-config", "libkrb5-dev", q) < rank(
+        "usr/bin/krb5-config", "heimdal-dev", q
+    )
