@@ -36,6 +36,12 @@ Collecting lxml==5.3.0
 
 # id -> (an excerpt it must match, a near miss it must not match)
 CASES: dict[str, tuple[str, str]] = {
+    # mysqlclient 2.3.2's setup.py in the coverage campaign (cross, bookworm sysroot)
+    "mysqlclient": (
+        '  File "<string>", line 27, in find_package_name\n'
+        "Exception: Can not find valid pkg-config name.",
+        "Successfully installed mysqlclient-2.3.2",
+    ),
     # cargo 1.85 (Debian's rustc-web) on a crate with rust-version = "1.88", captured here
     "rust-too-old": (
         "error: rustc 1.85.0 is not supported by the following package:\n"
