@@ -265,6 +265,19 @@ class CrossSession(ShellSession):
             return relativise_links([upper, self.root.rootfs.lower], upper, subdirs)
         return relativise_links([self.sysroot.merged], self.sysroot.merged, subdirs)
 
+    def hide_glibc_link_files(self) -> None:
+        """Remove the sysroot glibc's link-time files (``libc.so``, ``crt1.o`` …) from
+        this build's sysroot: a zig build links zig's files for the target glibc, and a
+        package's ``-L<sysroot>/usr/lib/...`` must not bring the sysroot's newer libc
+        back (measured: Pillow's ``_imagingtk`` got ``dlopen@GLIBC_2.34``). The runtime
+        libraries (``libc.so.6``) stay: QEMU runs sanity-check programs against them."""
+        multiarch = MULTIARCH.get(self.root.arch, f"{self.root.arch}-linux-gnu")
+        result = self.sysroot.run(["sh", "-c", crosstools.hide_glibc_script(multiarch)])
+        if not result.ok:
+            raise BuildRootUnavailable(
+                "could not hide glibc's link files:\n" + "\n".join(result.tail[-5:])
+            )
+
     def install_system(
         self,
         packages: Sequence[str],
@@ -381,6 +394,8 @@ class CrossRoot:
             session.home.mkdir()
             session.tmp.mkdir()
             session.relativise()
+            if compiler.kind == "zig":
+                session.hide_glibc_link_files()
             yield session
 
     def build_session(

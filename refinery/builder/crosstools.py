@@ -57,7 +57,9 @@ from refinery.builder.zig import (
 from refinery.builder.zig import wrapper as zig_wrapper
 
 CROSSENV = "crossenv==1.6.2"
-TOOLCHAIN_VERSION = 8  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows
+TOOLCHAIN_VERSION = (
+    9  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs mapped
+)
 TRIPLETS = {"s390x": "s390x-linux-gnu"}
 QEMU = {"s390x": "qemu-s390x-static"}
 ENDIAN = {"s390x": "big", "x86_64": "little", "aarch64": "little", "ppc64le": "little"}
@@ -477,7 +479,9 @@ def compiler_scripts(tc: CrossToolchain, which: Which = shutil.which) -> dict[Pa
         readelf = which(f"{tc.triplet}-readelf") or which("readelf") or "readelf"
         guard = LinkGuard(tc.glibc_symbols, readelf, tc.compilers.glibc)
         for tool, language in ZIG_LANGUAGES.items():
-            scripts[tc.compiler(tool)] = zig_wrapper(tc.zig, language, target, after, guard)
+            scripts[tc.compiler(tool)] = zig_wrapper(
+                tc.zig, language, target, after, guard, tc.sysroot
+            )
         for archiver in ZIG_ARCHIVERS:
             scripts[tc.bin / f"{tc.triplet}-{archiver}"] = archiver_wrapper(tc.zig, archiver)
         return scripts
@@ -486,6 +490,28 @@ def compiler_scripts(tc: CrossToolchain, which: Which = shutil.which) -> dict[Pa
         if real is not None:
             scripts[tc.compiler(tool)] = compiler_wrapper(real, tc.sysroot)
     return scripts
+
+
+#: glibc's link-time files (not its runtime libraries): a zig build must link zig's own.
+GLIBC_LINK_FILES = (
+    *(f"lib{n}.so" for n in ("c", "m", "anl", "resolv", "BrokenLocale", "c_malloc_debug")),
+    *(f"lib{n}.a" for n in ("c", "m", "dl", "pthread", "rt", "util", "anl", "resolv")),
+    "libBrokenLocale.a",
+    "libc_nonshared.a",
+    "libpthread_nonshared.a",
+    "libmemusage.so",
+    "libpcprofile.so",
+    "libthread_db.so",
+    *(f"{p}crt1.o" for p in ("", "M", "S", "g", "gr", "r")),
+    "crti.o",
+    "crtn.o",
+)
+
+
+def hide_glibc_script(multiarch: str) -> str:
+    """Shell script removing :data:`GLIBC_LINK_FILES` from a root's library folder."""
+    names = " ".join(GLIBC_LINK_FILES)
+    return f"cd /usr/lib/{shlex.quote(multiarch)} && rm -f {names}"
 
 
 #: Host programs that are not ``*-config`` scripts of a library.

@@ -17,6 +17,7 @@ This module knows zig; :mod:`refinery.builder.crosstools` decides when to use it
 
 from __future__ import annotations
 
+import platform
 import re
 import shlex
 import zipfile
@@ -234,12 +235,28 @@ def _guard_lines(guard: LinkGuard | None) -> str:
     )
 
 
+def _host_dir_cases(sysroot: Path | None) -> str:
+    """``case`` arms mapping the host's system folders into ``sysroot`` (see
+    :func:`wrapper`); none without a sysroot."""
+    if sysroot is None:
+        return ""
+    s = shlex.quote(str(sysroot))
+    host_lib = f"/usr/lib/{platform.machine()}-linux-gnu"
+    return (
+        f"    -I/usr/include|-I/usr/local/include|-I{s}/usr/include|-I{s}/usr/include/) ;;\n"
+        f'    -I/usr/include/*) set -- "$@" "-I{s}${{a#-I}}" ;;\n'
+        f"    -L{host_lib}|-L{host_lib}/*|-L/usr/local/lib|-L/usr/local/lib/*) ;;\n"
+        f'    -L/usr/lib|-L/usr/lib/*|-L/lib|-L/lib/*) set -- "$@" "-L{s}${{a#-L}}" ;;\n'
+    )
+
+
 def wrapper(
     zig: Zig,
     language: Language,
     target: str,
     include_after: tuple[Path, ...],
     guard: LinkGuard | None = None,
+    sysroot: Path | None = None,
 ) -> str:
     """A compiler script running ``zig cc``/``zig c++`` (``cpp``: the preprocessor) for
     ``target``.
@@ -254,7 +271,11 @@ def wrapper(
     would bring the sysroot's glibc back), ``-lgcc_s`` (rustc's unwinder: zig links its
     own libunwind); ``-Wl,--version`` is answered as LLD (:data:`LINKER_VERSION`).
     With a ``guard``, a link that references a glibc symbol newer than the target fails
-    with the symbol (zig's headers declare it, its stubs lack it)."""
+    with the symbol (zig's headers declare it, its stubs lack it). With a ``sysroot``,
+    the host's system folders a package names itself (Pillow adds ``-I/usr/include``
+    and ``-L/usr/lib/<multiarch>``) are mapped into the sysroot, and the bare include
+    folders dropped (they are searched after zig's headers already): the host's or the
+    sysroot's glibc headers before zig's break the build (``L_tmpnam`` undeclared)."""
     q = shlex.quote
     mode = {"cc": "cc", "c++": "c++", "cpp": "cc -E"}[language]
     after = " ".join(f"-idirafter {q(str(p))}" for p in include_after)
@@ -273,6 +294,7 @@ def wrapper(
         "  prev=$a\n"
         '  case "$a" in\n'
         "    --target=*|-Wl,-Bsymbolic-functions|-cpp) ;;\n"
+        f"{_host_dir_cases(sysroot)}"
         f"    -Wl,--version) echo {q(LINKER_VERSION)}; exit 0 ;;\n"
         '    -lstdc++) set -- "$@" -lc++ ;;\n'
         '    -lgcc_s) set -- "$@" -lunwind ;;\n'

@@ -5,6 +5,7 @@ prints its arguments and environment: no build root, only ``tmp_path``)."""
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 from pathlib import Path
 
@@ -206,3 +207,28 @@ def test_link_guard_fails_a_link_that_needs_a_newer_glibc(tmp_path: Path) -> Non
     symbols.write_text("arc4random GLIBC_2.36 libc.so.6\n")  # not referenced: links
     linked = subprocess.run(["sh", str(script), "-shared", "-o", str(out), "m.o"], check=False)
     assert linked.returncode == 0 and out.exists()
+
+
+def test_wrapper_maps_the_hosts_system_folders_into_the_sysroot(
+    fake_zig: Zig, tmp_path: Path
+) -> None:
+    sysroot = tmp_path / "sysroot"
+    text = wrapper(fake_zig, "cc", "s390x-linux-gnu.2.28", (), sysroot=sysroot)
+    host_lib = f"/usr/lib/{platform.machine()}-linux-gnu"
+    args = [
+        "-I/usr/include",  # Pillow's own: the host's glibc headers before zig's
+        "-I/usr/local/include",
+        f"-I{sysroot}/usr/include",
+        "-I/usr/include/freetype2",
+        f"-L{host_lib}",
+        "-L/usr/lib/s390x-linux-gnu",
+        "-I./src",
+        "-c",
+    ]
+    argv = [line.removeprefix("arg:") for line in run_script(text, tmp_path, *args)[1:]]
+    assert argv[3:] == [
+        f"-I{sysroot}/usr/include/freetype2",
+        f"-L{sysroot}/usr/lib/s390x-linux-gnu",
+        "-I./src",
+        "-c",
+    ]
