@@ -37,7 +37,7 @@ from typing import ClassVar
 
 from refinery.builder.errors import BuildRootUnavailable, MissingPython, SystemRecipeFailed
 from refinery.builder.native import package_manager
-from refinery.builder.proc import OnLine, run
+from refinery.builder.proc import OnLine, run, scrub
 from refinery.builder.roots import (
     INSIDE_BASE,
     BoundSession,
@@ -228,7 +228,7 @@ def exec_argv(
 ) -> list[str]:
     """``ENGINE exec`` of one command, killed inside the container on timeout."""
     out = [engine, "exec", "--workdir", cwd]
-    for key, value in sorted(env.items()):
+    for key, value in sorted(scrub(env).items()):  # no credential enters the container
         out += ["--env", f"{key}={value}"]
     out.append(name)
     if timeout is not None:

@@ -26,7 +26,14 @@ from refinery.builder.errors import BuildRootUnavailable, MissingPython
 from refinery.builder.packs import PACK_PREFIX, Pack, PackTarget
 from refinery.builder.packs.make import extract
 from refinery.builder.proc import OnLine, ProcResult
-from refinery.builder.rootfs import MULTIARCH, RootfsRoot, RootfsSession, unshare_argv
+from refinery.builder.rootfs import (
+    DROP_ADMIN,
+    MULTIARCH,
+    RootfsRoot,
+    RootfsSession,
+    guarded_mount,
+    unshare_argv,
+)
 from refinery.builder.rootfs_image import host_mirror
 from refinery.builder.roots import Command, Mounts, ShellSession
 from refinery.builder.zig import GCC, Compiler, compiler_for, libc_glibc
@@ -102,13 +109,14 @@ def sysroot_script(
     overlay: tuple[Path, Path, Path] | None,
     copy: Path | None,
     cwd: str,
+    guard: SharedGuard | None = None,
 ) -> str:
     """The shell script run in a new mount namespace: mount the build's sysroot at the
-    toolchain's fixed path (overlay of the root, or a bind mount of a full copy), then
-    run ``"$@"`` on the host in ``cwd``."""
+    toolchain's fixed path (overlay of the root, or a bind mount of a full copy), guard
+    the shared folders (``guard``), then run ``"$@"`` on the host in ``cwd``."""
     q = shlex.quote
     target = q(str(mountpoint))
-    lines = ["set -eu"]
+    lines = ["set -eu", *(guard.before() if guard is not None else ())]
     if overlay is not None:
         lower, upper, work = overlay
         opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
@@ -117,9 +125,47 @@ def sysroot_script(
         lines.append(f"mount --bind {q(str(copy))} {target}")
     else:
         raise ValueError("a sysroot needs an overlay or a copy")
+    if guard is not None:
+        lines += guard.after()
     lines.append(f"cd {q(cwd)}")
+    if guard is not None:
+        lines.append(DROP_ADMIN)
     lines.append('exec "$@"')
     return "\n".join(lines)
+
+
+#: In a cross build's namespace, every mount but the kernel's own turns read-only.
+_READ_ONLY_PASS = (
+    "awk '{print $5}' /proc/self/mountinfo | while read -r m; do case $m in "
+    '/proc|/proc/*|/sys|/sys/*|/dev|/dev/*) ;; *) mount -o remount,bind,ro "$m" 2>/dev/null '
+    "|| true ;; esac; done"
+)
+
+
+@dataclass(frozen=True)
+class SharedGuard:
+    """A cross build runs on the host, so the host is read-only to it: every mount but
+    ``writable`` (the build's work and session folders, zig's compile cache), with the
+    pip/uv ``cache`` seen copy-on-write, its layer in ``scratch`` (None: read-only). The
+    unpacked root, toolchains, tools and earlier waves' wheels are all below it."""
+
+    writable: tuple[Path, ...]
+    cache: Path
+    scratch: Path | None
+
+    def before(self) -> list[str]:
+        """Lines run before the sysroot is mounted: the host read-only, then holes."""
+        q = shlex.quote
+        out = [_READ_ONLY_PASS]
+        for path in self.writable:
+            d = q(str(path))
+            out.append(f"mount --bind {d} {d}")
+            out.append(f"mount -o remount,bind,rw {d}")
+        return out
+
+    def after(self) -> list[str]:
+        """Lines run after it: the copy-on-write cache."""
+        return guarded_mount(self.cache, shlex.quote(str(self.cache)), self.scratch)
 
 
 # --- the session ---------------------------------------------------------------------
@@ -253,8 +299,20 @@ class CrossSession(ShellSession):
             overlay=overlay,
             copy=copy,
             cwd=cwd or str(self.mounts.work.resolve()),
+            guard=self.guard(),
         )
         return Command(unshare_argv(script, argv), {**self.environment(), **env}, timeout)
+
+    def guard(self) -> SharedGuard:
+        """What this build may write: its work and session folders, zig's cache."""
+        writable = [self.mounts.work, self.sysroot.dir]
+        if self.toolchain.zig is not None:
+            writable.append(self.toolchain.zig.cache)
+        return SharedGuard(
+            writable=tuple(p.resolve() for p in writable),
+            cache=self.mounts.pip_cache.resolve(),
+            scratch=self.sysroot.dir / "pip-cache" if self.sysroot.overlay else None,
+        )
 
     def relativise(self) -> int:
         """Make the sysroot's library links relative (after it was made or changed)."""

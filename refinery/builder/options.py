@@ -13,7 +13,7 @@ directory: what it needs of them arrives here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +26,15 @@ from refinery.builder.roots import unknown_backend
 from refinery.core.cache import CacheRoot
 from refinery.core.models import DEFAULT_PLATFORM
 from refinery.core.vocab import BACKEND_CHOICES, INSTALLERS, BackendChoice, Installer
+from refinery.hints.models import PackageTests
 from refinery.store.blobs import BlobStore
 
 DEFAULT_TIMEOUT = 3600.0
 DEFAULT_JOBS = 1
 DEFAULT_MAX_ATTEMPTS = 3
+
+#: A package's own test settings by (name, python), e.g. the hint catalog's ``tests``.
+TestsFor = Callable[[str, str], PackageTests | None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +116,8 @@ class RunOptions:
     attempts (retries need a fix from the advisor); ``only`` restricts the run to these
     node keys (``name==version@python``) or ``name==version`` pairs; ``workdir`` is kept
     after the run when given (a temporary folder otherwise); ``catalog_digest`` is
-    recorded with every attempt (default: the plan's).
+    recorded with every attempt (default: the plan's); ``tests`` gives a node's own test
+    settings (run after the smoke test; None: no package tests).
     """
 
     build: BuildOptions
@@ -121,6 +126,7 @@ class RunOptions:
     only: tuple[str, ...] | None = None
     workdir: Path | None = None
     catalog_digest: str = ""
+    tests: TestsFor | None = None
 
     def __post_init__(self) -> None:
         if self.only is not None:
@@ -140,7 +146,8 @@ class AttemptSpec:
     the promise the repaired wheel must keep (the plan's target for the node's Python).
     ``packs``: library packs a cross build for an older glibc installs, standing in for
     ``pack_packages`` of ``system_packages`` there; ``config_settings``: PEP 517 ``-C``
-    ``key=value`` settings for the build backend.
+    ``key=value`` settings for the build backend; ``tests``: the package's own tests,
+    run on the target after the smoke test (None: none).
     """
 
     workdir: Path
@@ -155,6 +162,7 @@ class AttemptSpec:
     packs: tuple[str, ...] = ()
     pack_packages: tuple[str, ...] = ()
     config_settings: tuple[str, ...] = ()
+    tests: PackageTests | None = None
 
     @property
     def log_file(self) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from refinery.builder.proc import OnLine, ProcResult
 from refinery.builder.smoke import ELF_FAIL, SmokeResult
-from refinery.core.models import NodeStatus, PackUse
+from refinery.core.models import NodeStatus, PackUse, SbomSummary, TestReport
 from refinery.hints.matcher import LogLine
 from refinery.hints.rootcause import log_lines, root_cause
 
@@ -58,6 +58,8 @@ class BuildOutcome:
     smoke: SmokeResult | None = None
     durations: Durations = field(default_factory=Durations)
     packs: tuple[PackUse, ...] = ()  # library packs the build used
+    sbom: SbomSummary | None = None  # the SBOM written into the wheel
+    tests: TestReport | None = None  # the package's own tests on the target, if it has any
 
     @property
     def ok(self) -> bool:
@@ -111,6 +113,8 @@ class AttemptLog:
         self.auditwheel_show = ""
         self.smoke: SmokeResult | None = None
         self.packs: tuple[PackUse, ...] = ()
+        self.sbom: SbomSummary | None = None
+        self.tests: TestReport | None = None
 
     def emit(self, line: str) -> None:
         self.lines.append(line)
@@ -156,6 +160,8 @@ class AttemptLog:
             auditwheel_show=self.auditwheel_show,
             smoke=self.smoke,
             packs=self.packs,
+            sbom=self.sbom,
+            tests=self.tests,
             reason=self.smoke.note if self.smoke is not None else "",
             durations=self.durations(),
         )

@@ -1,4 +1,5 @@
-"""The phases of the build step, in order: fetch → prepare → build → repair → check → smoke.
+"""The phases of the build step, in order: fetch → prepare → build → repair → check → smoke
+→ tests (a package's own, when its setting names them).
 
 Each phase is a function that returns what the next one needs or raises
 :class:`~refinery.builder.outcome.PhaseFailed`; :func:`refinery.builder.step.build_node`
@@ -39,11 +40,13 @@ from refinery.builder.packs import (
     load_recipes,
 )
 from refinery.builder.pipconf import RootPipConfig
-from refinery.builder.proc import OnLine, ProcResult, run
+from refinery.builder.pkgtests import TestRun, failure_reason, run_tests
+from refinery.builder.pkgtests import summary as tests_summary
+from refinery.builder.proc import FLOODED, OnLine, ProcResult, run
 from refinery.builder.roots import HOST_RUN_BACKENDS, BuildRoot, Mounts, Session
 from refinery.builder.smoke import SmokeResult, SmokeSpec, smoke_test
 from refinery.builder.tools import Tools, ensure_tools, ensure_uv
-from refinery.core.models import FileRef, NodeStatus, PackUse, PlanNode
+from refinery.core.models import FileRef, NodeStatus, PackUse, PlanNode, TestReport
 
 # Runs pypa/build from the tools directory: argv[1] is a ":"-separated list of paths to
 # put first on sys.path (the frontend, and uv's --target-style home when uv installs).
@@ -373,6 +376,8 @@ def build(
     )
     attempt.timed("build", time.monotonic() - t)
     lines = tuple(attempt.lines[mark:])
+    if result.flooded:  # our verdict: a line of the flood is no root cause
+        raise PhaseFailed(FLOODED, result=result, lines=lines, verdict=True)
     if not result.ok:
         what = "timed out" if result.timed_out else f"failed with exit code {result.exit_code}"
         raise PhaseFailed(f"wheel build {what}", result=result, lines=lines)
@@ -455,6 +460,29 @@ def repair(ctx: StepContext, session: Session, ws: Workspace, built: Built) -> P
     return out[0]
 
 
+# --- sbom ----------------------------------------------------------------------------
+def sbom(ctx: StepContext, session: Session, final: Path) -> None:
+    """The wheel's CycloneDX SBOM (PEP 770), asked of the build root while the session
+    still exists, written into ``.dist-info/sboms/`` with its RECORD row."""
+    from dataclasses import replace
+
+    from refinery.builder.sbom import BuildFacts, write_sbom
+
+    attempt, node, root = ctx.attempt, ctx.node, ctx.root
+    attempt.phase("sbom", "what the wheel was built from, in what, with what fixes")
+    facts = BuildFacts(node.name, node.version, node.sdist, root.backend, root.image, ctx.arch)
+    facts = replace(facts, spec=ctx.spec, lines=tuple(attempt.lines), packs=attempt.packs)
+    try:
+        summary = write_sbom(final, session, facts)
+    except (OSError, ValueError) as exc:
+        raise PhaseFailed(f"writing the SBOM failed: {exc}") from None
+    attempt.sbom = summary
+    for lib in summary.grafted:
+        where = f"{lib.kind} {lib.package} {lib.version}" if lib.kind else "provider unknown"
+        attempt.note(f"sbom: {lib.file} <- {where}")
+    attempt.note(f"sbom: {summary.path} ({summary.components} components)")
+
+
 # --- check ---------------------------------------------------------------------------
 def check(ctx: StepContext, final: Path) -> None:
     """``twine check`` of the final wheel (on the host)."""
@@ -499,3 +527,33 @@ def smoke(ctx: StepContext, ws: Workspace, final: Path) -> SmokeResult:
     if not result.ok:
         raise PhaseFailed(result.reason)
     return result
+
+
+# --- tests ---------------------------------------------------------------------------
+def package_tests(ctx: StepContext, ws: Workspace, final: Path) -> TestReport | None:
+    """The package's own tests (its setting's ``tests``) against the final wheel in a
+    clean session; a failure not listed as known fails the attempt."""
+    tests = ctx.spec.tests
+    if tests is None:
+        return None
+    attempt = ctx.attempt
+    attempt.phase("tests", tests.command)
+    links = [ws.tools.seed, *([ctx.spec.find_links] if ctx.spec.find_links is not None else [])]
+    run = TestRun(
+        wheel=final,
+        python=ctx.python,
+        arch=ctx.arch,
+        tests=tests,
+        find_links=tuple(links),
+        extra_index_urls=ctx.options.extra_index,
+        timeout=attempt.remaining(),
+    )
+    report = run_tests(ctx.root, ws.mounts, run, on_line=attempt.emit, log=attempt.log).report
+    attempt.timed("tests", report.seconds)
+    attempt.tests = report
+    attempt.note(f"tests: {tests_summary(report)} in {report.seconds:.0f} s")
+    for known in report.known:
+        attempt.note(f"tests: known failure {known}")
+    if not report.ok:
+        raise PhaseFailed(failure_reason(report), verdict=True)
+    return report

@@ -33,6 +33,7 @@ ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PYTHON_BIN = re.compile(r"^python(\d+\.\d+)$")
 _UNPACKED_MARK = ".refinery-unpacked"
 STALE_SESSION_SECONDS = 24 * 3600
+PIP_CACHE_INSIDE = f"{INSIDE_BASE}/pip-cache"  # the shared pip/uv cache, as builds see it
 
 
 def base_env() -> dict[str, str]:
@@ -73,14 +74,38 @@ def ldpaths_for(bases: Sequence[Path], multiarch: str) -> tuple[Path, ...]:
 MULTIARCH = {"s390x": "s390x-linux-gnu", "amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}
 
 
+#: Run the command without CAP_SYS_ADMIN (when util-linux's setpriv is there): a build
+#: cannot remount the read-only and copy-on-write mounts that guard shared caches.
+DROP_ADMIN = (
+    'if command -v setpriv >/dev/null; then set -- setpriv --bounding-set -sys_admin -- "$@"; fi'
+)
+
+
+def guarded_mount(src: Path, target: str, scratch: Path | None) -> list[str]:
+    """Lines mounting the shared cache ``src`` at ``target`` (quoted) so that a build
+    cannot change it: copy-on-write, its layer in ``scratch`` (thrown away with the
+    session), or read-only when ``scratch`` is None (no overlay here)."""
+    q = shlex.quote
+    if scratch is None:
+        return [f"mount --bind {q(str(src))} {target}", f"mount -o remount,bind,ro {target}"]
+    opts = f"lowerdir={src},upperdir={scratch}/upper,workdir={scratch}/work"
+    return [
+        f"mkdir -p {q(str(scratch))}/upper {q(str(scratch))}/work",
+        f"mount -t overlay overlay -o {q(opts)} {target}",
+    ]
+
+
 def namespace_script(
     *,
     merged: Path,
     overlay: tuple[Path, Path, Path] | None,
     binds: Sequence[tuple[Path, str, bool]],
     cwd: str,
+    guarded: Mapping[str, Path | None] | None = None,
 ) -> str:
-    """The shell script run in the new mount namespace; ``"$@"`` is the command."""
+    """The shell script run in the new mount namespace; ``"$@"`` is the command.
+    ``guarded``: the inside paths of shared caches, each mounted copy-on-write with its
+    layer in the given folder (None: read-only) — see :func:`guarded_mount`."""
     q = shlex.quote
     m = q(str(merged))
     lines = ["set -eu"]
@@ -96,6 +121,9 @@ def namespace_script(
     for src, dst, read_only in binds:
         target = q(f"{merged}{dst}")
         lines.append(f"mkdir -p {target}")
+        if guarded is not None and dst in guarded:
+            lines += guarded_mount(src, target, guarded[dst])
+            continue
         lines.append(f"mount --bind {q(str(src))} {target}")
         if read_only:
             lines.append(f"mount -o remount,bind,ro {target}")
@@ -103,6 +131,9 @@ def namespace_script(
         host = Path("/etc") / name
         if host.exists():
             lines.append(f"rm -f {m}/etc/{name} && cp -L {q(str(host))} {m}/etc/{name}")
+    if guarded is not None:
+        lines += [f'set -- chroot {m} /usr/bin/env --chdir={q(cwd)} "$@"', DROP_ADMIN, 'exec "$@"']
+        return "\n".join(lines)
     lines.append(f'exec chroot {m} /usr/bin/env --chdir={q(cwd)} "$@"')
     return "\n".join(lines)
 
@@ -166,6 +197,7 @@ class RootfsSession(BoundSession, ShellSession):
             overlay=overlay,
             binds=self._binds,
             cwd=cwd or f"{INSIDE_BASE}/work",
+            guarded={PIP_CACHE_INSIDE: self.dir / "pip-cache" if self.overlay else None},
         )
         return Command(unshare_argv(script, argv), {**base_env(), **env}, timeout)
 

@@ -325,6 +325,8 @@ class _Run:
                         matched_lines=matched,
                         auditwheel=outcome.auditwheel_show,
                         packs=outcome.packs,
+                        sbom=outcome.sbom,
+                        tests=outcome.tests,
                     )
             updated = current.evolve(
                 status=record_status,
@@ -412,6 +414,8 @@ class _Run:
         or the move to the fallback root (once; with the advised fix, if any)."""
         if outcome.ok or outcome.status is NodeStatus.MISSING:
             return None
+        if outcome.tests is not None and not outcome.tests.ok:
+            return None  # a failed test is not a missing header: no fix, no other root
         advised = None
         if self.advise is not None and track.attempts < self.max_attempts:
             advised = self.advise(node, outcome, n)
@@ -460,6 +464,7 @@ class _Run:
                 packs=fix.packs if fix else (),
                 pack_packages=fix.pack_packages if fix else (),
                 config_settings=fix.config_settings if fix else (),
+                tests=self.options.tests(node.name, node.python) if self.options.tests else None,
                 on_line=on_line,
                 target_platform=platform_for(self.plan.targets, node.python),
             )

@@ -78,7 +78,9 @@ def _run_phases(ctx: StepContext) -> Path:
         built = phases.build(ctx, session, ws, source, interpreter=interpreter, host_pip=host_pip)
         phases.check_architecture(ctx, built, source.natives)
         final = phases.repair(ctx, session, ws, built)
+        phases.sbom(ctx, session, final)
     ctx.attempt.wheel = final
     phases.check(ctx, final)
     phases.smoke(ctx, ws, final)
+    phases.package_tests(ctx, ws, final)
     return final

@@ -4,7 +4,19 @@
 import registers its commands.
 """
 
-from refinery.cli import build, config, gitops, hints, logs, plan, site, store
+from refinery.cli import (
+    build,
+    config,
+    gitops,
+    hints,
+    logs,
+    plan,
+    sbom,
+    site,
+    store,
+    test,
+    verify,
+)
 from refinery.cli.app import Settings, main
 from refinery.cli.plan import make_plan
 
@@ -18,6 +30,9 @@ __all__ = [
     "main",
     "make_plan",
     "plan",
+    "sbom",
     "site",
     "store",
+    "test",
+    "verify",
 ]

@@ -110,6 +110,7 @@ class BuildFlags:
         """The runner's options; the host's pip settings are read here, once."""
         from refinery.builder.options import BuildOptions, RunOptions
         from refinery.builder.pipconf import HostPip
+        from refinery.cli.test import catalog_tests
 
         build = BuildOptions(
             cache=settings.cache_root,
@@ -125,6 +126,7 @@ class BuildFlags:
             max_attempts=self.max_attempts,
             only=self.nodes or None,
             catalog_digest=catalog_digest,
+            tests=catalog_tests(self.hints_dir),  # a package's own tests, after the smoke test
         )
 
 
@@ -200,8 +202,9 @@ def _read_plan(plan_file: Path, nodes: Sequence[str]) -> Plan:
         result = Plan.from_json(doc)
     except FileNotFoundError:
         raise InputError("plan file not found", path=str(plan_file)) from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"not a plan: {exc}", path=str(plan_file)) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a JSON error has a line
+        line = getattr(exc, "lineno", None)
+        raise InputError(f"not a plan: {exc}", path=str(plan_file), line=line) from None
     for wanted in nodes:
         name = wanted.split("@")[0]
         if not any(n.key == wanted or f"{n.name}=={n.version}" == name for n in result.nodes):

@@ -7,27 +7,28 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from refinery.cli.app import _guard, main
-from refinery.core.config import CONFIG_FILE, ConfigError, RefineryConfig, parse_config
+from refinery.core.config import (
+    CONFIG_FILE,
+    ConfigError,
+    RefineryConfig,
+    load_config,
+    parse_config,
+)
 
 
 def read_config(path: Path = Path(CONFIG_FILE)) -> RefineryConfig:
     """The configuration in ``path``; the defaults when there is no such file."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         return parse_config({})
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not TOML: {exc}") from None
-    return parse_config(doc)
+    return load_config(data, str(path))
 
 
 def resolve_targets(

@@ -160,3 +160,61 @@ def parse_config(doc: Mapping[str, Any]) -> RefineryConfig:
         for path, table in files_doc.items()
     }
     return RefineryConfig(targets, backend, budget, hosted, s390x, files)
+
+
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column \d+\)")
+_HEADER = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+")
+
+
+def _line_of(text: str, message: str) -> int | None:
+    """The line of ``text`` holding the table or key a :class:`ConfigError` names
+    (``unknown key 'k' in [t]``, ``t.k …``, ``[t] …``); ``None`` when not found."""
+    unknown = re.match(r"unknown key '([^']+)' in \[([^\]]+)\]", message)
+    if unknown:
+        key, table = unknown.group(1), unknown.group(2)
+        table = "" if table == "top level" else table
+    else:
+        named = re.match(r"\[?([\w.-]+)\]?", message)
+        if named is None:
+            return None
+        table, _, key = (
+            named.group(1).rpartition(".") if "." in named.group(1) else (named.group(1), "", "")
+        )
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            current = header.group(1).strip()
+            if (not key and current == table) or (key and current == f"{table}.{key}".strip(".")):
+                return number
+        elif key and current == table and re.match(rf'^\s*"?{re.escape(key)}"?\s*=', line):
+            return number
+    return None
+
+
+def load_config(data: bytes, path: str) -> RefineryConfig:
+    """The configuration in the bytes of ``path``: every problem is ``path:line: what``."""
+    import tomllib
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x})", path=path, line=line
+        ) from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        at = _TOML_AT.search(str(exc))
+        where = int(at.group(1)) if at else None
+        if where is None and "at end of document" in str(exc):
+            where = text.count("\n") + (0 if text.endswith("\n") else 1)
+        raise ConfigError(
+            f"not TOML: {_TOML_AT.sub('', str(exc))}", path=path, line=where
+        ) from None
+    try:
+        return parse_config(doc)
+    except ConfigError as exc:
+        bare = str(exc).removeprefix(f"{CONFIG_FILE}: ")
+        raise ConfigError(bare, path=path, line=_line_of(text, bare)) from None

@@ -279,6 +279,87 @@ class PackUse:
         return _build(cls, data)  # type: ignore[no-any-return]
 
 
+@dataclass(frozen=True, slots=True)
+class TestReport:
+    """A package's own tests run against its wheel on the target (``pytest`` with a
+    JUnit XML report): the counts, the failing test ids (``failures``: what fails the
+    attempt; ``known``: failures the package's setting lists as known on the target,
+    each ``id: reason``) and the command that ran."""
+
+    __test__ = False  # not a pytest test class
+
+    command: str
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: int = 0
+    failures: tuple[str, ...] = ()
+    known: tuple[str, ...] = ()
+    seconds: float = 0.0
+    timed_out: bool = False
+    reason: str = ""  # why the run itself failed (no report, timeout, install), if it did
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.reason
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        d = dict(data)
+        for key in ("failures", "known"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return _build(cls, d)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class GraftedLib:
+    """A library auditwheel grafted into a wheel (``file``, its path in the wheel) and
+    what provides it in the build root: ``kind`` ``deb``/``rpm`` (a distribution
+    package), ``pack`` (a library pack) or ``""`` (nothing the root knows)."""
+
+    file: str
+    soname: str
+    package: str = ""
+    version: str = ""
+    kind: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return _build(cls, data)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class SbomSummary:
+    """The SBOM a built wheel carries (PEP 770): its ``path`` in the wheel, how many
+    components it lists and the grafted libraries with their providers."""
+
+    path: str
+    components: int = 0
+    grafted: tuple[GraftedLib, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "components": self.components}
+        out["grafted"] = [g.to_json() for g in self.grafted]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        d = dict(data)
+        d["grafted"] = tuple(GraftedLib.from_json(g) for g in d.get("grafted", ()))
+        return _build(cls, d)  # type: ignore[no-any-return]
+
+
 #: How a missing thing of each kind reads (``refinery.hints.missing``).
 MISSING_LABELS: Mapping[str, str] = {
     "header": "header {}",
@@ -360,6 +441,8 @@ class Attempt:
     auditwheel: str = ""  # `auditwheel show` output of the repaired wheel
     packs: tuple[PackUse, ...] = ()  # library packs the build used (absent when none)
     derived: tuple[DerivedFix, ...] = ()  # fixes derived for this attempt (absent when none)
+    tests: TestReport | None = None  # the package's own tests on the target (absent: none)
+    sbom: SbomSummary | None = None  # the SBOM the built wheel carries (absent: none)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -372,6 +455,14 @@ class Attempt:
                 out[key] = [item.to_json() for item in items]
             else:
                 del out[key]
+        if self.tests is None:
+            del out["tests"]
+        else:
+            out["tests"] = self.tests.to_json()
+        if self.sbom is None:
+            del out["sbom"]
+        else:
+            out["sbom"] = self.sbom.to_json()
         return out
 
     @classmethod
@@ -384,6 +475,10 @@ class Attempt:
             d["packs"] = tuple(PackUse.from_json(p) for p in d["packs"])
         if "derived" in d:
             d["derived"] = tuple(DerivedFix.from_json(x) for x in d["derived"])
+        if "tests" in d:
+            d["tests"] = TestReport.from_json(d["tests"])
+        if "sbom" in d:
+            d["sbom"] = SbomSummary.from_json(d["sbom"])
         return _build(cls, d)  # type: ignore[no-any-return]
 
 

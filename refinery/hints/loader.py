@@ -28,8 +28,15 @@ File shape::
         emulate: "setup.py runs the binaries it compiles"
       - package: otherpkg  # a derived fix that worked, learned: a fix of its own
         fix: {apt: [libsnappy-dev]}
+      - package: numpy     # its own tests, on the target, after the import smoke test
+        tests:
+          command: pytest --pyargs numpy.linalg numpy.fft
+          requires: [pytest, hypothesis]
+          timeout: 1800
+          known_failures: {"TestX::test_y": why it fails on s390x}
 
-A package entry needs ``hints``, ``fix``, ``emulate`` (a non-empty reason), or several.
+A package entry needs ``hints``, ``fix``, ``emulate`` (a non-empty reason), ``tests``,
+or several.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from refinery.core.errors import InputError
 from refinery.core.models import normalize_name
 from refinery.core.vocab import BACKENDS
 from refinery.hints.models import (
+    DEFAULT_TEST_TIMEOUT,
     NODE_FIELDS,
     Catalog,
     Evidence,
@@ -54,6 +62,7 @@ from refinery.hints.models import (
     HintFix,
     Location,
     PackageEntry,
+    PackageTests,
     Scope,
 )
 
@@ -72,8 +81,14 @@ FIX_KEYS = (
 )
 EVIDENCE_KEYS = ("build", "backend", "image", "attempt", "at", "log")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-PACKAGE_KEYS = ("package", "hints", "fix", "emulate", "python", "note", "evidence")
-REQUIRED = {"hint": ("id", "match", "fix"), "package": ("package",), "evidence": ("build",)}
+PACKAGE_KEYS = ("package", "hints", "fix", "emulate", "tests", "python", "note", "evidence")
+TESTS_KEYS = ("command", "requires", "timeout", "known_failures")
+REQUIRED = {
+    "hint": ("id", "match", "fix"),
+    "package": ("package",),
+    "evidence": ("build",),
+    "tests": ("command",),
+}
 
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _DEB_OR_RPM = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._:-]*")
@@ -198,7 +213,12 @@ class _FileLoader:
         try:
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            self.problem(1, f"cannot read: {exc}")
+            at = (
+                exc.object[: exc.start].count(b"\n") + 1
+                if isinstance(exc, UnicodeDecodeError)
+                else 1
+            )
+            self.problem(at, f"cannot read: {exc}")
             return
         try:
             doc = YAML(typ="rt").load(text)
@@ -443,16 +463,73 @@ class _FileLoader:
             if "fix" in node
             else None
         )
-        if not any(key in node for key in ("hints", "emulate", "fix")):
-            self.problem(line, f"{label} needs 'hints', 'fix' or 'emulate'")
+        tests = self.tests(node.get("tests"), _line_of_key(node, "tests") or line, label)
+        if not any(key in node for key in ("hints", "emulate", "fix", "tests")):
+            self.problem(line, f"{label} needs 'hints', 'fix', 'emulate' or 'tests'")
         python = self.specifier(node, line, label)
         note = self.string(node, "note", line, label).strip()
         evidence = self.evidence(node, line, label)
-        if name and (hints or emulate or fix):
+        if name and (hints or emulate or fix or tests):
             entry = PackageEntry(
-                normalize_name(name), hints, python, note, evidence, self.loc(line), emulate, fix
+                normalize_name(name),
+                hints,
+                python,
+                note,
+                evidence,
+                self.loc(line),
+                emulate,
+                fix,
+                tests,
             )
             self.packages.append(entry)
+
+    def tests(self, node: Any, line: int | None, label: str) -> PackageTests | None:
+        """A package entry's ``tests``: a command (``pytest …``), test requirements, a
+        timeout in seconds and known failures (test id: reason)."""
+        if node is None:
+            return None
+        what = f"tests of {label}"
+        before = len(self.problems)
+        if not self.mapping(node, line, what, TESTS_KEYS):
+            return None
+        command = self.string(node, "command", line, what).strip()
+        if "command" in node and not command:
+            self.problem(_line_of_key(node, "command") or line, f"{what}: command is empty")
+        elif command and command.split()[0] != "pytest":
+            self.problem(
+                _line_of_key(node, "command") or line,
+                f"{what}: command must start with 'pytest' (its JUnit report is read)",
+            )
+        requires = self.requirements(node, "requires", line, label)
+        timeout = node.get("timeout", DEFAULT_TEST_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            where = _line_of_key(node, "timeout") or line
+            self.problem(where, f"{what}: timeout must be a positive number of seconds")
+            timeout = DEFAULT_TEST_TIMEOUT
+        known = self.known_failures(node, line, what)
+        if len(self.problems) > before:
+            return None
+        return PackageTests(command, requires, float(timeout), known)
+
+    def known_failures(self, node: Any, line: int | None, what: str) -> tuple[tuple[str, str], ...]:
+        """``known_failures``: a mapping of test id to a non-empty reason."""
+        raw = node.get("known_failures")
+        where = _line_of_key(node, "known_failures") or line
+        if raw is None:
+            return ()
+        if not isinstance(raw, Mapping):
+            self.problem(where, f"{what}: known_failures must be a mapping (test id: reason)")
+            return ()
+        out: list[tuple[str, str]] = []
+        for key, value in raw.items():
+            at = _line_of_key(raw, key) or where
+            if not isinstance(key, str) or not key.strip():
+                self.problem(at, f"{what}: known failure {key!r} must be a test id")
+            elif not isinstance(value, str) or not value.strip():
+                self.problem(at, f"{what}: known failure {key!r} needs a reason (never silently)")
+            else:
+                out.append((key.strip(), " ".join(value.split())))
+        return tuple(out)
 
     def emulate(self, node: Any, line: int | None, label: str) -> str:
         """The ``emulate`` reason of a package entry: a non-empty string, or ""."""

@@ -24,6 +24,8 @@ from refinery.core.models import DerivedFix, normalize_name
 from refinery.core.vocab import PACKAGE_MANAGERS
 
 MANAGERS = PACKAGE_MANAGERS
+#: Seconds a package's own tests may run when its setting names no ``timeout``.
+DEFAULT_TEST_TIMEOUT = 1800.0
 #: What a fix's env values may name of the node being built: ``{version}``, ``{name}``.
 NODE_FIELDS = ("version", "name")
 #: Hint ids of derived fixes: ``derived:libyaml-dev`` (never a catalog id: ids are words).
@@ -211,6 +213,21 @@ class Hint:
 
 
 @dataclass(frozen=True, slots=True)
+class PackageTests:
+    """A package's own tests, run on the target after the import smoke test: ``command``
+    (``pytest …``; run as ``python -m pytest`` with a JUnit XML report), ``requires``
+    (test requirements, PEP 508, installed beside the wheel), ``timeout`` (seconds) and
+    ``known_failures``: test ids (or their tail, e.g. ``TestClass::test_x``) known to
+    fail on the target, each with its reason. Known failures still run; their failure
+    is recorded as known and does not fail the attempt."""
+
+    command: str
+    requires: tuple[str, ...] = ()
+    timeout: float = DEFAULT_TEST_TIMEOUT
+    known_failures: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PackageEntry:
     """Per-package settings: apply ``hints`` (and ``fix``, a fix of its own: a derived
     fix that worked, learned) to ``package`` before its first attempt; ``emulate`` (a
@@ -225,6 +242,7 @@ class PackageEntry:
     location: Location | None = None
     emulate: str = ""  # why this package cannot be cross-compiled ("" = it can)
     fix: HintFix | None = None
+    tests: PackageTests | None = None  # the package's own tests on the target
 
     def applies(self, package: str, python: str | None = None) -> bool:
         return Scope(packages=(self.package,), python=self.python).applies(package, python)
@@ -265,6 +283,13 @@ class Catalog:
         for entry in self.for_package(package, python):
             if entry.emulate:
                 return entry.emulate
+        return None
+
+    def tests(self, package: str, python: str | None = None) -> PackageTests | None:
+        """The first applicable entry's test settings for ``package``, or None."""
+        for entry in self.for_package(package, python):
+            if entry.tests is not None:
+                return entry.tests
         return None
 
 

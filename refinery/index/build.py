@@ -25,16 +25,20 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from refinery.core.errors import InputError
+from refinery.core.errors import InputError, StoreError
 from refinery.index.overlay import upstream_files
 from refinery.index.render import IndexFile, Rendered, Renderer, project_files
 from refinery.index.tree import INDEX_SCHEMA, Manifest, OutputTree, Update, next_manifest
 from refinery.store import Store
+from refinery.store.provenance import has_provenance
+from refinery.store.verify import WheelVerifier, missing_links
 
 if TYPE_CHECKING:
     from refinery.upstream.simple import IndexClient
 
 REMOTE_MANIFEST = "manifest.json"  # below simple/ in the store
+EMPTY = "-"  # the remote manifest's digest of a project that left: a valid empty page
+VERIFIED = ".verified.json"  # below OUT: the wheels that verified, by version tag
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -75,12 +79,23 @@ class Index:
         self.workers = workers or (1 if store.local else 32)
         self._renderer: Renderer | None = None
         self.tree = OutputTree(out, self._root_pages)
+        self._verified = WheelVerifier(store, out / VERIFIED)
 
     @property
     def renderer(self) -> Renderer:
         if self._renderer is None:  # compiling the templates costs milliseconds
             self._renderer = Renderer()
         return self._renderer
+
+    def _attested(self, sha256: str, filename: str) -> bool:
+        return has_provenance(self.store, sha256, filename)
+
+    def _linkable(self, f: IndexFile) -> bool:
+        """Never link a wheel of ours whose bytes (or metadata) do not verify."""
+        if f.upstream or f.sha256 is None:
+            return True
+        meta = f.metadata.removeprefix("sha256=") if f.metadata else None
+        return self._verified(f.sha256, f.filename, meta)
 
     def _root_pages(self, names: list[str]) -> tuple[bytes, bytes]:
         return self.renderer.root(names)
@@ -96,6 +111,7 @@ class Index:
         tags = dict(self.store.summaries())
         old = manifest.projects if manifest is not None and not full else {}
         rendered = self._render([n for n in sorted(tags) if old.get(n, [None])[0] != tags[n]])
+        self._verified.save()
         self._expose_wheels(rendered.values())
         update = next_manifest(
             Manifest(self.store.url, self.overlay is not None), old, tags, rendered
@@ -114,7 +130,7 @@ class Index:
             rendered=tuple(update.written),
             removed=tuple(update.removed),
             repaired=tuple(repaired),
-            uploaded=self._upload(update) if upload else 0,
+            uploaded=self._upload(update, frozenset(rendered)) if upload else 0,
             seconds=time.perf_counter() - started,
         )
 
@@ -135,7 +151,8 @@ class Index:
 
         def render(name: str) -> Rendered:
             summary = self.store.get_summary(name)
-            return self.renderer.project(name, project_files(summary, upstream.get(name, ())))
+            files = project_files(summary, upstream.get(name, ()), self._attested)
+            return self.renderer.project(name, [f for f in files if self._linkable(f)])
 
         return dict(zip(names, self._map(render, names), strict=True))
 
@@ -151,41 +168,71 @@ class Index:
             for f in page.files:
                 if not f.upstream and f.sha256 is not None:
                     self.store.export_wheel(f.sha256, f.filename, self.out)
+                    if f.provenance:
+                        self.tree.write_provenance(self.store, f.sha256, f.filename)
 
     # --- upload -----------------------------------------------------------------
-    def _upload(self, update: Update) -> int:
-        """Put changed pages into the store's bucket: projects, then the list, then
-        deletions; the remote manifest last. Pages sit at ``…/index.html`` keys."""
-        remote: dict[str, str] = {}
+    # Safe at every instant, for a reader and after a run killed at any point: the files
+    # and their metadata are in the bucket before a page names them (publish puts them
+    # before the records; pages list only files that verified when rendered, and a page
+    # this run did not render has its files checked for presence); then project pages;
+    # then the project list; a project that left the list keeps a valid empty page (a
+    # stale list from a concurrent run still resolves); the manifest last. Wheels are
+    # never deleted.
+    def _remote_pages(self) -> dict[str, str]:
         got = self.store.get_index_file(REMOTE_MANIFEST)
         if got is not None:
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 doc = json.loads(got)
                 if doc.get("schema") == INDEX_SCHEMA:
-                    remote = dict(doc["pages"])
+                    return dict(doc["pages"])
+        return {}
+
+    def _check_files(self, names: list[str]) -> None:
+        """Every file the pages of ``names`` link is in the store (wheel and metadata)."""
+
+        def check(name: str) -> None:
+            missing = missing_links(
+                self.store, f"{name}/index.json", self.tree.read(f"{name}/index.json")
+            )
+            if missing:
+                raise StoreError(f"{self.store.url}: {name}'s page links {missing[0]}, missing")
+
+        list(self._map(check, names))
+
+    def _put_pages(self, names: list[str], pages: dict[str, bytes] | None = None) -> None:
+        def put(name: str) -> None:
+            for leaf in ("index.json", "index.html"):
+                rel = f"{name}/{leaf}"
+                data = pages[leaf] if pages is not None else self.tree.read(rel)
+                self.store.put_index_file(rel, data)
+
+        list(self._map(put, names) if not self.store.local else map(put, names))
+
+    def _upload(self, update: Update, rendered: frozenset[str]) -> int:
+        """Put changed pages into the store's bucket (at ``…/index.html`` keys) in the
+        order above; returns how many pages were written."""
+        remote = self._remote_pages()
         projects = update.manifest.projects
         todo = [n for n in update.names if remote.get(n) != projects[n][1]]
-
-        def put(name: str) -> None:
-            for leaf in ("index.html", "index.json"):
-                rel = f"{name}/{leaf}"
-                self.store.put_index_file(rel, self.tree.read(rel))
-
-        list(self._map(put, todo) if not self.store.local else map(put, todo))
+        self._check_files([n for n in todo if n not in rendered])
+        self._put_pages(todo)
         root_digest = hashlib.sha256(self.tree.read("index.json")).hexdigest()
         count = len(todo) * 2
         if remote.get("") != root_digest:
             for leaf in ("index.html", "index.json"):
                 self.store.put_index_file(leaf, self.tree.read(leaf))
             count += 2
-        for name in sorted(set(remote) - set(update.names) - {""}):
-            for leaf in ("index.html", "index.json"):
-                self.store.delete_index_file(f"{name}/{leaf}")
-        pages = {n: projects[n][1] for n in update.names}
+        gone = sorted(n for n in set(remote) - set(update.names) - {""} if remote[n] != EMPTY)
+        for name in gone:
+            empty = self.renderer.project(name, [])
+            self._put_pages([name], {"index.json": empty.json, "index.html": empty.html})
+        pages = {n: projects[n][1] for n in update.names} | dict.fromkeys(gone, EMPTY)
+        pages |= {n: EMPTY for n, d in remote.items() if d == EMPTY and n not in pages}
         pages[""] = root_digest
         doc_bytes = json.dumps({"schema": INDEX_SCHEMA, "pages": pages}).encode()
         self.store.put_index_file(REMOTE_MANIFEST, doc_bytes)
-        return count
+        return count + len(gone) * 2
 
 
 def build_index(

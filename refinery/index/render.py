@@ -1,6 +1,13 @@
 """Index pages: PEP 503 HTML (jinja2, ``refinery/index/templates``), PEP 691 JSON, and the
-PEP 658/714 metadata attributes, rendered from project summaries (plus upstream files in
-overlay mode).
+PEP 658/714 metadata attributes and PEP 740 provenance links, rendered from project
+summaries (plus upstream files in overlay mode).
+
+PEP 740 (the simple API's ``data-provenance`` attribute and the JSON ``provenance`` key,
+https://packaging.python.org/en/latest/specifications/simple-repository-api/): a file
+with an attestation gets the URL of its provenance object, which the store keeps beside
+the wheel (``wheels/<sha256>/<file>.provenance``); files without one carry neither.
+The URL is relative like the file's own (a static index does not know where it is
+served); the specification asks for a fully qualified one.
 
 The HTML page also says, for people, on which distributions each s390x wheel installs
 (its glibc floor against :data:`refinery.core.glibc.DISTRIBUTIONS`): a ``<small>``
@@ -11,13 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from refinery.core.glibc import wheel_installs_on
 from refinery.core.versions import sort_key
 from refinery.store import ProjectSummary, Store, SummaryEntry
+from refinery.store.layout import provenance_key
 
 if TYPE_CHECKING:
     import jinja2
@@ -38,6 +46,7 @@ class IndexFile:
     yanked: str | None = None  # None: not yanked; else the reason ("" for none given)
     metadata: str | None = None  # "sha256=<hex>", "true" (hash unknown) or None
     upstream: bool = False
+    provenance: str | None = None  # PEP 740: URL of the file's provenance object
 
     @property
     def installs_on(self) -> str:
@@ -63,31 +72,43 @@ class IndexFile:
             )
             out["core-metadata"] = meta
             out["dist-info-metadata"] = meta
+        if self.provenance:
+            out["provenance"] = self.provenance
         return out
 
 
-def from_entry(entry: SummaryEntry) -> IndexFile:
+#: Whether the store holds a provenance object for the wheel (sha256, filename).
+HasProvenance = Callable[[str, str], bool]
+
+
+def from_entry(entry: SummaryEntry, provenance: HasProvenance | None = None) -> IndexFile:
     """A file of ours: pages sit two levels below the wheels the store lays out."""
+    url = "../../" + Store.wheel_path(entry.sha256, entry.filename)
+    attested = provenance is not None and provenance(entry.sha256, entry.filename)
     return IndexFile(
         filename=entry.filename,
-        url="../../" + Store.wheel_path(entry.sha256, entry.filename),
+        url=url,
         version=entry.version,
         sha256=entry.sha256,
         size=entry.size,
         requires_python=entry.requires_python,
         yanked=entry.yanked,
         metadata=f"sha256={entry.metadata_sha256}",
+        provenance="../../" + provenance_key(entry.sha256, entry.filename) if attested else None,
     )
 
 
 def project_files(
-    summary: ProjectSummary | None, upstream: Iterable[IndexFile] = ()
+    summary: ProjectSummary | None,
+    upstream: Iterable[IndexFile] = (),
+    provenance: HasProvenance | None = None,
 ) -> list[IndexFile]:
     """Our files (one per filename), then upstream ones we do not shadow, sorted."""
     ours: dict[str, IndexFile] = {}
     if summary is not None:
         for _rel, entry in sorted(summary.files.items()):
-            ours.setdefault(entry.filename, from_entry(entry))
+            if entry.filename not in ours:
+                ours[entry.filename] = from_entry(entry, provenance)
     files = list(ours.values())
     files += [f for f in upstream if f.filename not in ours]
     files.sort(key=lambda f: (sort_key(f.version), f.upstream, f.filename))

@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from refinery.index.render import Rendered
+from refinery.store import Store
+from refinery.store.layout import provenance_key
+from refinery.store.provenance import get_provenance
 
 INDEX_SCHEMA = 1
 MANIFEST = "manifest.json"
@@ -218,6 +221,15 @@ class OutputTree:
         link = self.out / "wheels"
         if link.is_symlink():
             link.unlink()
+
+    def write_provenance(self, store: Store, sha256: str, filename: str) -> None:
+        """Copy a wheel's PEP 740 provenance object beside its copy in ``OUT/wheels``
+        (an S3 store's index; a local store's link serves the store's own file)."""
+        provenance = get_provenance(store, sha256, filename)
+        if provenance is not None:
+            path = self.out / provenance_key(sha256, filename)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_file(path, json.dumps(provenance).encode())
 
     def read(self, rel: str) -> bytes:
         """A file of the current tree, ``rel`` below ``OUT/simple``."""

@@ -38,6 +38,8 @@ _FARM_DECIDES = (
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^(git|hg|svn|bzr)\+")
 _PATHLIKE = re.compile(r"^(\.{1,2}/|/|~|[A-Za-z]:\\)|\.(whl|tar\.gz|zip|tar\.bz2|tgz)$")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
+MAX_BYTES = 4 << 20  # a requirements file larger than this is not one
+MAX_DEPTH = 16  # -r/-c includes nested deeper than this are refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,24 @@ def _read(path: Path, display: str, via: tuple[str, int] | None) -> bytes:
         raise InputError("permission denied", path=display) from None
 
 
+def _check_size(path: Path, display: str) -> None:
+    """A requirements file is small: refuse a huge one before reading it."""
+    size = path.stat().st_size if path.is_file() else 0
+    if size > MAX_BYTES:
+        raise InputError(
+            f"{size} bytes: larger than {MAX_BYTES} for a requirements file", path=display
+        )
+
+
+def _check_bytes(data: bytes, display: str) -> None:
+    """A requirements file is text: refuse one holding NUL bytes."""
+    nul = data.find(b"\0")
+    if nul >= 0 and not data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: told below
+        raise InputError(
+            "holds a NUL byte: not a text file", path=display, line=data[:nul].count(b"\n") + 1
+        )
+
+
 def _decode(data: bytes, display: str) -> str:
     try:
         text = data.decode("utf-8")
@@ -187,7 +207,13 @@ class _Reader:
             chain = " -> ".join(_display(p, self.root) for p in [*self.stack, path])
             assert via is not None
             raise InputError(f"include cycle: {chain}", path=via[0], line=via[1])
+        if len(self.stack) >= MAX_DEPTH and via is not None:
+            raise InputError(
+                f"-r/-c includes nested deeper than {MAX_DEPTH}", path=via[0], line=via[1]
+            )
+        _check_size(path, display)
         data = _read(path, display, via)
+        _check_bytes(data, display)
         text = _decode(data, display)
         self.files.append(display)
         self.digest.update(display.encode() + b"\0" + data + b"\0")

@@ -175,6 +175,8 @@ def open_blobs(url: str, *, s3: S3Options | None = None) -> BlobStore:
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         path = Path(parsed.path if parsed.scheme == "file" else url)
+        if path.exists() and not path.is_dir():
+            raise InputError(f"store {url!r} is a file, not a folder")
         return LocalBlobStore(path)
     if parsed.scheme == "s3":
         return open_s3(url, s3 or S3Options())

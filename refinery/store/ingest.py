@@ -10,7 +10,10 @@ one-line reason and nothing is stored:
 * every tag is pure (``any``) or a portable s390x one (``manylinux*``/``musllinux*``);
 * ``twine check`` passes.
 
-An accepted wheel gets a build record with status ``built`` and source ``ingested``.
+An accepted wheel gets a build record with status ``built`` and source ``ingested``
+(not built here: no attempt, no build root). A wheel keeps the SBOMs it carries in
+``.dist-info/sboms/`` (PEP 770) untouched; the ``ingested`` event names them (or says
+there are none), so nobody mistakes them for SBOMs this farm wrote.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import stat
 import subprocess
 import sys
 import zipfile
@@ -38,6 +42,9 @@ from refinery.store.files import sha256_file, wheel_metadata
 from refinery.store.ledger import Store
 
 INGEST_SCHEMA = 1
+MAX_UNPACKED = 4 << 30  # bytes a wheel may unpack to
+BOMB_MEMBER = 8 << 20  # a member this large …
+BOMB_RATIO = 200  # … compressed more than this many times is a zip bomb
 _PORTABLE = re.compile(r"^(manylinux\d*_\w+|manylinux_\d+_\d+_\w+|musllinux_\d+_\d+_\w+)$")
 
 
@@ -124,8 +131,24 @@ def _check_record(path: Path, zf: zipfile.ZipFile, dist_info: str) -> None:
             raise _reject(path, f"{info.filename} is not listed in RECORD")
 
 
+def _check_sizes(path: Path, zf: zipfile.ZipFile) -> None:
+    """Before anything is unpacked: no symlinks, no zip bomb (too large unpacked, or a
+    large member compressed beyond any real file's ratio)."""
+    total = 0
+    for info in zf.infolist():
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise _reject(path, f"symlink in zip: {info.filename!r}")
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > BOMB_MEMBER and ratio > BOMB_RATIO:
+            raise _reject(path, f"zip bomb: {info.filename!r} unpacks {ratio:.0f} times its size")
+    if total > MAX_UNPACKED:
+        raise _reject(path, f"zip bomb: unpacks to {total} bytes (more than {MAX_UNPACKED})")
+
+
 def _check_zip(path: Path, zf: zipfile.ZipFile) -> str:
     """Readable members with safe paths and one ``.dist-info``; returns its name."""
+    _check_sizes(path, zf)
     try:
         bad = zf.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -250,9 +273,24 @@ def _refuse_other_bytes(store: Store, c: CheckedWheel) -> None:
             )
 
 
+def carried_sboms(path: Path) -> list[str]:
+    """The wheel's own SBOM files (``<name>.dist-info/sboms/*``), as it came."""
+    with zipfile.ZipFile(path) as zf:
+        names = [i.filename for i in zf.infolist() if not i.is_dir()]
+    return sorted(n for n in names if n.count("/") == 2 and n.split("/")[1] == "sboms")
+
+
+def _provenance_note(path: Path) -> str:
+    sboms = carried_sboms(path)
+    if not sboms:
+        return "not built here; carries no SBOM"
+    return "not built here; keeps its own SBOM " + ", ".join(n.split("/", 1)[1] for n in sboms)
+
+
 def _record(store: Store, c: CheckedWheel) -> IngestResult:
     existing = store.get_record(c.name, c.version, c.python)
     ref = store.put_wheel(c.path)
+    note = _provenance_note(c.path)
     if existing is not None and existing.wheel == ref and existing.status is NodeStatus.BUILT:
         return IngestResult(c.name, c.version, c.python, ref, stored=False)
 
@@ -264,7 +302,7 @@ def _record(store: Store, c: CheckedWheel) -> IngestResult:
             wheel=ref,
             reason="ingested",
             lease_expires=None,
-        ).with_event(now(), "ingested", f"{ref.filename} sha256={ref.sha256}")
+        ).with_event(now(), "ingested", f"{ref.filename} sha256={ref.sha256}; {note}")
 
     store.update_record(c.name, c.version, c.python, change)
     return IngestResult(c.name, c.version, c.python, ref, stored=True)

@@ -493,7 +493,10 @@ def test_emulate_is_a_package_setting(tmp_path: Path) -> None:
         ("emulate: ''", "x.yaml:3: package entry 'p'.emulate needs a reason"),
         ("emulate: [a]", "x.yaml:3: package entry 'p'.emulate must be a string, not a list"),
         ("emulte: 'x'", "x.yaml:3: unknown key 'emulte' in package entry; did you mean 'emulate'?"),
-        ("note: 'neither'", "x.yaml:2: package entry 'p' needs 'hints', 'fix' or 'emulate'"),
+        (
+            "note: 'neither'",
+            "x.yaml:2: package entry 'p' needs 'hints', 'fix', 'emulate' or 'tests'",
+        ),
     ],
 )
 def test_emulate_wrong_values_are_reported(tmp_path: Path, entry: str, message: str) -> None:

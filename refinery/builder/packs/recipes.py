@@ -225,7 +225,12 @@ class _RecipeLoader:
             self.lines = _Lines(self.text)
             doc = tomllib.loads(self.text)
         except (OSError, UnicodeDecodeError) as exc:
-            self.problem(1, f"cannot read: {exc}")
+            at = (
+                exc.object[: exc.start].count(b"\n") + 1
+                if isinstance(exc, UnicodeDecodeError)
+                else 1
+            )
+            self.problem(at, f"cannot read: {exc}")
             return None
         except tomllib.TOMLDecodeError as exc:
             line = re.search(r"line (\d+)", str(exc))
