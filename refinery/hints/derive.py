@@ -173,7 +173,11 @@ def derive(missing: Missing, index: FileIndex, multiarch: str) -> DerivedFix:
         found = candidates(index, query)
         if found:
             shown = tuple(dict.fromkeys((c.path, c.package) for c in found))[:MAX_CANDIDATES]
-            return replace(said, queries=tuple(asked), candidates=shown, package=found[0].package)
+            # only a file where the compiler looks is a fix: a header deep in another
+            # project's vendored tree (libtgowt-dev's crc32c.h) or GCC's private omp.h
+            # is shown, not installed
+            chosen = found[0].package if found[0].rank[0] == 0 else ""
+            return replace(said, queries=tuple(asked), candidates=shown, package=chosen)
     return replace(said, queries=tuple(asked))
 
 

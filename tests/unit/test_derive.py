@@ -157,3 +157,13 @@ def test_a_package_named_for_the_file_wins_a_tie() -> None:
     assert rank("usr/bin/krb5-config", "libkrb5-dev", q) < rank(
         "usr/bin/krb5-config", "heimdal-dev", q
     )
+
+
+def test_a_file_outside_the_standard_folders_is_shown_not_chosen() -> None:
+    class Vendored:
+        def owners(self, filename: str, *, arch_all: bool = False) -> tuple[Owner, ...]:
+            path = "usr/include/tg_owt/third_party/crc32c/src/include/crc32c/crc32c.h"
+            return () if arch_all else (Owner(path, ("libtgowt-dev",)),)
+
+    got = derive(Missing("header", "crc32c/crc32c.h"), Vendored(), MULTIARCH)
+    assert not got.answered and got.candidates[0][1] == "libtgowt-dev"
