@@ -62,7 +62,9 @@ def test_pure_package_builds_checks_and_smokes(
     assert env["PIP_FIND_LINKS"].split()[0] == str(tools.seed)
     assert env["PIP_EXTRA_INDEX_URL"].split()[0] == "https://x.example/simple"
     assert env["PIP_CACHE_DIR"] == str(cache.pip)
-    assert [c[0] for c in root.calls] == ["build", "smoke"]
+    # the wheel's build, the SBOM's questions to the build root, the import smoke test
+    assert [c[0] for c in root.calls] == ["build", "build", "smoke"]
+    assert "refinery-sbom" in root.calls[1][1]
     assert outcome.durations.total >= outcome.durations.build
 
 
