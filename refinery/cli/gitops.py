@@ -318,6 +318,15 @@ class ReconcileCommand:
     api_url: str
 
 
+#: ``--summary``: where a command appends its Markdown report (a step summary on Actions).
+_summary_option = click.option(
+    "--summary",
+    type=click.Path(path_type=Path),
+    envvar="GITHUB_STEP_SUMMARY",
+    help="Append a Markdown report here [default: $GITHUB_STEP_SUMMARY].",
+)
+
+
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Report only; change nothing.")
 @click.option(
@@ -332,12 +341,7 @@ class ReconcileCommand:
 @click.option("--ref", default="main", show_default=True)
 @click.option("--batch", default=20, show_default=True, help="Nodes per dispatch.")
 @click.option("--json", "as_json", is_flag=True)
-@click.option(
-    "--summary",
-    type=click.Path(path_type=Path),
-    envvar="GITHUB_STEP_SUMMARY",
-    help="Append a Markdown report here [default: $GITHUB_STEP_SUMMARY].",
-)
+@_summary_option
 @_with_github_options
 @click.pass_obj
 @_guard
@@ -596,12 +600,7 @@ class AdvanceCommand:
 @click.option("--workflow", default="main.yml", show_default=True)
 @click.option("--ref", default="main", show_default=True)
 @click.option("--run-url", default="", help="This run, for the nodes' timelines.")
-@click.option(
-    "--summary",
-    type=click.Path(path_type=Path),
-    envvar="GITHUB_STEP_SUMMARY",
-    help="Append a Markdown report here [default: $GITHUB_STEP_SUMMARY].",
-)
+@_summary_option
 @_with_github_options
 @click.pass_obj
 @_guard

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -40,24 +40,11 @@ from rich.table import Table
 from rich.text import Text
 
 from refinery.cli.progress import ProgressReader
-from refinery.cli.render import STATUS_STYLE, event_markup, gha_escape
+from refinery.cli.render import STATUS_STYLE, Event, event_markup, gha_escape
 from refinery.core.models import NodeStatus
 
 _ATTEMPT = re.compile(r"attempt (\d+) on (\S+)")
 FAILED = frozenset({NodeStatus.FAILED, NodeStatus.SYSTEM_RECIPE_FAILED})
-
-
-class BuildEventLike(Protocol):
-    """What a renderer reads of the runner's :class:`~refinery.builder.runner.BuildEvent`."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def node(self) -> str | None: ...
-    @property
-    def message(self) -> str: ...
-    @property
-    def status(self) -> NodeStatus | None: ...
 
 
 def clock(seconds: float) -> str:
@@ -122,7 +109,7 @@ class Board:
         with self.lock:
             self.expected.update(durations)
 
-    def observe(self, event: BuildEventLike) -> InFlight | None:
+    def observe(self, event: Event) -> InFlight | None:
         """Take in an event; the node's state when it is (still) in flight."""
         key, kind = event.node, event.kind
         with self.lock:
