@@ -78,6 +78,25 @@ def rootfs_root() -> Any:
     return root
 
 
+@pytest.fixture(scope="session")
+def cross_root(rootfs_root: Any) -> Any:
+    """The cross backend over the emulated root, its toolchain made (and cached) first."""
+    from refinery.builder import crosstools
+    from refinery.builder.cross import CrossRoot
+    from refinery.builder.errors import BuildRootUnavailable
+    from refinery.core.cache import CacheRoot
+
+    missing = crosstools.missing_tools("s390x")
+    if missing:
+        unavailable(f"the cross backend needs {', '.join(missing)} (crossbuild-essential-s390x)")
+    root = CrossRoot(rootfs_root, cache=CacheRoot.from_environment(os.environ, Path.home()).cross)
+    try:
+        root.prepare()
+    except BuildRootUnavailable as exc:
+        unavailable(f"cross toolchain unavailable: {exc}")
+    return root
+
+
 FOLDERS = {"unit": pytest.mark.unit, "integration": pytest.mark.integration}
 
 

@@ -17,15 +17,11 @@ from typing import Any
 
 import pytest
 from fixtures.buildroot import host_build_options
-from fixtures.need import unavailable
 from fixtures.sdists import MARKUPSAFE_2_1_5, make_sdist, pypi_node
 
-from refinery.builder import crosstools
 from refinery.builder.artifacts import elf_machine, sha256_file
 from refinery.builder.cross import CrossRoot
-from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.options import AttemptSpec, RunOptions
-from refinery.builder.rootfs import RootfsRoot
 from refinery.builder.roots import Mounts
 from refinery.builder.runner import build_plan
 from refinery.builder.step import BuildOutcome, build_node
@@ -43,19 +39,6 @@ UJSON_URL = (
 )
 UJSON_SHA256 = "b3cd8f3c5d8c7738257f1018880444f7b7d9b66232c64649f562d7ba86ad4bc1"
 REMOVE_ZLIB = "dpkg --remove --force-depends zlib1g-dev >/dev/null && test ! -e /usr/include/zlib.h"
-
-
-@pytest.fixture(scope="module")
-def cross_root(rootfs_root: RootfsRoot) -> CrossRoot:
-    missing = crosstools.missing_tools("s390x")
-    if missing:
-        unavailable(f"the cross backend needs {', '.join(missing)} (crossbuild-essential-s390x)")
-    root = CrossRoot(rootfs_root, cache=OPTIONS.cache.cross)
-    try:
-        root.prepare()
-    except BuildRootUnavailable as exc:
-        unavailable(f"cross toolchain unavailable: {exc}")
-    return root
 
 
 def fixture_node(sdist: Path, name: str = "refinery-fixture-cext") -> PlanNode:

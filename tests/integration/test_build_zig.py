@@ -13,16 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from fixtures.buildroot import host_build_options
-from fixtures.need import unavailable
 from fixtures.sdists import make_sdist
 
-from refinery.builder import crosstools
 from refinery.builder.cross import CrossRoot
-from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.options import RunOptions
-from refinery.builder.rootfs import RootfsRoot
 from refinery.builder.runner import BuildEvent, build_plan
 from refinery.core.models import BuildRecord, FileRef, NodeStatus, Plan, PlanNode, Target
 from refinery.core.target import glibc_floor, wheel_platforms
@@ -30,19 +25,6 @@ from refinery.store import Store, sha256_file
 
 OPTIONS = host_build_options()
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-@pytest.fixture(scope="module")
-def cross_root(rootfs_root: RootfsRoot) -> CrossRoot:
-    missing = crosstools.missing_tools("s390x")
-    if missing:
-        unavailable(f"the cross backend needs {', '.join(missing)} (crossbuild-essential-s390x)")
-    root = CrossRoot(rootfs_root, cache=OPTIONS.cache.cross)
-    try:
-        root.prepare()
-    except BuildRootUnavailable as exc:
-        unavailable(f"cross toolchain unavailable: {exc}")
-    return root
 
 
 def build(

@@ -16,15 +16,12 @@ import time
 import zipfile
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from fixtures.buildroot import host_build_options
 from fixtures.need import unavailable
 from fixtures.sdists import make_sdist
 
-from refinery.builder import crosstools
 from refinery.builder.artifacts import elf_machine, sha256_file
-from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.fallback import Fallback, cross_specific_log
 from refinery.builder.options import RunOptions
 from refinery.builder.rootfs import RootfsRoot
@@ -37,23 +34,6 @@ from refinery.store import Store
 OPTIONS = host_build_options()
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "runtarget"
 NAME = "refinery-fixture-runtarget"
-
-
-@pytest.fixture(scope="module")
-def cross_root(rootfs_root: RootfsRoot) -> BuildRoot:
-    try:
-        from refinery.builder.cross import CrossRoot
-    except ImportError as exc:
-        unavailable(f"the cross backend is not there: {exc}")
-    missing = crosstools.missing_tools("s390x")
-    if missing:
-        unavailable(f"the cross backend needs {', '.join(missing)} (crossbuild-essential-s390x)")
-    root = CrossRoot(rootfs_root, cache=OPTIONS.cache.cross)
-    try:
-        root.prepare()
-    except BuildRootUnavailable as exc:
-        unavailable(f"cross toolchain unavailable: {exc}")
-    return root
 
 
 def _node(sdist: Path) -> PlanNode:

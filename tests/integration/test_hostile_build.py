@@ -17,13 +17,10 @@ from pathlib import Path
 
 import pytest
 from fixtures.buildroot import host_build_options
-from fixtures.need import unavailable
 from fixtures.sdists import make_sdist
 from fixtures.wheels import good_wheel
 
-from refinery.builder import crosstools
 from refinery.builder.cross import CrossRoot
-from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.options import AttemptSpec
 from refinery.builder.proc import is_secret
 from refinery.builder.rootfs import RootfsRoot
@@ -53,19 +50,6 @@ CI = {
     "RUNNER_TEMP": "/leaked",
     "GITHUB_REPOSITORY": "leaked/leaked",
 }
-
-
-@pytest.fixture(scope="module")
-def cross_root(rootfs_root: RootfsRoot) -> CrossRoot:
-    missing = crosstools.missing_tools("s390x")
-    if missing:
-        unavailable(f"the cross backend needs {', '.join(missing)} (crossbuild-essential-s390x)")
-    root = CrossRoot(rootfs_root, cache=OPTIONS.cache.cross)
-    try:
-        root.prepare()
-    except BuildRootUnavailable as exc:
-        unavailable(f"cross toolchain unavailable: {exc}")
-    return root
 
 
 def shared_folders(rootfs: RootfsRoot, wheels: Path) -> list[Path]:

@@ -13,38 +13,20 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-import pytest
 from fixtures.buildroot import host_build_options
-from fixtures.need import unavailable
 from fixtures.sdists import make_sdist
 
-from refinery.builder import crosstools
 from refinery.builder.artifacts import sha256_file
 from refinery.builder.cross import CrossRoot
-from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.options import AttemptSpec
 from refinery.builder.packs import identity, load_recipe
 from refinery.builder.platform_check import inspect_platform
-from refinery.builder.rootfs import RootfsRoot
 from refinery.builder.step import build_node
 from refinery.core.models import FileRef, NodeStatus, PlanNode
 from refinery.store import LocalBlobStore, layout
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TARGET = "manylinux_2_28_s390x"
-
-
-@pytest.fixture(scope="module")
-def cross_root(rootfs_root: RootfsRoot) -> CrossRoot:
-    missing = crosstools.missing_tools("s390x")
-    if missing:
-        unavailable(f"the cross backend needs {', '.join(missing)} (crossbuild-essential-s390x)")
-    root = CrossRoot(rootfs_root, cache=host_build_options().cache.cross)
-    try:
-        root.prepare()
-    except BuildRootUnavailable as exc:
-        unavailable(f"cross toolchain unavailable: {exc}")
-    return root
 
 
 def source_tarball(dest: Path) -> Path:
