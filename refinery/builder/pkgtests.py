@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -29,7 +28,7 @@ from typing import Any
 
 from refinery.builder.proc import OnLine, ProcResult
 from refinery.builder.roots import S390X_MACHINES, BuildRoot, Mounts
-from refinery.builder.smoke import SmokeSpec, host_pip_target_argv
+from refinery.builder.smoke import SmokeSpec, host_pip_target_argv, logged_pip
 from refinery.core.models import TestReport, normalize_name
 from refinery.core.vocab import BackendChoice
 from refinery.hints.models import PackageTests
@@ -104,11 +103,7 @@ def install(run: TestRun, target: Path, log: Path | None) -> str:
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    argv = install_argv(run, target)
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if log is not None:
-        with log.open("a", encoding="utf-8") as fh:
-            fh.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}")
+    done = logged_pip(install_argv(run, target), log)
     if done.returncode == 0:
         return ""
     last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]

@@ -233,17 +233,22 @@ def host_pip_target_argv(spec: SmokeSpec, target: Path) -> list[str]:
     return argv
 
 
+def logged_pip(argv: list[str], log: Path | None) -> subprocess.CompletedProcess[str]:
+    """Run a host pip command; its command line and output are appended to ``log``."""
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if log is not None:
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}")
+    return done
+
+
 def install_for_smoke(spec: SmokeSpec, target: Path, log: Path | None = None) -> bool:
     """Install the wheel plus dependencies into ``target``; fall back to the wheel alone.
 
     Returns False when dependencies could not be installed (the import may still work).
     """
     target.mkdir(parents=True, exist_ok=True)
-    argv = host_pip_target_argv(spec, target)
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if log is not None:
-        with log.open("a", encoding="utf-8") as fh:
-            fh.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}")
+    done = logged_pip(host_pip_target_argv(spec, target), log)
     if done.returncode == 0:
         return True
     with zipfile.ZipFile(spec.wheel) as zf:
