@@ -34,6 +34,7 @@ NOISE = re.compile(
       | ^\s*note:\ This\ error\ originates | ^\s*hint:\ | See\ above\ for\ output
       | -Werror | -Wno-error | \b0\ errors?\b
       | ^\s*(copying|creating|adding|running|writing|reading|building)\s
+      | ^\s*raise\s | pretending\ there\ aren't\ any
     """,
     re.VERBOSE,
 )
@@ -45,6 +46,7 @@ _CAUSE = (
     r"|undefined reference to|undefined symbol:|cannot open shared object file"
     r"|Dependency \"?[\w.+-]+\"? not found|dependency \S+ found: NO"
     r"|was not found in the pkg-config search path|CMake Error"
+    r"|\b(executable|program|library|libraries|headers?) not found\b"
 )
 _RAISED = (
     r"^(?!subprocess\.|distutils\.|setuptools\.|CalledProcessError)"
@@ -63,7 +65,10 @@ RANKS: tuple[tuple[int, re.Pattern[str], bool], ...] = (
     (10, re.compile(CONSEQUENCE, re.IGNORECASE), False),
     (
         90,
-        re.compile(r"^\S+:\d+(:\d+)?: (error|Error):|^error\[E\d+\]|Error compiling Cython"),
+        re.compile(
+            r"^\S+:\d+(:\d+)?: (error|Error):|^error\[E\d+\]|Error compiling Cython"
+            r"|^(\S*/)?[\w.+-]+: (fatal )?error: "  # a tool's own: ld.lld, zig, gcc, cc1
+        ),
         False,
     ),
     (80, re.compile(_RAISED), True),

@@ -121,6 +121,44 @@ def test_real_logs(log: str, number: int, expected: str) -> None:
             "configure: error: libffi not found",
         ),
         (["==> build: python -m build --wheel", "$ gcc -Werror=format x.c", "[notice] x"], None),
+        # campaign run 1, statsmodels 0.14.4 (cross, zig): the linker's own error, not
+        # setuptools-scm's "ERROR ... pretending there aren't any" before it
+        (
+            [
+                "ERROR setuptools_scm._file_finders.git listing git files failed - pretending"
+                " there aren't any",
+                "ld.lld: error: /b/numpy/_core/lib/libnpymath.a(npy_math.c.o) is incompatible"
+                " with elf64_s390",
+                "error: Command '['s390x-linux-gnu-gcc', '-shared']' returned non-zero exit "
+                "status 1.",
+            ],
+            "ld.lld: error: /b/numpy/_core/lib/libnpymath.a(npy_math.c.o) is incompatible"
+            " with elf64_s390",
+        ),
+        # pandas 2.2.3 (meson 1.2.1 asks the compiler for its defines), then pyproj 3.7.2:
+        # the tool's message, not the traceback's source line below it
+        (
+            [
+                "../../meson.build:2:0: ERROR: Unable to get clang pre-processor defines:",
+                "zig: error: version '.2.28' in target triple 's390x-unknown-linux-gnu.2.28' "
+                "is invalid",
+                "    raise BuildBackendException(exception, f'Backend subprocess exited when "
+                "trying to invoke {hook}') from None",
+            ],
+            "zig: error: version '.2.28' in target triple 's390x-unknown-linux-gnu.2.28' "
+            "is invalid",
+        ),
+        (
+            [
+                "proj executable not found. Please set the PROJ_DIR variable.",
+                "Traceback (most recent call last):",
+                "    raise BuildBackendException(exception, f'Backend subprocess exited when "
+                "trying to invoke {hook}') from None",
+                "build._exceptions.BuildBackendException: Backend subprocess exited when "
+                "trying to invoke get_requires_for_build_wheel",
+            ],
+            "proj executable not found. Please set the PROJ_DIR variable.",
+        ),
     ],
 )
 def test_known_lines(lines: list[str], expected: str | None) -> None:
