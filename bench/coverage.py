@@ -25,6 +25,7 @@ derived fixes were used. ``--markdown FILE`` writes the same as a Markdown table
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -278,11 +279,14 @@ def campaign(args: argparse.Namespace, entries: Sequence[tuple[str, str]]) -> di
         nodes=tuple(f"{name}=={version}" for name, version in entries),
     )
     root, advisor = flags.root_and_advisor(settings)
+    options = flags.run_options(settings, advisor.catalog.digest)
+    if args.no_package_tests:  # "built" = imported in a clean root, as in run 1
+        options = dataclasses.replace(options, tests=None)
     build_plan(
         plan,
         settings.open_store(),
         root,
-        flags.run_options(settings, advisor.catalog.digest),
+        options,
         on_event=_renderer(args.verbose),
         advise=advisor,
         first_fix=advisor.first_fix,
@@ -317,6 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto", help="auto (default), cross, rootfs, …")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     parser.add_argument("--report-only", action="store_true", help="no builds: the records")
+    parser.add_argument(
+        "--no-package-tests",
+        action="store_true",
+        help="skip the catalog's package tests (numpy's take ~15 min under emulation)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show the build output")
     args = parser.parse_args(argv)
     entries = select(parse_corpus(args.corpus.read_text()), args.only.split(","))

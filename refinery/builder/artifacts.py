@@ -91,7 +91,10 @@ def unpack_sdist(sdist: Path, dest: Path) -> Path:
 
 
 _LEGACY_BACKEND = LEGACY_BUILD_BACKEND
-_REQUIRES = re.compile(r"(?ms)^(requires\s*=\s*)\[.*?\]")
+#: the array up to its own closing bracket: strings may hold one (``"pkg[extra]"``)
+_REQUIRES = re.compile(
+    r"""(?ms)^(requires\s*=\s*)\[(?:"(?:[^"\\]|\\.)*"|'[^']*'|\#[^\n]*|[^\]"'\#])*\]"""
+)
 _TABLE = re.compile(r"(?m)^\[build-system\]\s*$")
 
 

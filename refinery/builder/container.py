@@ -237,6 +237,22 @@ def exec_argv(
     return out
 
 
+NETWORKS_FORMAT = "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}"
+
+
+def disconnect(runner: Runner, engine: str, name: str) -> str:
+    """``ENGINE network disconnect`` of container ``name`` from every network it is on;
+    why it could not ("" when it did)."""
+    found = runner([engine, "inspect", "--format", NETWORKS_FORMAT, name])
+    if found.returncode != 0:
+        return f"{engine} inspect failed: {found.stderr.strip()[-200:]}"
+    for network in found.stdout.split():
+        done = runner([engine, "network", "disconnect", network, name])
+        if done.returncode != 0:
+            return f"{engine} could not disconnect {network}: {done.stderr.strip()[-200:]}"
+    return ""
+
+
 def rm_argv(engine: str, name: str) -> list[str]:
     return [engine, "rm", "--force", name]
 
@@ -300,6 +316,12 @@ class ContainerSession(BoundSession, ShellSession):
         )
         # The outer timeout is a backstop for a hung engine; `timeout` inside kills first.
         return Command(command, timeout=None if timeout is None else timeout + 60)
+
+    def isolate_network(self) -> str:
+        """Disconnect the session's container from its networks (loopback stays): the
+        next commands, the PEP 517 build, reach nothing. Why not, when the engine
+        refuses (then the build runs with the network, and says so)."""
+        return disconnect(self.root.runner, self.root.engine, self.name)
 
     def install_command(self, packages: Sequence[str]) -> tuple[str, str]:
         found = self.root.facts().package_manager

@@ -13,18 +13,22 @@ backend's smoke session): emulation is the correctness gate, not the compiler.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
-from collections.abc import Iterator, Mapping, Sequence
+import shutil
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refinery.builder import crossrust, crosstools
+from packaging.requirements import Requirement
+
+from refinery.builder import crossnumpy, crossrust, crosstools
 from refinery.builder.crossrust import RUST_BACKENDS, RustToolchain
 from refinery.builder.crosstools import CrossToolchain, ToolchainInputs
 from refinery.builder.errors import BuildRootUnavailable, MissingPython
 from refinery.builder.packs import PACK_PREFIX, Pack, PackTarget
-from refinery.builder.packs.make import extract
+from refinery.builder.packs.make import extract, install_scripts
 from refinery.builder.proc import OnLine, ProcResult
 from refinery.builder.rootfs import (
     DROP_ADMIN,
@@ -36,7 +40,7 @@ from refinery.builder.rootfs import (
 )
 from refinery.builder.rootfs_image import host_mirror
 from refinery.builder.roots import Command, Mounts, ShellSession
-from refinery.builder.zig import GCC, Compiler, compiler_for, libc_glibc
+from refinery.builder.zig import GCC, Compiler, compiler_for, libc_glibc, warm_cache, zig_target
 from refinery.core.glibc import Glibc
 
 _OPAQUE_XATTR = "trusted.overlay.opaque"
@@ -152,6 +156,8 @@ class SharedGuard:
     writable: tuple[Path, ...]
     cache: Path
     scratch: Path | None
+    #: More shared caches seen copy-on-write: (folder, its layer's folder) — zig's.
+    cow: tuple[tuple[Path, Path], ...] = ()
 
     def before(self) -> list[str]:
         """Lines run before the sysroot is mounted: the host read-only, then holes."""
@@ -164,8 +170,11 @@ class SharedGuard:
         return out
 
     def after(self) -> list[str]:
-        """Lines run after it: the copy-on-write cache."""
-        return guarded_mount(self.cache, shlex.quote(str(self.cache)), self.scratch)
+        """Lines run after it: the copy-on-write caches."""
+        out = guarded_mount(self.cache, shlex.quote(str(self.cache)), self.scratch)
+        for folder, layer in self.cow:
+            out += guarded_mount(folder, shlex.quote(str(folder)), layer)
+        return out
 
 
 # --- the session ---------------------------------------------------------------------
@@ -188,6 +197,20 @@ class CrossSession(ShellSession):
     requires_dirs: list[Path] = field(default_factory=list, init=False)
     rust: RustToolchain | None = field(default=None, init=False)
     packs: tuple[Pack, ...] = field(default=(), init=False)  # installed library packs
+    offline: bool = field(default=False, init=False)  # commands see no network (loopback)
+    #: numpy as a build requirement (:mod:`~refinery.builder.crossnumpy`): the target's
+    #: wheel, and meson's second cross file naming the retargeted numpy's numpy-config.
+    target_numpy: Path | None = field(default=None, init=False)
+    numpy_cross_file: Path | None = field(default=None, init=False)
+
+    def isolate_network(self) -> str:
+        """The next commands (the PEP 517 build) run without a network; cargo offline."""
+        self.offline = True
+        return ""
+
+    @property
+    def scratch(self) -> Path:
+        return self.sysroot.dir
 
     @property
     def ldpaths(self) -> tuple[Path, ...]:
@@ -210,6 +233,7 @@ class CrossSession(ShellSession):
         top = self.sysroot.dir / "upper" if self.sysroot.overlay else self.sysroot.merged
         for pack in packs:
             extract(pack.tarball, top)
+            install_scripts(pack, top, self.toolchain.sysroot)  # *-config: the sysroot's paths
         self.packs = (*self.packs, *packs)
 
     @property
@@ -228,7 +252,10 @@ class CrossSession(ShellSession):
         return str(self.toolchain.cross_python)
 
     def config_settings(self, build_backend: str) -> tuple[str, ...]:
-        return self.toolchain.config_settings(build_backend)
+        settings = self.toolchain.config_settings(build_backend)
+        if build_backend == "mesonpy" and self.numpy_cross_file is not None:
+            settings += (f"setup-args=--cross-file={self.numpy_cross_file}",)
+        return settings
 
     def environment(self) -> dict[str, str]:
         env = self.toolchain.env(home=self.home, tmp=self.tmp)
@@ -241,6 +268,8 @@ class CrossSession(ShellSession):
         if self.rust is not None:
             env.update(self.toolchain.cargo_env(self.rust))
             env["CARGO_HOME"] = str(self.home / ".cargo")
+            if self.offline:  # its crates were fetched in the requires phase
+                env["CARGO_NET_OFFLINE"] = "true"
             first.append(str(self.rust.bin))
         if first:  # after the cross-python's folder: `python`/`pip` stay the cross ones
             cross_bin, _, rest = env["PATH"].partition(":")
@@ -269,6 +298,7 @@ class CrossSession(ShellSession):
         if build_backend in RUST_BACKENDS:
             self.rust = self.root.rust(on_line)
         settings = self.config_settings(build_backend)
+        run = functools.partial(self.run, env=env, timeout=timeout, on_line=on_line, log=log)
         result: ProcResult | None = None
         for kind in ("static", "wheel"):
             argv = crosstools.requires_argv(self.toolchain, frontend, str(project), kind, settings)
@@ -276,6 +306,12 @@ class CrossSession(ShellSession):
             wanted = crosstools.parse_requires(result.tail) if result.ok else None
             if wanted is None:
                 return result
+            numpy = crossnumpy.numpy_requirements(wanted, self.toolchain.python)
+            if numpy:  # the target's numpy wheel decides the version
+                failed = self.fetch_target_numpy(numpy, run)
+                if failed is not None:
+                    return failed
+                wanted = crossnumpy.pinned(wanted, self.target_numpy_version)
             if wanted:
                 target = self.sysroot.dir / f"build-requires-{kind}"
                 self.requires_dirs.append(target)
@@ -284,7 +320,67 @@ class CrossSession(ShellSession):
                 if not result.ok:
                     return result
         assert result is not None
+        failed = self.retarget_numpy(run)
+        if failed is not None:
+            return failed
+        if self.rust is not None:  # crates too, before the build runs without a network
+            for manifest in crossrust.cargo_manifests(project):
+                fetch = crossrust.fetch_argv(self.rust, manifest)
+                result = self.run(fetch, env=env, timeout=timeout, on_line=on_line, log=log)
+                if not result.ok:
+                    return result
         return result
+
+    @property
+    def target_numpy_version(self) -> str:
+        assert self.target_numpy is not None
+        return crossnumpy.wheel_version(self.target_numpy)
+
+    def fetch_target_numpy(
+        self, requirements: Sequence[str], run: Callable[[Sequence[str]], ProcResult]
+    ) -> ProcResult | None:
+        """Download the target's numpy wheel for ``requirements`` (the plan's wheels on
+        the find-links first, then the index) unless one that fits is here; the failed
+        download, or None."""
+        have = self.target_numpy
+        if have is not None and all(
+            crossnumpy.wheel_version(have) in Requirement(r).specifier for r in requirements
+        ):
+            return None
+        dest = self.sysroot.dir / "target-numpy"
+        shutil.rmtree(dest, ignore_errors=True)
+        glibc = self.compiler.glibc or self.root.sysroot_glibc
+        if glibc is None:
+            raise BuildRootUnavailable("the sysroot's glibc is unknown: no target for numpy")
+        argv = crossnumpy.download_argv(
+            self.toolchain.build_python,
+            dest,
+            requirements,
+            platforms=crossnumpy.target_platforms(self.root.arch, glibc, self.toolchain.python),
+            python=self.toolchain.python,
+        )
+        result = run(argv)
+        self.target_numpy = crossnumpy.wheel_in(dest) if result.ok else None
+        return None if self.target_numpy is not None else result
+
+    def retarget_numpy(self, run: Callable[[Sequence[str]], ProcResult]) -> ProcResult | None:
+        """Give the build machine's numpy in the requirement folders the target wheel's
+        headers, libraries and numpy.pc (numpy pulled in by another requirement: its
+        target wheel of the same version is fetched now); the failed download, or None."""
+        for folder in self.requires_dirs:
+            version = crossnumpy.installed_version(folder)
+            if version is None:
+                continue
+            failed = self.fetch_target_numpy([f"numpy=={version}"], run)
+            if failed is not None:
+                return failed
+            assert self.target_numpy is not None
+            crossnumpy.retarget(folder, self.target_numpy)
+            config = folder / "bin" / "numpy-config"
+            if config.is_file():
+                self.numpy_cross_file = self.sysroot.dir / "meson-numpy.ini"
+                self.numpy_cross_file.write_text(crossnumpy.meson_cross_file(config))
+        return None
 
     def command(
         self, argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None, timeout: float | None
@@ -301,17 +397,25 @@ class CrossSession(ShellSession):
             cwd=cwd or str(self.mounts.work.resolve()),
             guard=self.guard(),
         )
-        return Command(unshare_argv(script, argv), {**self.environment(), **env}, timeout)
+        wrapped = unshare_argv(script, argv, offline=self.offline)
+        return Command(wrapped, {**self.environment(), **env}, timeout)
 
     def guard(self) -> SharedGuard:
-        """What this build may write: its work and session folders, zig's cache."""
+        """What this build may write: its work and session folders; the pip/uv cache and
+        zig's (warmed once, :func:`~refinery.builder.zig.warm_cache`) copy-on-write, each
+        build's changes thrown away with it (without overlayfs zig's stays writable)."""
         writable = [self.mounts.work, self.sysroot.dir]
-        if self.toolchain.zig is not None:
-            writable.append(self.toolchain.zig.cache)
+        cow: list[tuple[Path, Path]] = []
+        zig = self.toolchain.zig
+        if zig is not None and self.sysroot.overlay:
+            cow.append((zig.cache.resolve(), self.sysroot.dir / "zig-cache"))
+        elif zig is not None:
+            writable.append(zig.cache)
         return SharedGuard(
             writable=tuple(p.resolve() for p in writable),
             cache=self.mounts.pip_cache.resolve(),
             scratch=self.sysroot.dir / "pip-cache" if self.sysroot.overlay else None,
+            cow=tuple(cow),
         )
 
     def relativise(self) -> int:
@@ -447,6 +551,8 @@ class CrossRoot:
             )
         compiler = self.compiler(target_platform)
         default = self.toolchain(min(self.pythons()), compiler)
+        if default.zig is not None and compiler.glibc is not None:
+            warm_cache(default.zig, zig_target(self.arch, compiler.glibc))
         with self.rootfs.build_session(mounts) as sysroot:
             session = CrossSession(self, sysroot, mounts, default, compiler)
             session.home.mkdir()

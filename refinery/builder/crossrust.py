@@ -13,8 +13,10 @@ unpacks them into one cached prefix (``CacheRoot.cross/rust-<key>``):
 Crates come from crates.io, as with any cargo build: an sdist that does not vendor its
 crates needs it (where crates.io is unreachable, cargo fails in about 10 s with its own
 "Could not resolve host: index.crates.io"; a network limit, not a cross one: emulation
-fails the same way). Builds are not forced offline: that would fail them on every
-runner that can reach crates.io.
+fails the same way). They are fetched in the ``requires`` phase, with the network
+(``cargo fetch`` of each Cargo project of the sdist, :func:`cargo_manifests`); the build
+then runs network-isolated with ``CARGO_NET_OFFLINE`` (:mod:`refinery.builder.isolation`),
+or with the network and without it where the package's fix allows the network.
 """
 
 from __future__ import annotations
@@ -217,3 +219,29 @@ def _fetch(
     shutil.rmtree(state / "cache", ignore_errors=True)
     record = {"version": versions.pop(), "packages": [*HOST_PACKAGES, *TARGET_PACKAGES]}
     (rust.dir / ".complete").write_text(json.dumps(record) + "\n")
+
+
+# --- crates fetched before an isolated build ----------------------------------------
+_NOT_SOURCES = frozenset({"target", "vendor", ".git", "node_modules"})
+
+
+def cargo_manifests(project: Path) -> tuple[Path, ...]:
+    """The Cargo projects of an unpacked sdist whose crates a build will want: every
+    ``Cargo.toml`` beside a ``Cargo.lock`` (a workspace's lock is at its root), else the
+    shallowest ``Cargo.toml`` files (no vendored or built trees)."""
+    found = [
+        p
+        for p in sorted(project.rglob("Cargo.toml"))
+        if not _NOT_SOURCES.intersection(p.relative_to(project).parts[:-1])
+    ]
+    locked = [p for p in found if (p.parent / "Cargo.lock").is_file()]
+    if locked or not found:
+        return tuple(locked)
+    depth = min(len(p.parts) for p in found)
+    return tuple(p for p in found if len(p.parts) == depth)
+
+
+def fetch_argv(rust: RustToolchain, manifest: Path) -> list[str]:
+    """``cargo fetch`` of one Cargo project's crates (into ``CARGO_HOME``), with the
+    network, before the build runs without it (``CARGO_NET_OFFLINE``)."""
+    return [str(rust.bin / "cargo"), "fetch", "--manifest-path", str(manifest)]

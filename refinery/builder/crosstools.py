@@ -58,7 +58,9 @@ from refinery.builder.zig import wrapper as zig_wrapper
 
 CROSSENV = "crossenv==1.6.2"
 TOOLCHAIN_VERSION = (
-    9  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs mapped
+    12  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs
+    # mapped; 10: zig searches the library packs' include and lib folders; 11: zig stdin -x;
+    # 12: the cross-python is meson's host python
 )
 TRIPLETS = {"s390x": "s390x-linux-gnu"}
 QEMU = {"s390x": "qemu-s390x-static"}
@@ -163,6 +165,9 @@ def meson_cross_file(tc: CrossToolchain) -> str:
         "strip": f"/usr/bin/{tc.triplet}-strip",
         "pkg-config": str(tc.bin / "pkg-config"),
         "pkgconfig": str(tc.bin / "pkg-config"),
+        # the host machine's python: without it meson 1.12 found the build-python and
+        # named modules `_x.cpython-311-x86_64-linux-gnu.so` in an s390x wheel
+        "python": str(tc.cross_python),
     }
     if tc.has_fortran:
         binaries["fortran"] = str(tc.compiler("gfortran"))
@@ -475,12 +480,16 @@ def compiler_scripts(tc: CrossToolchain, which: Which = shutil.which) -> dict[Pa
     scripts: dict[Path, str] = {}
     if tc.zig is not None and tc.compilers.glibc is not None:
         target = zig_target(tc.arch, tc.compilers.glibc)
-        after = (tc.sysroot / "usr/include" / tc.triplet, tc.sysroot / "usr/include")
+        after = (
+            tc.sysroot / PACK_PREFIX / "include",  # library packs before the distro's headers
+            tc.sysroot / "usr/include" / tc.triplet,
+            tc.sysroot / "usr/include",
+        )
         readelf = which(f"{tc.triplet}-readelf") or which("readelf") or "readelf"
         guard = LinkGuard(tc.glibc_symbols, readelf, tc.compilers.glibc)
         for tool, language in ZIG_LANGUAGES.items():
             scripts[tc.compiler(tool)] = zig_wrapper(
-                tc.zig, language, target, after, guard, tc.sysroot
+                tc.zig, language, target, after, guard, tc.sysroot, PACK_PREFIX
             )
         for archiver in ZIG_ARCHIVERS:
             scripts[tc.bin / f"{tc.triplet}-{archiver}"] = archiver_wrapper(tc.zig, archiver)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from refinery.builder.container import DEFAULT_IMAGE, default_image, forced_engine
+from refinery.builder.isolation import DiskLimits
 from refinery.builder.native import KEEP_ENV
 from refinery.builder.pipconf import HostPip
 from refinery.builder.proc import OnLine
@@ -91,7 +92,9 @@ class BuildOptions:
     (carried into the roots where they make sense); ``cache`` holds the build tools and
     the pip cache shared by every build. ``packs`` is the folder of library pack recipes
     (``packs/*.toml``) a fix may name; ``pack_store`` the store that keeps made packs
-    by content hash (None: the cache only).
+    by content hash (None: the cache only). ``isolate_network``: the PEP 517 build runs
+    without a network once its requirements are fetched (a package's fix may allow it);
+    ``disk``: what one build may fill (None: unbounded).
     """
 
     cache: CacheRoot
@@ -101,6 +104,8 @@ class BuildOptions:
     pip: HostPip = field(default_factory=HostPip)
     packs: Path = Path("packs")
     pack_store: BlobStore | None = None
+    isolate_network: bool = True
+    disk: DiskLimits | None = field(default_factory=DiskLimits)
 
     def __post_init__(self) -> None:
         if self.installer not in INSTALLERS:
@@ -147,7 +152,8 @@ class AttemptSpec:
     ``packs``: library packs a cross build for an older glibc installs, standing in for
     ``pack_packages`` of ``system_packages`` there; ``config_settings``: PEP 517 ``-C``
     ``key=value`` settings for the build backend; ``tests``: the package's own tests,
-    run on the target after the smoke test (None: none).
+    run on the target after the smoke test (None: none); ``network``: why this package's
+    build keeps the network (a fix's; "": it runs isolated where the backend can).
     """
 
     workdir: Path
@@ -163,6 +169,7 @@ class AttemptSpec:
     pack_packages: tuple[str, ...] = ()
     config_settings: tuple[str, ...] = ()
     tests: PackageTests | None = None
+    network: str = ""
 
     @property
     def log_file(self) -> Path:

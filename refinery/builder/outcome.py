@@ -60,6 +60,7 @@ class BuildOutcome:
     packs: tuple[PackUse, ...] = ()  # library packs the build used
     sbom: SbomSummary | None = None  # the SBOM written into the wheel
     tests: TestReport | None = None  # the package's own tests on the target, if it has any
+    network: str = ""  # how the build step ran: isolated, allowed: why, not isolated: why
 
     @property
     def ok(self) -> bool:
@@ -115,6 +116,7 @@ class AttemptLog:
         self.packs: tuple[PackUse, ...] = ()
         self.sbom: SbomSummary | None = None
         self.tests: TestReport | None = None
+        self.network = ""
 
     def emit(self, line: str) -> None:
         self.lines.append(line)
@@ -162,6 +164,7 @@ class AttemptLog:
             packs=self.packs,
             sbom=self.sbom,
             tests=self.tests,
+            network=self.network,
             reason=self.smoke.note if self.smoke is not None else "",
             durations=self.durations(),
         )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from refinery.builder import isolation
 from refinery.builder.artifacts import (
     NativeSources,
     WheelInfo,
@@ -38,10 +39,12 @@ from refinery.builder.packs import (
     PackTarget,
     ensure_packs,
     load_recipes,
+    stand_ins,
 )
 from refinery.builder.pipconf import RootPipConfig
 from refinery.builder.pkgtests import TestRun, failure_reason, run_tests
 from refinery.builder.pkgtests import summary as tests_summary
+from refinery.builder.prefetch import Prefetch, PrefetchFailed, offline_env
 from refinery.builder.proc import FLOODED, OnLine, ProcResult, run
 from refinery.builder.roots import HOST_RUN_BACKENDS, BuildRoot, Mounts, Session
 from refinery.builder.smoke import SmokeResult, SmokeSpec, smoke_test
@@ -196,28 +199,43 @@ class UsesPacks(Protocol):
     def install_packs(self, packs: Sequence[Pack]) -> None: ...
 
 
-def install_packs(ctx: StepContext, session: Session) -> bool:
-    """A fix's library packs, made (or fetched) for the session's target and installed
-    into its sysroot; whether they were (else the fix's system packages stand in)."""
-    names, attempt = ctx.spec.packs, ctx.attempt
-    if not names:
-        return False
+def install_packs(ctx: StepContext, session: Session) -> tuple[str, ...]:
+    """A fix's library packs, and those standing in for its Debian packages (a derived
+    fix's ``-dev`` package a recipe ``replaces``), made (or fetched) for the session's
+    target and installed into its sysroot; the system packages they stand in for (none:
+    no pack was installed, the fix's system packages do it all)."""
+    attempt = ctx.attempt
     target = session.pack_target if isinstance(session, UsesPacks) else None
     if target is None or not isinstance(session, UsesPacks):
-        attempt.note(f"library packs ({', '.join(names)}) are for zig cross builds: not used here")
-        return False
-    attempt.phase("packs", ", ".join(names))
-    t = time.monotonic()
-    maker = PackMaker(
-        cache=ctx.options.cache.packs,
-        target=target,
-        store=ctx.options.pack_store,
-        on_line=attempt.emit,
-        log=attempt.log,
-        timeout=attempt.remaining(),
-    )
+        if ctx.spec.packs:
+            listed = ", ".join(ctx.spec.packs)
+            attempt.note(f"library packs ({listed}) are for zig cross builds: not used here")
+        return ()
+    if not ctx.spec.packs and not ctx.spec.system_packages:
+        return ()
     try:
-        made = ensure_packs(load_recipes(ctx.options.packs), names, maker)
+        recipes = load_recipes(ctx.options.packs)
+    except PackError as exc:
+        raise PhaseFailed(str(exc), status=NodeStatus.SYSTEM_RECIPE_FAILED) from None
+    others = [p for p in ctx.spec.system_packages if p not in ctx.spec.pack_packages]
+    swaps = stand_ins(recipes, others)  # a derived fix's package a pack replaces
+    names = tuple(dict.fromkeys((*ctx.spec.packs, *swaps.values())))
+    if not names:
+        return ()
+    attempt.phase("packs", ", ".join(names))
+    for package, name in swaps.items():
+        attempt.note(f"pack {name} stands in for {package} (zig builds for the target glibc)")
+    t = time.monotonic()
+    try:
+        maker = PackMaker(
+            cache=ctx.options.cache.packs,
+            target=target,
+            store=ctx.options.pack_store,
+            on_line=attempt.emit,
+            log=attempt.log,
+            timeout=attempt.remaining(),
+        )
+        made = ensure_packs(recipes, names, maker)
         session.install_packs(made)
     except (PackError, PackFailed) as exc:
         raise PhaseFailed(str(exc), status=NodeStatus.SYSTEM_RECIPE_FAILED) from None
@@ -226,15 +244,13 @@ def install_packs(ctx: StepContext, session: Session) -> bool:
     attempt.packs = tuple(PackUse(p.name, p.version, p.identity, p.recipe.notes) for p in made)
     for pack in made:
         attempt.note(f"pack {pack.name} {pack.version} ({pack.identity[:12]}): {pack.recipe.notes}")
-    return True
+    return (*ctx.spec.pack_packages, *swaps)
 
 
-def install_recipes(ctx: StepContext, session: Session, packs_used: bool = False) -> None:
+def install_recipes(ctx: StepContext, session: Session, stood_in: Sequence[str] = ()) -> None:
     """A fix's system packages, with the session's package manager (without those the
-    installed library packs stand in for)."""
-    packages = ctx.spec.system_packages
-    if packs_used:
-        packages = tuple(p for p in packages if p not in ctx.spec.pack_packages)
+    installed library packs stand in for: ``stood_in``)."""
+    packages = tuple(p for p in ctx.spec.system_packages if p not in stood_in)
     if not packages:
         return
     attempt = ctx.attempt
@@ -343,6 +359,63 @@ def provide_build_requires(
     return ("--no-isolation",)
 
 
+def isolate_network(
+    ctx: StepContext,
+    session: Session,
+    source: Source,
+    env: dict[str, str],
+    boot: tuple[str, str],
+) -> bool:
+    """Take the network from the PEP 517 build, unless the run or the package's fix
+    keeps it: its requirements are fetched first (by the session itself, or into a
+    wheel folder ``env`` is pointed at: :mod:`refinery.builder.prefetch`). The attempt
+    records how the build ran. ``boot``: the interpreter and pypa/build's folder."""
+    mode = isolation.network_mode(
+        isolate=ctx.options.isolate_network,
+        allowed=ctx.spec.network,
+        backend=session.backend,
+        capable=isinstance(session, isolation.Isolating),
+    )
+    if mode == isolation.ISOLATED and not isinstance(session, ProvidesBuildRequires):
+        env.update(prefetch_requires(ctx, session, source, env, boot))
+    if mode == isolation.ISOLATED and isinstance(session, isolation.Isolating):
+        why = session.isolate_network()
+        mode = f"not isolated: {why}" if why else mode
+    ctx.attempt.network = mode
+    return mode == isolation.ISOLATED
+
+
+def prefetch_requires(
+    ctx: StepContext,
+    session: Session,
+    source: Source,
+    env: Mapping[str, str],
+    boot: tuple[str, str],
+) -> dict[str, str]:
+    """The build requirements as wheels, fetched in ``session`` with the network; the
+    build's environment installing from them only."""
+    attempt = ctx.attempt
+    attempt.phase("requires", "build requirements fetched before the isolated build")
+    mark = len(attempt.lines)
+
+    def run(argv: Sequence[str], run_env: Mapping[str, str]) -> ProcResult:
+        timeout = attempt.remaining()
+        return session.run(
+            argv, env=run_env, timeout=timeout, on_line=attempt.emit, log=attempt.log
+        )
+
+    settings = (*session.config_settings(source.natives.backend), *ctx.spec.config_settings)
+    fetch = Prefetch(
+        *boot, session.inside(source.project), settings, ctx.spec.workdir, session.inside, run
+    )
+    try:
+        wheels = fetch.fetch(env)
+    except PrefetchFailed as exc:
+        lines = tuple(attempt.lines[mark:])
+        raise PhaseFailed(f"{exc} failed", result=exc.result, lines=lines) from None
+    return offline_env(env, session.inside(wheels))
+
+
 def build(
     ctx: StepContext,
     session: Session,
@@ -365,7 +438,9 @@ def build(
     )
     t = time.monotonic()
     extra_args += provide_build_requires(ctx, session, source, ":".join(frontend), env)
-    attempt.phase("build", f"python -m build --wheel {' '.join(extra_args)}".strip())
+    isolated = isolate_network(ctx, session, source, env, (interpreter, frontend[0]))
+    command = f"python -m build --wheel {' '.join(extra_args)}".strip()
+    attempt.phase("build", f"{command} (network: {attempt.network})")
     mark = len(attempt.lines)
     argv = [interpreter, "-c", FRONTEND_BOOT, ":".join(frontend), "--wheel", *extra_args]
     settings = (*session.config_settings(source.natives.backend), *ctx.spec.config_settings)
@@ -379,6 +454,9 @@ def build(
     if result.flooded:  # our verdict: a line of the flood is no root cause
         raise PhaseFailed(FLOODED, result=result, lines=lines, verdict=True)
     if not result.ok:
+        reached = isolation.network_failure(lines) if isolated else None
+        if reached is not None:  # the reason names the line; the catalog's hint allows it
+            raise PhaseFailed(isolation.network_reason(reached), result=result, verdict=True)
         what = "timed out" if result.timed_out else f"failed with exit code {result.exit_code}"
         raise PhaseFailed(f"wheel build {what}", result=result, lines=lines)
     built = sorted(ws.dist.glob("*.whl"))

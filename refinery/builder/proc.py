@@ -17,6 +17,7 @@ this is the backstop behind them).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import re
 import signal
@@ -35,6 +36,13 @@ LOG_KEEP = 8 << 20  # bytes of a command's output kept at the head of its log, a
 OUTPUT_LIMIT = 2 << 30  # bytes of output that make a flood: the command is killed
 LINE_LIMIT = 64 << 10  # longer lines are split (a line without end never fills memory)
 FLOODED = "the build flooded its log (output past the limit); stopped, head and tail kept"
+#: A check a command is stopped by, asked four times a second while it runs (e.g. the disk
+#: watchdog of :mod:`refinery.builder.isolation`): a reason stops it, None lets it run.
+#: Set per build (a context variable: each build's thread has its own).
+STOP: contextvars.ContextVar[Callable[[], str | None] | None] = contextvars.ContextVar(
+    "refinery_stop", default=None
+)
+STOP_POLL = 0.25
 
 #: Variables no command may see: credentials by their names (tokens, secrets, passwords,
 #: keys; a CI's own as well, e.g. its runtime and OIDC tokens) and cloud providers' ones.
@@ -69,10 +77,11 @@ class ProcResult:
     timed_out: bool
     tail: tuple[str, ...]
     flooded: bool = False  # killed for writing more than OUTPUT_LIMIT bytes
+    stopped: str = ""  # killed by the build's STOP check, and why
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out and not self.flooded
+        return self.exit_code == 0 and not self.timed_out and not self.flooded and not self.stopped
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace: float = 1.0) -> None:
@@ -155,21 +164,74 @@ def _stream(
     return False
 
 
+@dataclass
+class _Watcher:
+    """A thread asking the build's :data:`STOP` check while a command runs; a reason
+    kills the process tree (and lands in ``stopped``)."""
+
+    proc: subprocess.Popen[bytes]
+    check: Callable[[], str | None]
+    stopped: list[str] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def poll(self) -> None:
+        while not self.done.is_set() and self.proc.poll() is None:
+            reason = self.check()
+            if reason:
+                self.stopped.append(reason)
+                _kill_group(self.proc, grace=0.0)
+                return
+            self.done.wait(STOP_POLL)
+
+    def start(self) -> _Watcher:
+        threading.Thread(target=self.poll, daemon=True).start()
+        return self
+
+    def stop(self) -> str:
+        self.done.set()
+        return self.stopped[0] if self.stopped else ""
+
+
 def _finish(
-    tail: list[str], log: _BoundedLog, emit: OnLine, *, timed_out: float | None, flooded: bool
+    tail: list[str],
+    log: _BoundedLog,
+    emit: OnLine,
+    *,
+    timed_out: float | None,
+    flooded: bool,
+    stopped: str = "",
 ) -> None:
-    """The closing line of a command that was stopped (timeout or flood)."""
+    """The closing line of a command that was stopped (timeout, flood or its check)."""
     log.close()
     if timed_out is not None:
         message = f"!! timed out after {timed_out:.0f}s; killed the process tree"
     elif flooded:
         message = f"!! output passed {OUTPUT_LIMIT} bytes (a flood); killed the process tree"
+    elif stopped:
+        message = f"!! {stopped}; killed the process tree"
     else:
         return
     tail.append(message)
     if log.file is not None:
         log.file.write(message + "\n")
     emit(message)
+
+
+def _timer(
+    proc: subprocess.Popen[bytes], timeout: float | None, timed_out: threading.Event
+) -> threading.Timer | None:
+    """A timer killing ``proc``'s tree after ``timeout`` seconds (and setting ``timed_out``)."""
+    if timeout is None:
+        return None
+
+    def expire() -> None:
+        timed_out.set()
+        _kill_group(proc)
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def run(
@@ -209,16 +271,9 @@ def run(
             start_new_session=True,
         )
         timed_out = threading.Event()
-        timer: threading.Timer | None = None
-        if timeout is not None:
-
-            def expire() -> None:
-                timed_out.set()
-                _kill_group(proc)
-
-            timer = threading.Timer(timeout, expire)
-            timer.daemon = True
-            timer.start()
+        timer = _timer(proc, timeout, timed_out)
+        check = STOP.get()
+        watcher = _Watcher(proc, check).start() if check is not None else None
         if stdin_data is not None and proc.stdin is not None:
             proc.stdin.write(stdin_data)
             proc.stdin.close()
@@ -227,11 +282,17 @@ def run(
         code = proc.wait()
         if timer is not None:
             timer.cancel()
-        stopped = timed_out.is_set() or flooded
+        why = watcher.stop() if watcher is not None else ""
+        why = "" if timed_out.is_set() or flooded else why
         _finish(
-            tail, bounded, emit, timed_out=timeout if timed_out.is_set() else None, flooded=flooded
+            tail,
+            bounded,
+            emit,
+            timed_out=timeout if timed_out.is_set() else None,
+            flooded=flooded,
+            stopped=why,
         )
-        if stopped:
+        if timed_out.is_set() or flooded or why:
             code = -signal.SIGKILL
         else:
             # Children that outlived the leader (daemons) must not survive the build.
@@ -244,6 +305,7 @@ def run(
             timed_out=timed_out.is_set(),
             tail=tuple(tail),
             flooded=flooded and not timed_out.is_set(),
+            stopped=why,
         )
     finally:
         if log_file is not None:

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refinery.builder import binfmt, pipconf, rootfs_image
+from refinery.builder import binfmt, isolation, pipconf, rootfs_image
 from refinery.builder.errors import BuildRootUnavailable, MissingPython
 from refinery.builder.proc import OnLine
 from refinery.builder.roots import INSIDE_BASE, BoundSession, Command, Mounts, ShellSession, quoted
@@ -138,11 +138,14 @@ def namespace_script(
     return "\n".join(lines)
 
 
-def unshare_argv(script: str, argv: Sequence[str]) -> list[str]:
+def unshare_argv(script: str, argv: Sequence[str], *, offline: bool = False) -> list[str]:
+    """``argv`` run by ``script`` in new mount and PID namespaces (``offline``: and a
+    network namespace of its own, loopback only — :mod:`refinery.builder.isolation`)."""
     return [
         "unshare",
         "--mount",
         "--pid",
+        *isolation.unshare_net(offline),
         "--fork",
         "--kill-child",
         "--propagation",
@@ -150,7 +153,7 @@ def unshare_argv(script: str, argv: Sequence[str]) -> list[str]:
         "--",
         "sh",
         "-c",
-        script,
+        isolation.offline_script(script) if offline else script,
         "refinery-root",
         *argv,
     ]
@@ -169,6 +172,15 @@ class RootfsSession(BoundSession, ShellSession):
     package_manager = "apt"
     host_auditwheel = True
     ca_bundle: str | None = field(default=pipconf.ROOT_CA_BUNDLE, init=False)
+    offline: bool = field(default=False, init=False)  # commands see no network (loopback)
+
+    def isolate_network(self) -> str:
+        self.offline = True
+        return ""
+
+    @property
+    def scratch(self) -> Path:
+        return self.dir
 
     @property
     def merged(self) -> Path:
@@ -199,7 +211,8 @@ class RootfsSession(BoundSession, ShellSession):
             cwd=cwd or f"{INSIDE_BASE}/work",
             guarded={PIP_CACHE_INSIDE: self.dir / "pip-cache" if self.overlay else None},
         )
-        return Command(unshare_argv(script, argv), {**base_env(), **env}, timeout)
+        argv = unshare_argv(script, argv, offline=self.offline)
+        return Command(argv, {**base_env(), **env}, timeout)
 
     def install_command(self, packages: Sequence[str]) -> tuple[str, str]:
         if not packages:

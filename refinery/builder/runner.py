@@ -327,6 +327,7 @@ class _Run:
                         packs=outcome.packs,
                         sbom=outcome.sbom,
                         tests=outcome.tests,
+                        network=outcome.network,
                     )
             updated = current.evolve(
                 status=record_status,
@@ -464,6 +465,7 @@ class _Run:
                 packs=fix.packs if fix else (),
                 pack_packages=fix.pack_packages if fix else (),
                 config_settings=fix.config_settings if fix else (),
+                network=fix.network if fix else "",
                 tests=self.options.tests(node.name, node.python) if self.options.tests else None,
                 on_line=on_line,
                 target_platform=platform_for(self.plan.targets, node.python),

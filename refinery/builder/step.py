@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from refinery.builder import phases
+from refinery.builder import isolation, phases
 from refinery.builder.options import AttemptSpec, BuildOptions
 from refinery.builder.outcome import (
     PHASE_PREFIX,
@@ -57,21 +57,28 @@ def build_node(
     attempt = AttemptLog(log, spec.on_line, options.timeout)
     attempt.phase("start", f"{node.key} on {root.backend} ({root.image})")
     ctx = StepContext(node, root, options, spec, attempt)
+    watch = isolation.DiskWatch(options.disk, [spec.workdir]) if options.disk else None
     try:
-        final = _run_phases(ctx)
+        with isolation.watching(watch):
+            final = _run_phases(ctx, watch)
     except PhaseFailed as failure:
+        if watch is not None and watch.reason:  # stopped for the disk, whatever failed then
+            isolation.empty_folder(spec.workdir, keep=log)
+            failure = PhaseFailed(watch.reason, result=failure.result, verdict=True)
         return attempt.failed(failure, root.backend, root.image, node.python)
     attempt.phase("done", f"built {final.name}")
     built = attempt.outcome(NodeStatus.BUILT, root.backend, root.image, node.python)
     return replace(built, exit_code=0)
 
 
-def _run_phases(ctx: StepContext) -> Path:
+def _run_phases(ctx: StepContext, watch: isolation.DiskWatch | None = None) -> Path:
     """Every phase in order; the final wheel, or :class:`PhaseFailed` from the first
-    phase that cannot go on."""
+    phase that cannot go on. ``watch`` also bounds the build session's own layer."""
     source = phases.fetch(ctx, phases.sdist_of(ctx))
     ws = phases.prepare(ctx)
     with ctx.root.build_session(ws.mounts, ctx.spec.target_platform) as session:
+        if watch is not None and isinstance(session, isolation.HasScratch):
+            watch.add(session.scratch)
         host_pip = phases.pip_config(ctx, session)
         interpreter = session.python(ctx.python)
         phases.install_recipes(ctx, session, phases.install_packs(ctx, session))

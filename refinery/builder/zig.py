@@ -8,8 +8,11 @@ CPython extension needs nothing newer than ``GLIBC_2.16`` and imports under emul
 C++ gets zig's bundled libc++, linked statically into the extension.
 
 zig comes from its PyPI wheel (``ziglang``, a self-contained x86_64 binary), unpacked
-once into the cross folder of the cache root; its compile cache (libc stubs, libc++,
-built on first use in about a minute) lives beside it and is shared by every build.
+once into the cross folder of the cache root; its compile cache (libc stubs, crt files,
+libc++, about a minute to build) lives beside it. It is warmed once per target
+(:func:`warm_cache`), outside any build; builds then see it copy-on-write (the cross
+backend's guard): what a build adds or changes is gone with it, so no build can plant an
+object the next one links.
 
 This module knows zig; :mod:`refinery.builder.crosstools` decides when to use it
 (:func:`compiler_for`) and writes the wrappers.
@@ -17,9 +20,12 @@ This module knows zig; :mod:`refinery.builder.crosstools` decides when to use it
 
 from __future__ import annotations
 
+import fcntl
 import platform
 import re
 import shlex
+import subprocess
+import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -134,6 +140,8 @@ def zig_target(arch: str, glibc: Glibc) -> str:
 
 
 Language = Literal["cc", "c++", "cpp"]
+#: What ``-`` (stdin) is, for each wrapper language.
+STDIN_LANGUAGE: dict[Language, str] = {"cc": "c", "c++": "c++", "cpp": "c"}
 
 
 Archiver = Literal["ar", "ranlib"]
@@ -235,8 +243,9 @@ def _guard_lines(guard: LinkGuard | None) -> str:
     )
 
 
-def _host_dir_cases(sysroot: Path | None) -> str:
-    """``case`` arms mapping the host's system folders into ``sysroot`` (see
+def _host_dir_cases(sysroot: Path | None, packs: str) -> str:
+    """``case`` arms mapping the host's system folders (and the library packs' prefix
+    ``packs`` a compiled ``*-config`` program prints) into ``sysroot`` (see
     :func:`wrapper`); none without a sysroot."""
     if sysroot is None:
         return ""
@@ -247,7 +256,21 @@ def _host_dir_cases(sysroot: Path | None) -> str:
         f'    -I/usr/include/*) set -- "$@" "-I{s}${{a#-I}}" ;;\n'
         f"    -L{host_lib}|-L{host_lib}/*|-L/usr/local/lib|-L/usr/local/lib/*) ;;\n"
         f'    -L/usr/lib|-L/usr/lib/*|-L/lib|-L/lib/*) set -- "$@" "-L{s}${{a#-L}}" ;;\n'
+        + (
+            f'    -[IL]/{packs}|-[IL]/{packs}/*) set -- "$@" "${{a%%/*}}{s}/${{a#*/}}" ;;\n'
+            if packs
+            else ""
+        )
     )
+
+
+def _pack_libdir(sysroot: Path | None, packs: str) -> str:
+    """A link also searches the library packs' folder last (a package naming only
+    ``-lgmp`` finds the pack's); their include folder is in ``include_after``."""
+    if sysroot is None or not packs:
+        return ""
+    lib = shlex.quote(str(sysroot / packs / "lib"))
+    return f'[ "$link" = 1 ] && [ -d {lib} ] && set -- "$@" -L{lib}\n'
 
 
 def wrapper(
@@ -257,6 +280,7 @@ def wrapper(
     include_after: tuple[Path, ...],
     guard: LinkGuard | None = None,
     sysroot: Path | None = None,
+    packs: str = "",
 ) -> str:
     """A compiler script running ``zig cc``/``zig c++`` (``cpp``: the preprocessor) for
     ``target``.
@@ -275,7 +299,9 @@ def wrapper(
     the host's system folders a package names itself (Pillow adds ``-I/usr/include``
     and ``-L/usr/lib/<multiarch>``) are mapped into the sysroot, and the bare include
     folders dropped (they are searched after zig's headers already): the host's or the
-    sysroot's glibc headers before zig's break the build (``L_tmpnam`` undeclared)."""
+    sysroot's glibc headers before zig's break the build (``L_tmpnam`` undeclared).
+    ``packs`` (the library packs' prefix below the sysroot) is mapped the same way, and
+    a link searches its ``lib`` last."""
     q = shlex.quote
     mode = {"cc": "cc", "c++": "c++", "cpp": "cc -E"}[language]
     after = " ".join(f"-idirafter {q(str(p))}" for p in include_after)
@@ -294,7 +320,10 @@ def wrapper(
         "  prev=$a\n"
         '  case "$a" in\n'
         "    --target=*|-Wl,-Bsymbolic-functions|-cpp) ;;\n"
-        f"{_host_dir_cases(sysroot)}"
+        # stdin without -x (meson 1.2's define probe `-E -dM -`): zig takes the target
+        # for clang's and fails ("version '.2.28' in target triple ... is invalid")
+        f'    -) set -- "$@" -x {STDIN_LANGUAGE[language]} - ;;\n'
+        f"{_host_dir_cases(sysroot, packs)}"
         f"    -Wl,--version) echo {q(LINKER_VERSION)}; exit 0 ;;\n"
         '    -lstdc++) set -- "$@" -lc++ ;;\n'
         '    -lgcc_s) set -- "$@" -lunwind ;;\n'
@@ -302,5 +331,61 @@ def wrapper(
         '    *) set -- "$@" "$a" ;;\n'
         "  esac\n"
         "done\n"
+        f"{_pack_libdir(sysroot, packs)}"
         f"{tail}"
     )
+
+
+#: What :func:`warm_cache` compiles: a C library, a C program (crt files) and a C++
+#: library (libc++, libc++abi, libunwind), with the flags extension builds use.
+_WARM = (
+    ("cc", "warm.c", "int refinery_warm(int x) { return x + 1; }\n", ("-shared", "-fPIC", "-O2")),
+    ("cc", "main.c", "int main(void) { return 0; }\n", ("-O2",)),
+    (
+        "c++",
+        "warm.cpp",
+        "#include <string>\n#include <vector>\n"
+        "std::string refinery_warm(int n) { return std::to_string(std::vector<int>(n).size()); }\n",
+        ("-shared", "-fPIC", "-O2"),
+    ),
+    (
+        "c++",
+        "warm3.cpp",
+        '#include <string>\nstd::string w3() { return "3"; }\n',
+        ("-shared", "-fPIC", "-O3"),
+    ),
+)
+
+
+def warm_cache(zig: Zig, target: str) -> None:
+    """Fill zig's shared cache for ``target`` once (libc stubs, crt files, libc++), with
+    the cache writable and no build running: builds see it copy-on-write after this, and
+    what they would otherwise build into it on first use is there already."""
+    mark = zig.cache / f".warm-{target}"
+    if mark.is_file():
+        return
+    zig.cache.mkdir(parents=True, exist_ok=True)
+    with open(zig.home / ".warm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if mark.is_file():
+            return
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(zig.home)}
+        env.update(ZIG_GLOBAL_CACHE_DIR=str(zig.cache), ZIG_LOCAL_CACHE_DIR=str(zig.cache))
+        with tempfile.TemporaryDirectory(prefix="zig-warm.") as tmp:
+            for mode, name, text, flags in _WARM:
+                source = Path(tmp) / name
+                source.write_text(text)
+                argv = [str(zig.binary), mode, "-target", target, *flags, str(source)]
+                done = subprocess.run(
+                    [*argv, "-o", str(source.with_suffix(".out"))],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    env=env,
+                )
+                if done.returncode != 0:
+                    raise BuildRootUnavailable(
+                        f"warming zig's cache failed ({' '.join(argv[1:])}): "
+                        f"{done.stderr.strip()[-500:]}"
+                    )
+        mark.write_text(ZIGLANG + "\n")

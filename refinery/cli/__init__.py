@@ -16,6 +16,7 @@ from refinery.cli import (
     store,
     test,
     verify,
+    wheels,
 )
 from refinery.cli.app import Settings, main
 from refinery.cli.plan import make_plan
@@ -35,4 +36,5 @@ __all__ = [
     "store",
     "test",
     "verify",
+    "wheels",
 ]

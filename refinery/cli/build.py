@@ -46,6 +46,8 @@ class BuildFlags:
     verbose: bool = False
     nodes: tuple[str, ...] = ()
     fixes: tuple[str, ...] = ()
+    network_isolation: bool | None = None  # None: refinery.toml's (default on)
+    disk_quota: float | None = None  # GiB; None: refinery.toml's
 
     @classmethod
     def take(cls, given: dict[str, Any]) -> BuildFlags:
@@ -106,6 +108,20 @@ class BuildFlags:
         most = self.max_attempts + (1 if fallback else 0)
         return renderer(report, max_attempts=most, jobs=self.jobs, verbose=self.verbose)
 
+    def limits(self) -> dict[str, Any]:
+        """Network isolation and the disk watchdog: the flags, else refinery.toml."""
+        from refinery.builder.isolation import GIB, DiskLimits
+        from refinery.cli.config import read_config
+
+        toml = read_config().limits
+        quota = toml.disk_quota_gib if self.disk_quota is None else self.disk_quota
+        disk = DiskLimits(quota=int(quota * GIB), min_free=int(toml.disk_min_free_gib * GIB))
+        isolate = self.network_isolation
+        return {
+            "isolate_network": toml.network_isolation if isolate is None else isolate,
+            "disk": disk if disk.quota or disk.min_free else None,
+        }
+
     def run_options(self, settings: Settings, catalog_digest: str) -> RunOptions:
         """The runner's options; the host's pip settings are read here, once."""
         from refinery.builder.options import BuildOptions, RunOptions
@@ -119,6 +135,7 @@ class BuildFlags:
             pip=HostPip.read(os.environ, Path.home()),
             packs=self.hints_dir.parent / "packs",  # library pack recipes beside the hints
             pack_store=settings.open_store().blobs,
+            **self.limits(),
         )
         return RunOptions(
             build=build,
@@ -184,6 +201,19 @@ build_options = options(
         default="auto",
         show_default=True,
         help="What fills pypa/build's isolated environment (uv for s390x is ~3x faster).",
+    ),
+    click.option(
+        "--network-isolation/--no-network-isolation",
+        default=None,
+        help="The PEP 517 build runs without a network once its requirements are fetched "
+        "(default: refinery.toml's build.network-isolation, on).",
+    ),
+    click.option(
+        "--disk-quota",
+        type=float,
+        default=None,
+        metavar="GIB",
+        help="What one build's folders may hold (default: refinery.toml's, 20; 0: no bound).",
     ),
     click.option(
         "--verbose",

@@ -552,26 +552,58 @@ def _append_github_output(values: dict[str, str]) -> None:
 
 
 @main.command("stamp-run")
-@click.option("--url", required=True, help="The Actions run (and job) that built them.")
+@click.option("--url", required=True, help="The Actions run (attempt) that built them.")
 @click.option("--job", default="", help="The job's name.")
+@click.option(
+    "--job-id",
+    default="",
+    help="The job's id: the job.check_run_id context (its page is <run>/job/<id>).",
+)
+@click.option(
+    "--lookup",
+    is_flag=True,
+    help="No --job-id (GitHub Enterprise Server has no job.check_run_id): ask the API "
+    "for the job named --job in this run attempt (token with actions: read).",
+)
+@_with_github_options
 @click.pass_obj
 @_guard
-def stamp_run(settings: Settings, /, url: str, job: str) -> None:
-    """Put the Actions run URL into the timeline of every record of --store (a build
-    job's own staging store: run without $REFINERY_STORE_BASE)."""
+def stamp_run(settings: Settings, /, **given: Any) -> None:
+    """Put the Actions run URL and the job URL (its live log) into every record of
+    --store (a build job's own staging store: run without $REFINERY_STORE_BASE): the
+    record, its attempts this job made, and an ``actions-run`` event in its timeline."""
     from refinery.core.clock import now
+    from refinery.gitops.github import job_url_of, parse_run_url
 
+    url, job, job_id = given["url"], given["job"], given["job_id"]
+    _run, run_id, attempt = parse_run_url(url)
+    job_url = job_url_of(url, job_id) if job_id else ""
+    if not job_url and given["lookup"] and job:
+        with _github(given["repo"], given["api_url"]) as gh:
+            job_url = gh.job_url(run_id, attempt, job) or ""
     store = settings.open_store()
-    message = f"{job}: {url}" if job else url
+    message = " ".join(x for x in (f"{job}:" if job else "", url, job_url) if x)
     count = 0
     for record in list(store.records()):
 
         def change(current: BuildRecord | None, record: BuildRecord = record) -> BuildRecord:
-            return (current or record).with_event(now(), "actions-run", message)
+            return _stamped(current or record, url, job_url).with_event(
+                now(), "actions-run", message
+            )
 
         store.update_record(record.name, record.version, record.python, change)
         count += 1
-    _err(f"{count} record(s) link {url}")
+    _err(f"{count} record(s) link {job_url or url}")
+
+
+def _stamped(record: BuildRecord, run_url: str, job_url: str) -> BuildRecord:
+    """``record`` with the run and job on it and on the attempts no job claimed yet."""
+    from dataclasses import replace
+
+    attempts = tuple(
+        a if a.run_url else replace(a, run_url=run_url, job_url=job_url) for a in record.attempts
+    )
+    return record.evolve(attempts=attempts, run_url=run_url, job_url=job_url)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

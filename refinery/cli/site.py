@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from refinery.cli.app import Settings, _guard, main
 from refinery.cli.store import folder_option
+
+
+def _logs(where: str) -> dict[str, Any]:
+    """``--logs``: the SiteOptions fields it sets."""
+    if where == "store":
+        return {}
+    if where == "copy":
+        return {"copy_logs": True}
+    if where.startswith(("https://", "http://")):
+        return {"logs_url": where}
+    raise click.BadParameter(f"{where!r}: give store, copy or an http(s) URL", param_hint="--logs")
 
 
 @main.command()
@@ -32,12 +44,23 @@ from refinery.cli.store import folder_option
     help="The served index users install from (shown in every pip command).",
 )
 @folder_option("--hints-dir", default="hints", help="The hint catalog (how often each fired).")
+@click.option(
+    "--logs",
+    envvar="REFINERY_SITE_LOGS",
+    default="store",
+    show_default=True,
+    metavar="store|copy|URL",
+    help="Full logs: stay in the store (pages keep the excerpt and name `refinery logs`), "
+    "are linked at URL (the store's public URL, its logs/ keys below it), or are copied "
+    "into the site (small sites only: 10,000 packages outgrow GitHub Pages' 1 GB).",
+)
 @click.option("--full", is_flag=True, help="Regenerate and rebuild every page.")
 @click.option("--markdown-only", is_flag=True, help="Write docs/status/ only; no MkDocs build.")
 @click.pass_obj
 @_guard
 def site(
     settings: Settings,
+    /,
     site_dir: Path,
     docs_dir: Path,
     config_file: Path | None,
@@ -45,6 +68,7 @@ def site(
     hints_dir: Path,
     full: bool,
     markdown_only: bool,
+    **given: str,
 ) -> None:
     """Generate the status pages from the store and build the site (mkdocs, strict).
 
@@ -62,7 +86,7 @@ def site(
         docs_dir=docs_dir,
         site_dir=None if markdown_only else site_dir,
         config_file=config,
-        options=SiteOptions(pip_index=pip_index, hints_dir=hints_dir),
+        options=SiteOptions(pip_index=pip_index, hints_dir=hints_dir, **_logs(given["logs"])),
         full=full,
     )
     g = result.generated

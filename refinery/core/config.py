@@ -14,6 +14,9 @@ platform = "manylinux_2_28_s390x"   # manylinux_2_17 (manylinux2014) or newer
 [build]
 backend = "container"               # the workflows' default backend
 redispatch-budget = 2               # re-dispatches per node after a lost runner
+network-isolation = true            # the PEP 517 build runs without a network
+disk-quota-gib = 20                 # what one build's folders may hold
+disk-min-free-gib = 2               # free space a build must leave on its filesystem
 
 [runners]
 hosted = "ubuntu-24.04"             # jobs that need no s390x machine
@@ -53,6 +56,15 @@ class Targets:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """What a build may reach and fill ([build] of ``refinery.toml``)."""
+
+    network_isolation: bool = True
+    disk_quota_gib: float = 20.0
+    disk_min_free_gib: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class RefineryConfig:
     targets: Targets = field(default_factory=Targets)
     backend: BackendChoice = "container"
@@ -60,6 +72,7 @@ class RefineryConfig:
     hosted_runner: str = "ubuntu-24.04"
     s390x_runner: str = ""
     files: Mapping[str, Targets] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
 
     def targets_for(self, files: Iterable[str]) -> Targets:
         """The targets one plan of ``files`` gets: each file's override (else the
@@ -125,7 +138,7 @@ def _targets(doc: Any, where: str, base: Targets) -> Targets:
 
 
 def _build(doc: Any) -> tuple[BackendChoice, int]:
-    table = _table(doc, "build", ("backend", "redispatch-budget"))
+    table = _table(doc, "build", ("backend", "redispatch-budget", *LIMIT_KEYS))
     backend = table.get("backend", "container")
     if backend not in BACKEND_CHOICES:
         raise ConfigError(
@@ -136,6 +149,22 @@ def _build(doc: Any) -> tuple[BackendChoice, int]:
     if not isinstance(budget, int) or isinstance(budget, bool) or not 0 <= budget <= 10:
         raise ConfigError(f"{CONFIG_FILE}: build.redispatch-budget must be 0 … 10")
     return backend, budget
+
+
+LIMIT_KEYS = ("network-isolation", "disk-quota-gib", "disk-min-free-gib")
+
+
+def _limits(table: Mapping[str, Any]) -> Limits:
+    isolate = table.get("network-isolation", True)
+    if not isinstance(isolate, bool):
+        raise ConfigError(f"{CONFIG_FILE}: build.network-isolation must be true or false")
+    sizes = []
+    for key, default in (("disk-quota-gib", 20.0), ("disk-min-free-gib", 2.0)):
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{CONFIG_FILE}: build.{key} must be a number of GiB (0: no bound)")
+        sizes.append(float(value))
+    return Limits(isolate, sizes[0], sizes[1])
 
 
 def _runners(doc: Any) -> tuple[str, str]:
@@ -159,7 +188,9 @@ def parse_config(doc: Mapping[str, Any]) -> RefineryConfig:
         _norm(str(path)): _targets(table, f'files."{path}"', targets)
         for path, table in files_doc.items()
     }
-    return RefineryConfig(targets, backend, budget, hosted, s390x, files)
+    build = top.get("build", {})
+    limits = _limits(build) if isinstance(build, Mapping) else Limits()
+    return RefineryConfig(targets, backend, budget, hosted, s390x, files, limits)
 
 
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column \d+\)")

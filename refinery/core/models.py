@@ -443,12 +443,24 @@ class Attempt:
     derived: tuple[DerivedFix, ...] = ()  # fixes derived for this attempt (absent when none)
     tests: TestReport | None = None  # the package's own tests on the target (absent: none)
     sbom: SbomSummary | None = None  # the SBOM the built wheel carries (absent: none)
+    #: How the build step reached the network: "isolated", "allowed: why", "not
+    #: isolated: why" (absent: not recorded, older records).
+    network: str = ""
+    #: The GitHub Actions run (attempt) and job that made this attempt (absent: not on
+    #: Actions); the job's URL opens its live log.
+    run_url: str = ""
+    job_url: str = ""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):
             v = getattr(self, f.name)
             out[f.name] = list(v) if isinstance(v, tuple) else v
+        if not self.network:
+            del out["network"]
+        for key in ("run_url", "job_url"):  # absent when empty: older records read as before
+            if not out[key]:
+                del out[key]
         for key in ("packs", "derived"):  # absent when empty: older records read as before
             items = getattr(self, key)
             if items:
@@ -515,6 +527,10 @@ class BuildRecord:
     reason: str = ""
     updated: str = ""
     schema: int = RECORD_SCHEMA
+    #: The Actions run and job that last held this node (a lease or build left without
+    #: an attempt still links its job); absent when empty.
+    run_url: str = ""
+    job_url: str = ""
 
     @property
     def key(self) -> str:
@@ -552,7 +568,7 @@ class BuildRecord:
             "events": [e.to_json() for e in self.events],
             "reason": self.reason,
             "updated": self.updated,
-        }
+        } | {k: v for k, v in (("run_url", self.run_url), ("job_url", self.job_url)) if v}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
@@ -572,6 +588,8 @@ class BuildRecord:
             events=tuple(Event.from_json(e) for e in data.get("events", ())),
             reason=data.get("reason", ""),
             updated=data.get("updated", ""),
+            run_url=data.get("run_url", ""),
+            job_url=data.get("job_url", ""),
         )
 
 

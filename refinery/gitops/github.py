@@ -19,6 +19,7 @@ by the CLI); this module only carries text and knows nothing of the other stages
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,6 +170,27 @@ class GitHub:
             wf = self.repo.get_workflow(workflow)
             wf.create_dispatch(ref, dict(inputs), throw=True)
 
+    # --- the job of a run -----------------------------------------------------------
+    def job_url(self, run_id: int, attempt: int, name: str) -> str | None:
+        """The ``html_url`` of the job called ``name`` in attempt ``attempt`` of run
+        ``run_id`` (``GET /repos/{repo}/actions/runs/{run_id}/attempts/{attempt}/jobs``,
+        100 a page); ``None`` when no job has that name. Needs ``actions: read``. Where
+        the ``job.check_run_id`` context exists (github.com), the workflow uses it
+        instead: no API call."""
+        path = f"/repos/{self.repo_name}/actions/runs/{run_id}/attempts/{attempt}/jobs"
+        with _translated(f"jobs of run {run_id} attempt {attempt}"):
+            for page in range(1, 11):  # a run has at most 256 matrix jobs per job
+                _headers, data = self._gh.requester.requestJsonAndCheck(
+                    "GET", path, parameters={"per_page": 100, "page": page}
+                )
+                jobs = list((data or {}).get("jobs") or ())
+                for job in jobs:
+                    if job.get("name") == name and job.get("html_url"):
+                        return str(job["html_url"])
+                if len(jobs) < 100:
+                    break
+        return None
+
     # --- pull request comment -----------------------------------------------------
     def upsert_comment(
         self,
@@ -303,3 +325,22 @@ def dispatch_inputs(
         "fixes": " ".join(fixes),
         "backend": backend,
     }
+
+
+_RUN_URL = re.compile(r"^(?P<run>https?://.+/actions/runs/(?P<id>\d+))(?:/attempts/(?P<n>\d+))?/?$")
+
+
+def parse_run_url(url: str) -> tuple[str, int, int]:
+    """``(run URL without the attempt, run id, attempt)`` of an Actions run URL
+    (``<server>/<repo>/actions/runs/<id>[/attempts/<n>]``; attempt 1 when absent)."""
+    m = _RUN_URL.match(url)
+    if m is None:
+        raise GitHubError(f"not an Actions run URL: {url!r}")
+    return m.group("run"), int(m.group("id")), int(m.group("n") or 1)
+
+
+def job_url_of(run_url: str, job_id: str | int) -> str:
+    """A job's own page (its live log): ``<run>/job/<id>``; the id is the job's check
+    run id (the ``job.check_run_id`` context)."""
+    run, _id, _attempt = parse_run_url(run_url)
+    return f"{run}/job/{int(job_id)}"

@@ -7,7 +7,11 @@ When no catalog hint explains a failure, :func:`derive` turns each
 CMake package → ``FooConfig.cmake``/``foo-config.cmake`` and its usual files, a command
 → ``usr/bin/foo``), ranks the answers (the standard location first, ``-dev`` packages
 before others, shorter paths first) and picks the best package. A missing Python module
-is not the distribution's question: it becomes an extra build requirement.
+is not the distribution's question: it becomes an extra build requirement, unless the
+project provides it itself (:func:`~refinery.hints.missing.own_modules`: ``pywt`` of
+pywavelets, ``sklearn`` of scikit-learn), when it is shown and not answered; a module
+missing in the smoke import or the package tests (a dependency that did not install) is
+no build requirement either.
 
 The result, a :class:`~refinery.core.models.DerivedFix`, keeps the query, the candidates
 and the choice: the record shows them, and a derived fix that worked becomes a learned
@@ -24,7 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from refinery.core.models import DerivedFix
-from refinery.hints.missing import Missing, find_missing
+from refinery.hints.missing import Missing, find_missing, own_modules, runtime_start
 
 #: Python modules whose PyPI project has another name.
 MODULE_PROJECTS = {
@@ -161,10 +165,15 @@ def candidates(index: FileIndex, query: Query) -> tuple[Candidate, ...]:
     return tuple(sorted(found, key=lambda c: c.rank))
 
 
-def derive(missing: Missing, index: FileIndex, multiarch: str) -> DerivedFix:
-    """The answer for one missing thing (see the module docstring)."""
+def derive(
+    missing: Missing, index: FileIndex, multiarch: str, own: frozenset[str] = frozenset()
+) -> DerivedFix:
+    """The answer for one missing thing (see the module docstring); ``own``: the
+    project's own top-level modules, never a requirement."""
     said = DerivedFix(missing.kind, missing.name, missing.text)
     if missing.kind == "module":
+        if missing.name in own or missing.name.lower() in own:
+            return said
         requirement = MODULE_PROJECTS.get(missing.name, missing.name.replace("_", "-"))
         return replace(said, requirement=requirement)
     asked: list[str] = []
@@ -189,6 +198,9 @@ def file_index_deriver(index: FileIndex, multiarch: str) -> Deriver:
     for roots whose distribution has a file index)."""
 
     def deriver(lines: Sequence[str]) -> tuple[DerivedFix, ...]:
-        return tuple(derive(m, index, multiarch) for m in find_missing(lines))
+        own = own_modules(lines)
+        runtime = runtime_start(lines)
+        found = [m for m in find_missing(lines) if m.kind != "module" or m.line < runtime]
+        return tuple(derive(m, index, multiarch, own) for m in found)
 
     return deriver

@@ -28,6 +28,8 @@ File shape::
         emulate: "setup.py runs the binaries it compiles"
       - package: otherpkg  # a derived fix that worked, learned: a fix of its own
         fix: {apt: [libsnappy-dev]}
+      - package: netpkg    # its build keeps the network (isolation off for it), and why
+        fix: {network: {allow: true, reason: "downloads its data files while it builds"}}
       - package: numpy     # its own tests, on the target, after the import smoke test
         tests:
           command: pytest --pyargs numpy.linalg numpy.fft
@@ -78,7 +80,9 @@ FIX_KEYS = (
     "constraints",
     "packs",
     "config_settings",
+    "network",
 )
+NETWORK_KEYS = ("allow", "reason")
 EVIDENCE_KEYS = ("build", "backend", "image", "attempt", "at", "log")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 PACKAGE_KEYS = ("package", "hints", "fix", "emulate", "tests", "python", "note", "evidence")
@@ -352,6 +356,7 @@ class _FileLoader:
             constraints=self.requirements(node, "constraints", line, label),
             packs=self.names(node, "packs", line, label),
             config_settings=self.settings(node, line, label),
+            network=self.network(node, line, label),
         )
         if fix.empty:
             self.problem(
@@ -359,6 +364,24 @@ class _FileLoader:
             )
             return None
         return fix
+
+    def network(self, node: Any, line: int | None, label: str) -> str:
+        """``network: {allow: true, reason: "..."}``: the build of this package keeps the
+        network (network isolation off for it); the reason it needs it."""
+        raw = node.get("network")
+        if raw is None:
+            return ""
+        where = _line_of_key(node, "network") or line
+        if not self.mapping(raw, where, f"network of {label}", NETWORK_KEYS):
+            return ""
+        reason = raw.get("reason")
+        if raw.get("allow") is not True:
+            self.problem(where, f"{label}: network.allow must be true (leave network out)")
+        elif not isinstance(reason, str) or not reason.strip():
+            self.problem(where, f"{label}: network needs a reason (why the build downloads)")
+        else:
+            return reason.strip()
+        return ""
 
     def names(self, node: Any, key: str, line: int | None, label: str) -> tuple[str, ...]:
         """Pack names: lowercase ids (whether a recipe exists is checked by

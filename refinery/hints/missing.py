@@ -106,3 +106,50 @@ def find_missing(lines: Sequence[str]) -> tuple[Missing, ...]:
         seen.add(found)
         out.append(Missing(found[0], found[1], number, line.strip()))
     return tuple(out)
+
+
+#: The attempt log's first line (``==> start: pywavelets==1.9.0@3.11 on cross (…)``).
+_START = re.compile(r"^==> start: ([\w.-]+)==([\w.!+-]+)@")
+#: The build phase's note on the wheel (``built x.whl: 4 ELF files; modules ('pywt',)``).
+_BUILT = re.compile(r"^built \S+\.whl: .*; modules \(([^)]*)\)")
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def own_modules(lines: Sequence[str]) -> frozenset[str]:
+    """Top-level modules the project under build provides itself, as its log tells:
+    the wheel's modules (the build phase's note), the project's name as a module
+    (``foo-bar`` → ``foo_bar``), and every top-level folder of the unpacked sdist a
+    traceback frame ran from (``…/pywavelets-1.9.0/pywt/…`` → ``pywt``). A missing one
+    of these is a broken build of the project, never a requirement to add."""
+    own: set[str] = set()
+    source: re.Pattern[str] | None = None
+    for line in lines:
+        text = line.strip()
+        start = _START.match(text)
+        if start:
+            name, version = start.groups()
+            own.add(re.sub(r"[-.]+", "_", name).lower())
+            source = re.compile(rf'File "[^"]*/[\w.-]+-{re.escape(version)}/([A-Za-z_]\w*)/')
+            continue
+        built = _BUILT.match(text)
+        if built:
+            own.update(_MODULE_NAME.findall(built.group(1)))
+            continue
+        frame = source.search(text) if source is not None else None
+        if frame:
+            own.add(frame.group(1))
+    return frozenset(own)
+
+
+#: Phases after the build: what their imports miss was installed (or not) at run time.
+_RUNTIME_PHASES = ("==> smoke:", "==> tests:")
+
+
+def runtime_start(lines: Sequence[str]) -> int:
+    """The 1-based line where the log's run-time phases (smoke import, package tests)
+    begin; past the end when it has none. A module missing there is a dependency that
+    did not install (``Could not find a version … scipy``), never a build requirement."""
+    for number, line in enumerate(lines, 1):
+        if line.strip().startswith(_RUNTIME_PHASES):
+            return number
+    return len(lines) + 1

@@ -88,6 +88,8 @@ class HintFix:
     #: instead of the distro packages (other roots use the packages).
     packs: tuple[str, ...] = ()
     config_settings: tuple[str, ...] = ()  # PEP 517 ``-C`` settings, "key=value"
+    #: Why this package's build keeps the network ("": it runs isolated, the default).
+    network: str = ""
 
     @classmethod
     def lenient(cls, raw: object) -> HintFix:
@@ -102,6 +104,10 @@ class HintFix:
             return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
 
         env = doc.get("env")
+        network = doc.get("network")
+        allowed = ""
+        if isinstance(network, Mapping) and network.get("allow") is True:
+            allowed = str(network.get("reason") or "allowed")
         return cls(
             apt=items("apt"),
             dnf=items("dnf"),
@@ -111,6 +117,7 @@ class HintFix:
             constraints=items("constraints"),
             packs=items("packs"),
             config_settings=items("config_settings"),
+            network=allowed,
         )
 
     def for_node(self, name: str, version: str) -> HintFix:
@@ -142,6 +149,7 @@ class HintFix:
             or self.constraints
             or self.packs
             or self.config_settings
+            or self.network
         )
 
     def applicable(self, manager: str) -> bool:
@@ -153,6 +161,7 @@ class HintFix:
             or self.constraints
             or self.packs
             or self.config_settings
+            or self.network
         )
 
     def recipes(self, manager: str) -> tuple[str, ...]:
@@ -181,6 +190,8 @@ def fix_lines(fix: HintFix, managers: Sequence[str] = PACKAGE_MANAGERS) -> tuple
     out += [f"pip: {c}" for c in fix.constraints]
     out += [f"build-requires: {r}" for r in fix.build_requires]
     out += [f"config-settings: {c}" for c in fix.config_settings]
+    if fix.network:
+        out.append(f"network: allowed ({fix.network})")
     return tuple(out)
 
 
@@ -317,6 +328,7 @@ class Remedy:
     pack_packages: tuple[str, ...] = ()
     config_settings: tuple[str, ...] = ()
     derived: tuple[DerivedFix, ...] = ()  # fixes derived from the file index, not the catalog
+    network: str = ""  # why the build keeps the network ("": isolated)
 
     @classmethod
     def from_hints(cls, hints: tuple[Hint, ...], manager: str) -> Remedy:
@@ -342,6 +354,7 @@ class Remedy:
                 self.pack_packages, fix.packages_for(manager) if fix.packs else ()
             ),
             config_settings=_union(self.config_settings, fix.config_settings),
+            network=self.network or fix.network,
         )
         return merged.with_recipes(manager)
 
@@ -375,6 +388,7 @@ class Remedy:
             build_requires=self.build_requires,
             packs=self.packs,
             config_settings=self.config_settings,
+            network=self.network,
         )
         return replace(self, recipes=summary.recipes(manager))
 
@@ -388,6 +402,7 @@ class Remedy:
             or set(fix.build_requires) - set(self.build_requires)
             or set(fix.packs) - set(self.packs)
             or set(fix.config_settings) - set(self.config_settings)
+            or (fix.network and not self.network)
         )
 
 

@@ -178,7 +178,8 @@ def build_site(
     # Logs go straight into the site (not through docs/: 10,000s of files MkDocs would
     # walk and copy on every build). Incremental: only the regenerated packages' logs.
     changed = [data.packages[n] for n in generated.regenerated] if dirty else data.packages.values()
-    result.logs_published = publish_logs(store, log_keys(changed), site_dir / "status")
+    if options.copy_logs:  # else the full logs stay in the store (SiteOptions.logs_url)
+        result.logs_published = publish_logs(store, log_keys(changed), site_dir / "status")
     stamp_file.write_text(json.dumps({"stamp": stamp}))
     result.mode = "incremental" if dirty else "full"
     result.mkdocs_seconds = time.perf_counter() - t2

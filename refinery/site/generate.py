@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,27 @@ MAX_EXCERPTS = 3  # failed attempts shown per node, newest first
 
 @dataclass(frozen=True, slots=True)
 class SiteOptions:
+    """``logs_url``: where the store's log keys are public (``{logs_url}/logs/…``, e.g.
+    the bucket's website); "": the full logs stay in the store and a page names the
+    ``refinery logs`` command of each. Pages keep the highlighted excerpt either way.
+    ``copy_logs``: copy every full log into the site instead (a small site only: 10,000
+    packages with real-size logs outgrow GitHub Pages' 1 GB, notes/reliability.md)."""
+
     pip_index: str = "https://YOUR-INDEX/simple/"
     hints_dir: Path = Path("hints")
     recent: int = 20
+    logs_url: str = ""
+    copy_logs: bool = False
+
+    def log_href(self, key: str) -> str | None:
+        """The link of a stored log from a package page (None: not published)."""
+        if self.copy_logs:
+            return f"../{key}"
+        return f"{self.logs_url.rstrip('/')}/{key}" if self.logs_url else None
 
     def digest(self) -> str:
-        key = f"{GENERATOR_VERSION}\0{_code_digest()}\0{self.pip_index}"
+        logs = f"{self.logs_url}\0{self.copy_logs}"
+        key = f"{GENERATOR_VERSION}\0{_code_digest()}\0{self.pip_index}\0{logs}"
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -116,6 +131,7 @@ class AttemptView:
     excerpt: Excerpt | None
     anchor: str
     fallback: str = ""  # why this attempt ran on the fallback (emulated) root
+    log_command: str = ""  # how to read the full log when the site does not link it
 
 
 #: The build runner's ``fallback`` event: ``attempt N on BACKEND: reason``.
@@ -132,10 +148,15 @@ def fallback_reasons(events: Iterable[Event]) -> dict[int, str]:
     return out
 
 
-def _attempt_views(node: Node, store: Store) -> list[AttemptView]:
+def _attempt_views(
+    node: Node, store: Store, options: SiteOptions | None = None
+) -> list[AttemptView]:
     """The node's attempts; the logs of the last failed ones are read for their excerpts.
 
-    Log files are published into the built site by :func:`publish_logs`, not here."""
+    Full logs are linked where ``options`` publish them (copied into the built site by
+    :func:`publish_logs`, not here); else a view names their ``refinery logs`` command."""
+    options = options or SiteOptions()
+    rec = node.record
     views: list[AttemptView] = []
     failed = [a for a in node.record.attempts if a.status and a.status != NodeStatus.BUILT]
     show = {a.n for a in failed[-MAX_EXCERPTS:]}
@@ -148,9 +169,11 @@ def _attempt_views(node: Node, store: Store) -> list[AttemptView]:
             text = got.decode("utf-8", "replace") if got is not None else None
         anchor = f"{node.anchor}-a{a.n}"
         ex = excerpt(text, a.matched_lines) if text is not None else None
-        href = f"../{key}" if key else None
+        href = options.log_href(key) if key else None
+        command = f"refinery logs {rec.name}=={rec.version}@{rec.python} --attempt {a.n}"
         html_ex = ex.html(anchor) if ex else None
-        views.append(AttemptView(a, href, html_ex, ex, anchor, moved.get(a.n, "")))
+        view = AttemptView(a, href, html_ex, ex, anchor, moved.get(a.n, ""), command)
+        views.append(view if key else replace(view, log_command=""))
     return views
 
 
@@ -277,7 +300,7 @@ class Generator:
     # --- pages ----------------------------------------------------------------------
     def package_page(self, pkg: Package) -> str:
         nodes = pkg.ordered()
-        attempts = {n.record.key: _attempt_views(n, self.store) for n in nodes}
+        attempts = {n.record.key: _attempt_views(n, self.store, self.options) for n in nodes}
         summary = f"{pkg.name} " + ", ".join(
             f"{n.record.version} py{n.record.python} {n.record.status}" for n in nodes[:6]
         )

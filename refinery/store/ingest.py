@@ -250,7 +250,7 @@ def _twine_check(path: Path) -> None:
         raise _reject(path, f"twine check failed: {reason[:200]}")
 
 
-def _refuse_other_bytes(store: Store, c: CheckedWheel) -> None:
+def refuse_other_bytes(store: Store, c: CheckedWheel) -> None:
     """A wheel of the same name with other bytes is neither recorded nor served yet."""
     digest = sha256_file(c.path)
     existing = store.get_record(c.name, c.version, c.python)
@@ -316,5 +316,5 @@ def ingest(
     for c in checked:
         wheel_metadata(c.path)  # readable; raises InputError otherwise
     for c in checked:
-        _refuse_other_bytes(store, c)
+        refuse_other_bytes(store, c)
     return [_record(store, c) for c in checked]

@@ -42,6 +42,7 @@ class FakeGitHub:
     fail: dict[tuple[str, str], tuple[int, dict[str, Any], dict[str, str]]] = field(
         default_factory=dict
     )
+    query: dict[str, str] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
@@ -52,6 +53,7 @@ class FakeGitHub:
     def __call__(self, request: Request) -> Response:
         path = request.path.removeprefix("/api/v3")
         body = json.loads(request.get_data() or b"null")
+        self.query = dict(request.args)
         self.calls.append((request.method, path, body))
         if (request.method, path) in self.fail:
             status, doc, headers = self.fail[(request.method, path)]
@@ -106,6 +108,22 @@ class FakeGitHub:
             return 201, {"content": {"path": path, "sha": "c" * 40}, "commit": {"sha": "d" * 40}}
         if method == "POST" and path == f"{r}/pulls":
             return 201, {"number": 9, "html_url": "https://example.org/pull/9", **body}
+        if method == "GET" and (
+            m := re.fullmatch(rf"{r}/actions/runs/(\d+)/attempts/(\d+)/jobs", path)
+        ):
+            run, attempt = m.groups()
+            jobs = [
+                {
+                    "id": 900 + i,
+                    "run_id": int(run),
+                    "run_attempt": int(attempt),
+                    "name": f"wave / build w0 s{i}",
+                    "html_url": f"https://github.com/{REPO}/actions/runs/{run}/job/{900 + i}",
+                }
+                for i in range(150)  # two pages of 100
+            ]
+            page = int(self.query.get("page", "1"))
+            return 200, {"total_count": len(jobs), "jobs": jobs[(page - 1) * 100 : page * 100]}
         return 404, {"message": f"fake GitHub has no {method} {path}"}
 
 
@@ -337,3 +355,40 @@ def test_comment_table_sections() -> None:
     assert "#### To build (1)" in body and "#### Known failing (1)" in body
     assert "#### Reused (PyPI has an s390x wheel) (1)" in body
     assert "failed \\| before" in body and "hint that would apply: `libxml2-dev`" in body
+
+
+def test_job_url_by_name_through_the_pages(fake: FakeGitHub, client: GitHub) -> None:
+    """Where job.check_run_id is missing (GitHub Enterprise Server), the job's page comes
+    from the run attempt's jobs, matched by name (a reusable workflow's job is named
+    ``<caller job> / <job name>``), through the pages."""
+    assert client.job_url(77, 2, "wave / build w0 s120") == (
+        f"https://github.com/{REPO}/actions/runs/77/job/1020"
+    )
+    assert client.job_url(77, 2, "build w0 s3") is None
+    gets = [c for c in fake.calls if c[1].endswith("/attempts/2/jobs")]
+    assert len(gets) == 4  # two pages per look-up
+
+
+def test_cli_stamp_run_looks_the_job_up(fake: FakeGitHub, tmp_path: Path) -> None:
+    from refinery.core.models import BuildRecord
+    from refinery.store import Store
+
+    store = Store.open(str(tmp_path / "staging"))
+    store.update_record(
+        "a", "1", "3.11", lambda _cur: BuildRecord("a", "1", "3.11", NodeStatus.BUILDING)
+    )
+    url = f"https://github.com/{REPO}/actions/runs/77/attempts/2"
+    done = _cli(
+        fake,
+        "stamp-run",
+        "--url",
+        url,
+        "--job",
+        "wave / build w0 s5",
+        "--lookup",
+        store=tmp_path / "staging",
+    )
+    assert done.returncode == 0, done.stderr
+    record = store.get_record("a", "1", "3.11")
+    assert record is not None and record.run_url == url
+    assert record.job_url == f"https://github.com/{REPO}/actions/runs/77/job/905"

@@ -1,6 +1,7 @@
 """A hostile build (issue 14): the plant fixture's ``setup.py`` tries to write a file into
 every shared folder it can name — the pip/uv cache, the unpacked root, the build tools,
-earlier waves' wheels, the cross toolchains — and lists its environment. In the rootfs
+earlier waves' wheels, the cross toolchains, zig's shared cache — and lists its
+environment. In the rootfs
 and cross backends no credential of the host (or of a careless fix's ``env``) reaches
 it, nothing lands in a shared folder, and the next build sees nothing planted.
 
@@ -26,6 +27,7 @@ from refinery.builder.proc import is_secret
 from refinery.builder.rootfs import RootfsRoot
 from refinery.builder.roots import BuildRoot
 from refinery.builder.step import build_node
+from refinery.builder.zig import zig_at
 from refinery.core.models import FileRef, NodeStatus, PlanNode
 from refinery.store import sha256_file
 
@@ -58,6 +60,7 @@ def shared_folders(rootfs: RootfsRoot, wheels: Path) -> list[Path]:
         OPTIONS.cache.pip,
         OPTIONS.cache.tools,
         OPTIONS.cache.cross,
+        zig_at(OPTIONS.cache.cross).cache,  # zig's libc/crt/libc++ objects: copy-on-write
         rootfs.lower / "usr",
         rootfs.lower / "usr/lib/python3.11",
         wheels,
@@ -147,5 +150,7 @@ def test_cross_build_plants_nothing_and_sees_no_secret(
     first = hostile_build(cross_root, rootfs_root, tmp_path / "one")
     denied = [line for line in first if line.startswith("PLANT DENIED")]
     assert any("Read-only file system" in line for line in denied), first
+    zig_cache = f"PLANT WROTE {zig_at(OPTIONS.cache.cross).cache}"
+    assert zig_cache in first, first  # written into its copy-on-write layer, gone after
     second = hostile_build(cross_root, rootfs_root, tmp_path / "two")
     check(first, second)

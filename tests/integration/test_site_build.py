@@ -59,6 +59,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path, Path, 
             str(site),
             "--pip-index",
             "http://127.0.0.1:9/simple/",
+            "--logs",
+            "copy",  # a small site: its full logs in it (by default they stay in the store)
         ],
     )
     assert result.exit_code == 0, result.output
@@ -141,7 +143,7 @@ def test_incremental_build_after_one_record_changes(tmp_path: Path) -> None:
     store = write_demo_store(tmp_path / "store")
     docs, config = site_project(tmp_path / "project")
     site = tmp_path / "site"
-    options = SiteOptions(pip_index="http://127.0.0.1:9/simple/")
+    options = SiteOptions(pip_index="http://127.0.0.1:9/simple/", copy_logs=True)
 
     def run() -> Any:
         return build_site(store, docs_dir=docs, site_dir=site, config_file=config, options=options)

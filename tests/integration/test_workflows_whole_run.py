@@ -234,6 +234,10 @@ def test_main_yml_whole_run(
     redispatch = next(e for e in b["events"] if e["kind"] == "redispatch")
     assert "no record" in redispatch["message"] and "/actions/runs/" in redispatch["message"]
     assert any("/actions/runs/" in e["message"] for e in b["events"] if e["kind"] == "actions-run")
+    # the run and the job (its live log: <run>/job/<job.check_run_id>) on record and attempts
+    job_page = re.compile(r"^https://github\.com/octo/farm/actions/runs/\d+/job/\d+$")
+    assert job_page.match(b["job_url"]) and "/attempts/" in b["run_url"]
+    assert all(job_page.match(a["job_url"]) for a in b["attempts"])
     mark = json.loads((store / "state" / "planned.json").read_text())
     assert mark["commit"] == c1 and mark["plan_id"] == plan_id
 

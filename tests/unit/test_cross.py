@@ -431,6 +431,9 @@ def test_cross_session_environment_adds_requirements_and_rust(tmp_path: Path) ->
         str(tmp_path / "rust/bin"),
     ]
     assert env["CARGO_HOME"] == str(session.home / ".cargo")
+    assert "CARGO_NET_OFFLINE" not in env  # the requires phase fetches crates with the network
+    session.isolate_network()  # … then the build has none
+    assert session.environment()["CARGO_NET_OFFLINE"] == "true"
 
 
 def test_rust_wrappers_and_private_apt() -> None:

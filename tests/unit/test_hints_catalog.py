@@ -36,6 +36,14 @@ Collecting lxml==5.3.0
 
 # id -> (an excerpt it must match, a near miss it must not match)
 CASES: dict[str, tuple[str, str]] = {
+    # matplotlib 3.9.2's meson in the coverage campaign (cross, no network)
+    "matplotlib-system-libs": (
+        "WARNING: failed to download with error: could not get https://download.savannah.gnu"
+        ".org/releases/freetype/freetype-old/freetype-2.6.1.tar.gz; is the internet "
+        "available?. Trying after a delay...\n"
+        "ERROR: Subproject freetype-2.6.1 is buildable: NO",
+        "Run-time dependency freetype2 found: YES 24.1.18",
+    ),
     # pyzmq 27.3.0's CMake in the coverage campaign (cross, zig): no libzmq, so it bundles
     "libzmq": (
         "-- Looking for libzmq with pkg-config - no\n"
@@ -100,6 +108,37 @@ CASES: dict[str, tuple[str, str]] = {
         "     https://pillow.readthedocs.io/en/latest/installation/basic-installation.html",
         "  --- JPEG support available\n  --- FREETYPE2 support available",
     ),
+    # campaign run 1 (cross, zig): pyodbc 5.5.0, gmpy2 2.3.2, python-ldap 3.4.8, gssapi
+    # 1.12.0, pycurl 7.49.0 (more cases: tests/unit/test_packs_config.py)
+    "unixodbc": (
+        "src/pyodbc.h:52:10: fatal error: 'sql.h' file not found\n   52 | #include <sql.h>",
+        "checking for sql.h... yes",
+    ),
+    "gmp-mpfr-mpc": (
+        "src/gmpy2.h:78:10: fatal error: 'mpc.h' file not found",
+        "checking for gmp.h... yes",
+    ),
+    "openldap": (
+        "Modules/common.h:15:10: fatal error: 'lber.h' file not found",
+        "checking for ldap.h... yes",
+    ),
+    "cyrus-sasl-headers": (
+        "Modules/LDAPObject.c:16:10: fatal error: 'sasl/sasl.h' file not found",
+        "checking for sasl/sasl.h... yes",
+    ),
+    "krb5": (
+        "/bin/sh: 1: krb5-config: not found",
+        "krb5-config --libs gssapi: -lgssapi_krb5 -lkrb5 -lk5crypto -lcom_err",
+    ),
+    "libcurl": (
+        "ConfigurationError: Could not run curl-config: [Errno 2] No such file or directory: "
+        "'curl-config'",
+        "Using curl-config (libcurl 7.88.1)",
+    ),
+    "xmlsec1": (
+        "running build_ext\nerror: xmlsec1 is not installed or not in path.",
+        "running build_ext\nbuilding 'xmlsec' extension",
+    ),
     "libpq": (
         "  Error: pg_config executable not found.\n"
         "  pg_config is required to build psycopg2 from source.  Please add the directory\n"
@@ -161,6 +200,12 @@ CASES: dict[str, tuple[str, str]] = {
         "line 107, in __getattr__\n      raise AttributeError(attr)\n"
         "  AttributeError: cython_sources",
         "  Cythonizing sources\n  Compiling yaml/_yaml.pyx because it changed.",
+    ),
+    "network-during-build": (
+        "!! failed: the build tried to reach the network: ConnectionRefusedError: [Errno 111] "
+        "Connection refused (network isolation; allow it per package with network: "
+        '{allow: true, reason: "..."} in its catalog entry\'s fix)',
+        "  curl: (6) Could not resolve host: example.invalid",
     ),
     "network-timeout": (
         "  WARNING: Retrying (Retry(total=4)) after connection broken by "

@@ -30,7 +30,8 @@ def store(tmp_path: Path) -> Store:
 
 
 def generate(store: Store, status: Path) -> tuple[Generator, object]:
-    gen = Generator(store, status, SiteOptions(pip_index=INDEX, hints_dir=status / "no-hints"))
+    options = SiteOptions(pip_index=INDEX, hints_dir=status / "no-hints", copy_logs=True)
+    gen = Generator(store, status, options)
     return gen, gen.run(load(store))
 
 
@@ -229,7 +230,8 @@ def test_publish_logs_links_once(store: Store, tmp_path: Path) -> None:
 def test_changed_options_regenerate_everything(store: Store, tmp_path: Path) -> None:
     status = tmp_path / "status"
     generate(store, status)
-    gen = Generator(store, status, SiteOptions(pip_index="https://other.example/simple/"))
+    other = SiteOptions(pip_index="https://other.example/simple/", copy_logs=True)
+    gen = Generator(store, status, other)
     result = gen.run(load(store))
     # every page is re-rendered; those that show the pip index (3 have wheels) change
     assert sum(p.startswith("packages/") for p in result.written) == 3
@@ -304,3 +306,20 @@ def test_catalog_from_the_hints_module() -> None:
         pytest.skip("no hints/*.yaml in this checkout")
     assert all(isinstance(e, CatalogEntry) for e in catalog.values())
     assert any(e.fix.startswith("apt: ") for e in catalog.values())
+
+
+def test_full_logs_stay_in_the_store_by_default(store: Store, tmp_path: Path) -> None:
+    """Without copy_logs the site links no log of its own: the store's public URL when
+    one is given, else each attempt names its ``refinery logs`` command; the highlighted
+    excerpt is on the page either way (issue 14: 10,000 packages' logs outgrow Pages)."""
+    status = tmp_path / "status"
+    Generator(store, status, SiteOptions(hints_dir=tmp_path / "no-hints")).run(load(store))
+    page = (status / "packages" / "zlib-user.md").read_text()
+    assert "../logs/" not in page
+    assert "full log: <code>refinery logs zlib-user==2.0@3.11 --attempt 1</code>" in page
+    assert re.search(r'class="hl">.*zlib\.h: No such file', page)  # the excerpt stays
+    public = SiteOptions(hints_dir=tmp_path / "no-hints", logs_url="https://b.example/store/")
+    Generator(store, tmp_path / "public", public).run(load(store))
+    page = (tmp_path / "public" / "packages" / "zlib-user.md").read_text()
+    assert 'href="https://b.example/store/logs/zlib-user/2.0/3.11/1.log" download' in page
+    assert "refinery logs zlib-user" not in page

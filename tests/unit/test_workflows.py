@@ -39,6 +39,8 @@ def test_the_workflows_exist() -> None:
         "publish.yml",
         "reconcile.yml",
         "ci.yml",
+        "wheels.yml",
+        "wheels-comment.yml",
     }
     assert expected <= set(NAMES)
 
@@ -154,6 +156,7 @@ def test_only_trusted_jobs_get_store_credentials() -> None:
                     ("publish.yml", "learn"),
                     ("publish.yml", "derive"),
                     ("reconcile.yml", "reconcile"),
+                    ("wheels.yml", "ingest"),  # downloads and checks wheels: runs no package code
                 }
 
 

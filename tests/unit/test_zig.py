@@ -131,7 +131,8 @@ def test_wrapper_maps_what_zig_rejects(fake_zig: Zig, tmp_path: Path) -> None:
 def test_preprocessor_wrapper_and_linker_version(fake_zig: Zig, tmp_path: Path) -> None:
     text = wrapper(fake_zig, "cpp", "s390x-linux-gnu.2.17", ())
     argv = [line.removeprefix("arg:") for line in run_script(text, tmp_path, "-dM", "-")[1:]]
-    assert argv == ["cc", "-E", "-target", "s390x-linux-gnu.2.17", "-dM", "-"]
+    # stdin gets its language: zig fails on "-" without -x (meson 1.2's define probe)
+    assert argv == ["cc", "-E", "-target", "s390x-linux-gnu.2.17", "-dM", "-x", "c", "-"]
     # meson detects the linker with -Wl,--version: answered without running zig
     assert run_script(text, tmp_path, "-Wl,--version") == [LINKER_VERSION]
     assert LINKER_VERSION.startswith("LLD ")

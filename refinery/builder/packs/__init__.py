@@ -20,6 +20,7 @@ from refinery.builder.packs.recipes import (
     PackRecipe,
     load_recipe,
     load_recipes,
+    stand_ins,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "identity",
     "load_recipe",
     "load_recipes",
+    "stand_ins",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tarfile
 import zipfile
@@ -33,6 +34,9 @@ from refinery.store.blobs import BlobStore
 from refinery.store.files import sha256_file
 
 TARBALL = "pack.tar.gz"
+#: The build tools' generation, part of every pack's identity: 2 added ``ld`` (zig's LLD),
+#: before which libtool found no linker for the target and built static libraries only.
+TOOLS = 2
 
 
 class PackFailed(BuildError):
@@ -105,6 +109,7 @@ def identity(recipe: PackRecipe, target: Glibc, deps: Sequence[str] = ()) -> str
             "zig": ZIGLANG,
             "glibc": glibc_text(target),
             "deps": list(deps),
+            "tools": TOOLS,
         },
         sort_keys=True,
     )
@@ -174,14 +179,52 @@ def extract(tarball: Path, dest: Path) -> None:
         tar.extractall(dest, filter="tar")
 
 
+def relocated(text: str, sysroot: Path) -> str:
+    """``text`` with every path below the pack prefix moved below ``sysroot``."""
+    return _PREFIX_PATH.sub(lambda m: f"{sysroot}{m.group(0)}", text)
+
+
+#: The prefix as a path of its own: at a line's or word's start, after ``=``/``:``/a
+#: quote, or glued to ``-I``/``-L``/``-R``; not inside a longer path.
+_PREFIX_PATH = re.compile(
+    rf"(?:^|(?<=[\s'\"=:(,])|(?<=-[ILR]))/{re.escape(PACK_PREFIX)}(?![\w.-])", re.MULTILINE
+)
+
+
+def install_scripts(pack: Pack, top: Path, sysroot: Path) -> tuple[str, ...]:
+    """The pack's ``*-config`` shell scripts (``krb5-config``, ``curl-config``) print
+    the prefix they were built for; a cross build sees the pack below its sysroot. Each
+    is written into ``top`` (the sysroot's writable layer, where the pack was unpacked)
+    answering with ``sysroot``'s paths; compiled programs (``pg_config``) are left as
+    they are. Returns the names rewritten."""
+    bin_dir = pack.root / PACK_PREFIX / "bin"
+    names: list[str] = []
+    for path in sorted(bin_dir.iterdir()) if bin_dir.is_dir() else ():
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        if not data.startswith(b"#!") or f"/{PACK_PREFIX}".encode() not in data:
+            continue
+        text = relocated(data.decode("utf-8", "surrogateescape"), sysroot)
+        dest = top / PACK_PREFIX / "bin" / path.name
+        dest.unlink(missing_ok=True)
+        dest.write_bytes(text.encode("utf-8", "surrogateescape"))
+        dest.chmod(0o755)
+        names.append(path.name)
+    return tuple(names)
+
+
 # --- source packs --------------------------------------------------------------------
 def tool_scripts(target: PackTarget) -> dict[str, str]:
     """``cc``/``c++``/``cpp`` running zig for the target (zig's libc headers only: no
-    sysroot is involved) and ``ar``/``ranlib`` running zig's."""
+    sysroot is involved), ``ar``/``ranlib`` running zig's and ``ld`` its LLD (libtool
+    asks ``$LD -v`` whether the linker is GNU-compatible before it builds shared
+    libraries; the host's ``ld`` knows no s390x)."""
     name = zig_target(target.arch, target.glibc)
     scripts = {tool: wrapper(target.zig, tool, name, ()) for tool in ("cc", "c++", "cpp")}
     for tool in ("ar", "ranlib"):
         scripts[tool] = f'#!/bin/sh\nexec {target.zig.binary} {tool} "$@"\n'
+    scripts["ld"] = f'#!/bin/sh\nexec {target.zig.binary} ld.lld "$@"\n'
     return scripts
 
 
@@ -199,6 +242,10 @@ def build_env(recipe: PackRecipe, work: Path, values: Mapping[str, str]) -> dict
         "CXX": str(bin_dir / "c++"),
         "AR": str(bin_dir / "ar"),
         "RANLIB": str(bin_dir / "ranlib"),
+        "LD": str(bin_dir / "ld"),
+        # GNU ld's default: a version script may name symbols a configuration leaves out
+        # (libxml2 --without-debug); LLD would refuse the link
+        "LDFLAGS": "-Wl,--undefined-version",
         "PKG_CONFIG_LIBDIR": str(deps_root / PACK_PREFIX / "lib/pkgconfig"),
         "PKG_CONFIG_SYSROOT_DIR": str(deps_root),
     }

@@ -14,6 +14,7 @@ File shape (``kind = "source"``)::
     kind = "source"
     description = "PostgreSQL's client library"
     requires = ["openssl"]         # packs built first and seen by the build steps
+    replaces = ["libpq-dev"]       # Debian packages it stands in for (derived fixes)
     notes = "built with OpenSSL"  # recorded with every wheel built with the pack
     [source]
     url = "https://deb.debian.org/debian/pool/main/p/postgresql-15/postgresql-15_15.18.orig.tar.bz2"
@@ -61,6 +62,7 @@ TOP_KEYS = (
     "kind",
     "description",
     "requires",
+    "replaces",
     "notes",
     "source",
     "build",
@@ -113,6 +115,9 @@ class PackRecipe:
     description: str = ""
     notes: str = ""
     requires: tuple[str, ...] = ()
+    #: Debian packages the pack stands in for when a derived fix picks one for a build
+    #: that installs packs (the pack's ``-dev`` package and its runtime library).
+    replaces: tuple[str, ...] = ()
     source: Source | None = None
     steps: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
@@ -252,6 +257,7 @@ class _RecipeLoader:
             self.problem(self.lines("", "kind"), f"kind {kind!r} is not one of {', '.join(KINDS)}")
         version = self.string(doc, "", "version")
         requires = self.strings(doc, "", "requires")
+        replaces = self.strings(doc, "", "replaces")
         source = self.source(doc) if kind == "source" else None
         steps, env = self.build(doc) if kind == "source" else ((), {})
         wheel = self.wheel(doc) if kind == "wheel" else None
@@ -269,6 +275,7 @@ class _RecipeLoader:
             description=self.string(doc, "", "description"),
             notes=self.string(doc, "", "notes").strip(),
             requires=requires,
+            replaces=replaces,
             source=source,
             steps=steps,
             env=env,
@@ -396,3 +403,10 @@ def closure(recipes: Mapping[str, PackRecipe], names: Sequence[str]) -> tuple[Pa
     for name in names:
         visit(name, ())
     return tuple(out.values())
+
+
+def stand_ins(recipes: Mapping[str, PackRecipe], packages: Sequence[str]) -> dict[str, str]:
+    """Which of ``packages`` (a fix's Debian packages) a pack stands in for: package ->
+    pack name (from the recipes' ``replaces``)."""
+    by_package = {p: r.name for r in recipes.values() for p in r.replaces}
+    return {p: by_package[p] for p in packages if p in by_package}
