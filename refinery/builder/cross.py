@@ -262,6 +262,7 @@ class CrossSession(ShellSession):
         first: list[str] = []
         if self.requires_dirs:
             env["PYTHONPATH"] = ":".join(str(d) for d in self.requires_dirs)
+            env[crosstools.CMAKE_BUILD_PREFIXES] = ";".join(str(d) for d in self.requires_dirs)
             first += [str(d / "bin") for d in self.requires_dirs]
         if self.packs:
             first.append(str(self.toolchain.sysroot / PACK_PREFIX / "bin"))

@@ -58,10 +58,21 @@ from refinery.builder.zig import wrapper as zig_wrapper
 
 CROSSENV = "crossenv==1.6.2"
 TOOLCHAIN_VERSION = (
-    12  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs
+    13  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs
     # mapped; 10: zig searches the library packs' include and lib folders; 11: zig stdin -x;
-    # 12: the cross-python is meson's host python
+    # 12: the cross-python is meson's host python; 13: CMake finds the build requirements'
+    # own CMake files, zig drops -flto
 )
+#: The environment variable naming the build requirements' folders for CMake (``;``).
+CMAKE_BUILD_PREFIXES = "REFINERY_CMAKE_BUILD_PREFIXES"
+#: The build machine's own compilers, for what a cross build compiles to run on it
+#: (autoconf's and meson's ``*_FOR_BUILD``, the ``cc`` crate's ``HOST_*``).
+BUILD_MACHINE_CC = {
+    "CC_FOR_BUILD": "gcc",
+    "CXX_FOR_BUILD": "g++",
+    "HOST_CC": "gcc",
+    "HOST_CXX": "g++",
+}
 TRIPLETS = {"s390x": "s390x-linux-gnu"}
 QEMU = {"s390x": "qemu-s390x-static"}
 ENDIAN = {"s390x": "big", "x86_64": "little", "aarch64": "little", "ppc64le": "little"}
@@ -221,6 +232,9 @@ def cmake_toolchain(tc: CrossToolchain) -> str:
         f'set(CMAKE_AR {tc.archiver("ar")} CACHE FILEPATH "")',
         f'set(CMAKE_RANLIB {tc.archiver("ranlib")} CACHE FILEPATH "")',
         f"set(CMAKE_FIND_ROOT_PATH {s})",
+        # the build requirements' folders (pybind11's CMake files): a path below a root is
+        # searched as it is, the rest only inside the sysroot
+        f"list(APPEND CMAKE_FIND_ROOT_PATH $ENV{{{CMAKE_BUILD_PREFIXES}}})",
         "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)",
@@ -324,6 +338,13 @@ class CrossToolchain:
             "XSLT_CONFIG": str(self.bin / "xslt-config"),
             "QEMU_LD_PREFIX": s,
             "CMAKE_TOOLCHAIN_FILE": str(self.cmake_toolchain_file),
+            # a vendored library's own configure or Makefile (uvloop's libuv, blis) compiles
+            # with $CC: the target's compiler, as autoconf and conda-forge's cross builds
+            "CC": str(self.compiler("gcc")),
+            "CXX": str(self.compiler("g++")),
+            "AR": self.archiver("ar"),
+            "RANLIB": self.archiver("ranlib"),
+            **BUILD_MACHINE_CC,
         }
 
     def config_settings(self, build_backend: str) -> tuple[str, ...]:

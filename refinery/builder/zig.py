@@ -320,6 +320,9 @@ def wrapper(
         "  prev=$a\n"
         '  case "$a" in\n'
         "    --target=*|-Wl,-Bsymbolic-functions|-cpp) ;;\n"
+        # LTO with zig's libc++ on s390x links non-PIC GOT references (lld: R_390_PC32DBL
+        # against _GLOBAL_OFFSET_TABLE_; Levenshtein, awkward-cpp): built without it
+        "    -flto|-flto=*|-ffat-lto-objects|-fno-fat-lto-objects) ;;\n"
         # stdin without -x (meson 1.2's define probe `-E -dM -`): zig takes the target
         # for clang's and fails ("version '.2.28' in target triple ... is invalid")
         f'    -) set -- "$@" -x {STDIN_LANGUAGE[language]} - ;;\n'

@@ -54,6 +54,10 @@ def test_the_environment_is_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> No
     assert env["XSLT_CONFIG"] == "/c/cross/s390x-py3.11-abc/bin/xslt-config"
     assert env["QEMU_LD_PREFIX"] == SYSROOT
     assert env["CMAKE_TOOLCHAIN_FILE"] == "/c/cross/s390x-py3.11-abc/toolchain.cmake"
+    # a vendored configure compiles for the target; what runs on the build machine does not
+    assert env["CC"] == "/c/cross/s390x-py3.11-abc/bin/s390x-linux-gnu-gcc"
+    assert env["CXX"] == "/c/cross/s390x-py3.11-abc/bin/s390x-linux-gnu-g++"
+    assert (env["CC_FOR_BUILD"], env["HOST_CC"], env["HOST_CXX"]) == ("gcc", "gcc", "g++")
     assert (env["HOME"], env["TMPDIR"]) == ("/s/home", "/s/tmp")
     assert TC.cross_python == Path("/c/cross/s390x-py3.11-abc/venv/cross/bin/python3.11")
 
@@ -159,6 +163,8 @@ def test_cmake_toolchain() -> None:
     assert "set(CMAKE_C_COMPILER /usr/bin/s390x-linux-gnu-gcc)" in lines
     assert "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)" in lines
     assert "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)" in lines
+    # the build requirements' folders are roots too: pybind11's CMake files are found there
+    assert "list(APPEND CMAKE_FIND_ROOT_PATH $ENV{REFINERY_CMAKE_BUILD_PREFIXES})" in lines
     assert f"set(CMAKE_CROSSCOMPILING_EMULATOR /usr/bin/qemu-s390x-static;-L;{SYSROOT})" in lines
     assert f'set(ENV{{PKG_CONFIG_SYSROOT_DIR}} "{SYSROOT}")' in lines
 
@@ -423,6 +429,7 @@ def test_cross_session_environment_adds_requirements_and_rust(tmp_path: Path) ->
     session.rust = RustToolchain(tmp_path / "rust")
     env = session.environment()
     assert env["PYTHONPATH"] == f"{tmp_path / 'static'}:{tmp_path / 'wheel'}"
+    assert env["REFINERY_CMAKE_BUILD_PREFIXES"] == f"{tmp_path / 'static'};{tmp_path / 'wheel'}"
     path = env["PATH"].split(":")
     assert path[:4] == [
         str(TC.venv / "cross/bin"),

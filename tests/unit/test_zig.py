@@ -104,6 +104,7 @@ def test_wrapper_maps_what_zig_rejects(fake_zig: Zig, tmp_path: Path) -> None:
         "-Wl,-Bsymbolic-functions",
         "-lstdc++",
         "-lgcc_s",
+        "-flto=thin",
         "-o",
         "with space.so",
         "-Wl,-z,relro",
