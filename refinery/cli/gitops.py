@@ -487,9 +487,8 @@ def _wave_matrix(plan: Plan, wave: int, nodes: Sequence[str]) -> dict[str, Any]:
     """The build matrix of ``wave`` (of exactly ``nodes``, when given: one shard)."""
     from refinery.plan import matrices_by_wave
 
-    if not 0 <= wave < len(plan.waves):
-        raise InputError(f"plan {plan.plan_id} has {len(plan.waves)} wave(s), not wave {wave}")
-    stray = [k for k in nodes if k not in plan.waves[wave]]
+    keys = _wave_keys(plan, wave)
+    stray = [k for k in nodes if k not in keys]
     if stray:
         raise InputError(f"not in wave {wave} of plan {plan.plan_id}: {' '.join(stray)}")
     if nodes:
@@ -594,6 +593,39 @@ def stamp_run(settings: Settings, /, **given: Any) -> None:
         store.update_record(record.name, record.version, record.python, change)
         count += 1
     _err(f"{count} record(s) link {job_url or url}")
+
+
+@main.command()
+@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--wave", type=int, default=0, show_default=True)
+@click.option("--nodes", default="", help="Only these nodes of the wave (a re-dispatch).")
+@click.option("--run-url", required=True, help="The Actions run that builds the wave.")
+@click.option(
+    "--minutes",
+    type=click.IntRange(1),
+    default=360,
+    show_default=True,
+    help="How long the announced lease holds (the build job's limit).",
+)
+@click.pass_obj
+@_guard
+def announce(
+    settings: Settings, plan_file: Path, wave: int, nodes: str, run_url: str, minutes: int
+) -> None:
+    """Stage ``leased`` records for the wave's pending nodes in --store (published at
+    once, so the store and the site show who builds what while the wave runs)."""
+    from refinery.gitops.live import announce as stage_leases
+
+    plan = _load_plan(plan_file)
+    keys = _node_list(nodes) or list(_wave_keys(plan, wave))
+    done = stage_leases(settings.open_store(), plan, keys, run_url, minutes * 60)
+    _err(f"{len(done)} node(s) of wave {wave} announced as leased by {run_url}")
+
+
+def _wave_keys(plan: Plan, wave: int) -> tuple[str, ...]:
+    if not 0 <= wave < len(plan.waves):
+        raise InputError(f"plan {plan.plan_id} has {len(plan.waves)} wave(s), not wave {wave}")
+    return tuple(plan.waves[wave])
 
 
 def _stamped(record: BuildRecord, run_url: str, job_url: str) -> BuildRecord:

@@ -232,7 +232,11 @@ def test_main_yml_whole_run(
     assert kinds.count("redispatch") == 1 and "actions-run" in kinds
     assert [a["n"] for a in b["attempts"]] == [1]
     redispatch = next(e for e in b["events"] if e["kind"] == "redispatch")
-    assert "no record" in redispatch["message"] and "/actions/runs/" in redispatch["message"]
+    # the lost run had announced b as leased (live state): the lease it left is re-dispatched
+    assert "left leased" in redispatch["message"] and "/actions/runs/" in redispatch["message"]
+    announced = [e for e in b["events"] if e["kind"] == "announced"]
+    assert len(announced) == 2  # by the lost run, then by the run that built it
+    assert all("/actions/runs/" in e["message"] for e in announced)
     assert any("/actions/runs/" in e["message"] for e in b["events"] if e["kind"] == "actions-run")
     # the run and the job (its live log: <run>/job/<job.check_run_id>) on record and attempts
     job_page = re.compile(r"^https://github\.com/octo/farm/actions/runs/\d+/job/\d+$")

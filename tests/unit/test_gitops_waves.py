@@ -245,3 +245,39 @@ def test_wave_matrix_of_the_stored_plan() -> None:
         _wave_matrix(plan, 0, ["c==1.0@3.11"])
     with pytest.raises(InputError, match="has 2 wave"):
         _wave_matrix(plan, 5, ())
+
+
+# --- live state: a wave's leases published as it starts ----------------------------------
+def test_announced_leases_show_the_run_and_never_hide_what_the_wave_built(tmp_path: Path) -> None:
+    from refinery.gitops.live import ANNOUNCED_EVENT, announce
+
+    store = Store.open(str(tmp_path / "store"))
+    plan = _plan()
+    run = "https://github.com/o/r/actions/runs/7/attempts/1"
+    _put(store, "c", NodeStatus.FAILED, reason="an older catalog", updated="2000-01-01T00:00:00Z")
+    announced = Store.open(str(tmp_path / "announce"))
+    keys = announce(announced, plan, plan.waves[1], run, 3600)
+    assert keys == ["b==1.0@3.11", "c==1.0@3.11"]
+    publish(announced, store)  # the announce-publish job, as the wave starts
+    c = store.get_record("c", "1.0", "3.11")  # a finished record is never taken back …
+    assert c is not None and c.status is NodeStatus.FAILED
+    assert c.events[-1].kind == ANNOUNCED_EVENT  # … its timeline says it is being rebuilt
+    b = store.get_record("b", "1.0", "3.11")
+    assert b is not None and b.status is NodeStatus.LEASED and b.run_url == run
+    assert b.events[-1].kind == ANNOUNCED_EVENT and run in b.events[-1].message
+    # the wave's own publish: b's job built it (a finished record wins over the lease) …
+    staging = Store.open(str(tmp_path / "staging"))
+    _put(staging, "b", NodeStatus.BUILT)
+    publish(staging, store)
+    b = store.get_record("b", "1.0", "3.11")
+    assert b is not None and b.status is NodeStatus.BUILT
+    assert ANNOUNCED_EVENT in [e.kind for e in b.events]  # the timeline keeps the lease
+    # … and the announce, published late, does not take it back
+    publish(announced, store)
+    assert store.get_record("b", "1.0", "3.11").status is NodeStatus.BUILT  # type: ignore[union-attr]
+    # a wave whose job never reported leaves the lease: advance re-dispatches the node
+    store2 = Store.open(str(tmp_path / "store2"))
+    publish(announced, store2)
+    step = next_step(store2, plan, 1)
+    assert [r.key for r in step.redispatch] == ["b==1.0@3.11", "c==1.0@3.11"]
+    assert "left leased" in step.redispatch[0].why
