@@ -113,7 +113,8 @@ class GitHub:
     """One repository on github.com or a GitHub Enterprise Server.
 
     ``retry``/``throttle`` off is for tests against a local server: PyGithub then
-    neither retries nor sleeps between requests.
+    neither retries a status nor sleeps between requests; a connection dropped before the
+    answer is tried again at once (twice at most), as a loaded test server drops one.
     """
 
     def __init__(
@@ -139,7 +140,18 @@ class GitHub:
             "lazy": True,
         }
         if not retry:
-            kwargs["retry"] = None
+            from urllib3.util.retry import Retry
+
+            kwargs["retry"] = Retry(
+                total=2,
+                connect=2,
+                read=2,
+                status=0,
+                other=0,
+                backoff_factor=0,
+                allowed_methods=None,
+                raise_on_status=False,
+            )
         if not throttle:
             kwargs["seconds_between_requests"] = 0
             kwargs["seconds_between_writes"] = 0
