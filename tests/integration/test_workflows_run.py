@@ -8,12 +8,19 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.actions import StepFailed, evaluate, github_context, interpolate, load, run_job
+from fixtures.actions import (
+    StepFailed,
+    evaluate,
+    git,
+    github_context,
+    interpolate,
+    load,
+    run_job,
+)
 
 from refinery.core.models import NodeStatus, Plan
 
@@ -25,16 +32,6 @@ def no_sigstore(action: str, *_: object) -> None:
         raise StepFailed("no Sigstore in this test")
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A checkout: requirements/ with one file in the base commit, one added after."""
@@ -42,12 +39,12 @@ def repo(tmp_path: Path) -> Path:
     (root / "requirements").mkdir(parents=True)
     (root / "hints").mkdir()
     (root / "requirements" / "old.txt").write_text("purepkg==1.0\n")
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "add", ".")
-    _git(root, "commit", "-q", "-m", "base")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "base")
     (root / "requirements" / "demo.txt").write_text("cybuild==1.0\npurepkg==1.1\n")
-    _git(root, "add", ".")
-    _git(root, "commit", "-q", "-m", "add demo")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "add demo")
     return root
 
 
@@ -64,8 +61,8 @@ def _store_json(store: Path, prefix: str) -> list[dict[str, Any]]:
 
 
 def test_main_plan_job_on_push(repo: Path, host_env: dict[str, str]) -> None:
-    base = _git(repo, "rev-parse", "HEAD~1")
-    head = _git(repo, "rev-parse", "HEAD")
+    base = git(repo, "rev-parse", "HEAD~1")
+    head = git(repo, "rev-parse", "HEAD")
     result = run_job(
         "main.yml",
         "plan",
@@ -104,8 +101,8 @@ def test_main_plan_job_respects_auto_build_off(repo: Path, host_env: dict[str, s
         context={
             "github": github_context(
                 "push",
-                sha=_git(repo, "rev-parse", "HEAD"),
-                before=_git(repo, "rev-parse", "HEAD~1"),
+                sha=git(repo, "rev-parse", "HEAD"),
+                before=git(repo, "rev-parse", "HEAD~1"),
             ),
             "vars": {"AUTO_BUILD": "false"},
             "needs": {"prepare": {"result": "success", "outputs": {"since": ""}}},
@@ -157,7 +154,7 @@ def test_pr_plan_job_writes_summary_and_comment_body(repo: Path, host_env: dict[
                 "event": {
                     "pull_request": {
                         "number": 7,
-                        "base": {"sha": _git(repo, "rev-parse", "HEAD~1")},
+                        "base": {"sha": git(repo, "rev-parse", "HEAD~1")},
                     }
                 },
             }
@@ -177,10 +174,10 @@ def test_main_plan_job_plans_since_the_last_planned_commit(
     repo: Path, host_env: dict[str, str]
 ) -> None:
     """The second push's run was cancelled while pending: the third plans both."""
-    first = _git(repo, "rev-parse", "HEAD~1")  # the store's last planned commit
+    first = git(repo, "rev-parse", "HEAD~1")  # the store's last planned commit
     (repo / "requirements" / "third.txt").write_text("s390xpkg==2.0\n")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "third")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "third")
     result = run_job(
         "main.yml",
         "plan",
@@ -189,8 +186,8 @@ def test_main_plan_job_plans_since_the_last_planned_commit(
         context={
             "github": github_context(
                 "push",
-                sha=_git(repo, "rev-parse", "HEAD"),
-                before=_git(repo, "rev-parse", "HEAD~1"),
+                sha=git(repo, "rev-parse", "HEAD"),
+                before=git(repo, "rev-parse", "HEAD~1"),
             ),
             "needs": {"prepare": {"result": "success", "outputs": {"since": first}}},
         },
@@ -200,7 +197,7 @@ def test_main_plan_job_plans_since_the_last_planned_commit(
     assert result.status == "success", failed
     assert result.step("inputs").outputs["files"] == "requirements/demo.txt requirements/third.txt"
     mark = json.loads((repo / "_refinery" / "staging" / "state" / "planned.json").read_text())
-    assert mark["commit"] == _git(repo, "rev-parse", "HEAD")
+    assert mark["commit"] == git(repo, "rev-parse", "HEAD")
 
 
 def test_build_job_builds_its_shard_with_the_chosen_backend(

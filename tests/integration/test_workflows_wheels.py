@@ -11,27 +11,16 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from fixtures.actions import REPOSITORY, GitHubSim, github_context
+from fixtures.actions import REPOSITORY, GitHubSim, git, github_context
 from fixtures.pyindex import IndexServer
 from fixtures.wheels import good_wheel
 
 from refinery.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
 
 
 class FakeAPI:
@@ -72,9 +61,9 @@ def test_wheel_upload_by_pull_request(tmp_path: Path, httpserver: Any) -> None:
     repo.mkdir()
     shutil.copy(ROOT / "mkdocs.yml", repo / "mkdocs.yml")
     shutil.copytree(ROOT / "docs", repo / "docs", ignore=shutil.ignore_patterns("status"))
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "base")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
     head = {"sha": ""}
     api = FakeAPI(httpserver, head)
     store = tmp_path / "store"
@@ -93,9 +82,9 @@ def test_wheel_upload_by_pull_request(tmp_path: Path, httpserver: Any) -> None:
             f'[[wheel]]\nname = "upl"\nversion = "1.0"\n'
             f'url = "{base}{wheel.name}"\nsha256 = "{digest}"\n'
         )
-        _git(repo, "add", ".")
-        _git(repo, "commit", "-q", "-m", "a wheel")
-        sha = head["sha"] = _git(repo, "rev-parse", "HEAD")
+        git(repo, "add", ".")
+        git(repo, "commit", "-q", "-m", "a wheel")
+        sha = head["sha"] = git(repo, "rev-parse", "HEAD")
 
         # --- the pull request: checked, nothing stored, the verdict handed over ----------
         pr = {"number": 7, "head": {"sha": sha}, "base": {"sha": sha}}

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.actions import REPOSITORY, GitHubSim, WorkflowRun, github_context
+from fixtures.actions import REPOSITORY, GitHubSim, WorkflowRun, git, github_context
 from fixtures.need import unavailable
 from fixtures.pyindex import IndexServer
 
@@ -64,23 +64,13 @@ def wave_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-
 def _commit(repo: Path, files: Mapping[str, str], message: str) -> str:
     for rel, text in files.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(text)
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", message)
-    return _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
 
 
 @pytest.fixture
@@ -91,9 +81,9 @@ def repo(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "mkdocs.yml", root / "mkdocs.yml")
     shutil.copytree(ROOT / "docs", root / "docs", ignore=shutil.ignore_patterns("status"))
     (root / "requirements" / "README").write_text("requirement files\n")
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "add", ".")
-    _git(root, "commit", "-q", "-m", "base")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "base")
     return root
 
 
@@ -188,7 +178,7 @@ def test_main_yml_whole_run(
         vars_={"REFINERY_STORE": str(store), "REFINERY_BACKEND": "cross"},
         fail=lose_the_wave_1_runner,
     )
-    base = _git(repo, "rev-parse", "HEAD")
+    base = git(repo, "rev-parse", "HEAD")
     c1 = _commit(repo, {"requirements/waves.txt": "refinery-fixture-wave-c==1.0\n"}, "waves")
 
     # --- push: plan (3 waves), wave 0, publish; the chain of dispatched runs ---------------
