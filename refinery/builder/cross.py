@@ -17,6 +17,7 @@ import functools
 import os
 import shlex
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,9 @@ from refinery.builder.rootfs import (
 from refinery.builder.rootfs_image import host_mirror
 from refinery.builder.roots import Command, Mounts, ShellSession
 from refinery.builder.zig import GCC, Compiler, compiler_for, libc_glibc, warm_cache, zig_target
+from refinery.core.errors import NetworkError
 from refinery.core.glibc import Glibc
+from refinery.upstream import debcrates
 
 _OPAQUE_XATTR = "trusted.overlay.opaque"
 
@@ -202,6 +205,8 @@ class CrossSession(ShellSession):
     #: wheel, and meson's second cross file naming the retargeted numpy's numpy-config.
     target_numpy: Path | None = field(default=None, init=False)
     numpy_cross_file: Path | None = field(default=None, init=False)
+    #: What the attempt's record should say about how this session provided things.
+    notes: list[str] = field(default_factory=list, init=False)
 
     def isolate_network(self) -> str:
         """The next commands (the PEP 517 build) run without a network; cargo offline."""
@@ -325,12 +330,59 @@ class CrossSession(ShellSession):
         if failed is not None:
             return failed
         if self.rust is not None:  # crates too, before the build runs without a network
-            for manifest in crossrust.cargo_manifests(project):
-                fetch = crossrust.fetch_argv(self.rust, manifest)
-                result = self.run(fetch, env=env, timeout=timeout, on_line=on_line, log=log)
-                if not result.ok:
-                    return result
+            return self.fetch_crates(project, run) or result
         return result
+
+    def fetch_crates(
+        self, project: Path, run: Callable[[Sequence[str]], ProcResult]
+    ) -> ProcResult | None:
+        """``cargo fetch`` for each Cargo project; where crates.io cannot be reached, the
+        crates from the Debian archive instead (:mod:`refinery.upstream.debcrates`). The
+        failed command, or None."""
+        assert self.rust is not None
+        manifests = crossrust.cargo_manifests(project)
+        for manifest in manifests:
+            result = run(crossrust.fetch_argv(self.rust, manifest))
+            if result.ok:
+                continue
+            if not crossrust.crates_io_unreachable(result.tail):
+                return result
+            return self.crates_from_debian(manifests, run)
+        return None
+
+    def crates_from_debian(
+        self, manifests: Sequence[Path], run: Callable[[Sequence[str]], ProcResult]
+    ) -> ProcResult | None:
+        """Vendor the crates of ``manifests`` from Debian's ``librust-*-dev`` packages,
+        make them cargo's only source and resolve each lock file again against them (the
+        original kept beside it as ``Cargo.lock.crates-io``)."""
+        assert self.rust is not None
+        archive = self.root.crate_archive()
+        wanted: dict[str, str] = {}
+        for manifest in manifests:
+            wanted.update(debcrates.lock_crates(manifest.parent))
+        cargo_home = self.home / ".cargo"
+        try:
+            vendored = archive.vendor(wanted, cargo_home / "debian-crates")
+        except (NetworkError, OSError, subprocess.CalledProcessError) as exc:
+            return ProcResult(("debian-crates",), 1, 0.0, False, (f"crates from Debian: {exc}",))
+        (cargo_home / "config.toml").write_text(debcrates.cargo_config(vendored.folder))
+        note = (
+            f"crates.io is unreachable: {len(vendored.crates)} crates from the Debian archive "
+            f"({', '.join(archive.suites)}; librust-*-dev), lock files resolved again to "
+            "Debian's versions"
+        )
+        if vendored.missing:
+            note += f"; not in Debian: {', '.join(sorted(vendored.missing))}"
+        self.notes.append(note)
+        for manifest in manifests:
+            lock = manifest.parent / "Cargo.lock"
+            if lock.is_file():
+                lock.rename(lock.with_name("Cargo.lock.crates-io"))
+            result = run(crossrust.generate_lockfile_argv(self.rust, manifest))
+            if not result.ok:
+                return result
+        return None
 
     @property
     def target_numpy_version(self) -> str:
@@ -530,6 +582,10 @@ class CrossRoot:
         made = crosstools.ensure_toolchain(inputs, self.cache, on_line)
         self._toolchains[version, compiler] = made
         return made
+
+    def crate_archive(self) -> debcrates.CrateArchive:
+        """Rust crates from the Debian archive (when crates.io cannot be reached)."""
+        return debcrates.CrateArchive(self.mirror or host_mirror(), self.cache / "crates")
 
     def rust(self, on_line: OnLine | None = None) -> RustToolchain:
         """Debian's Rust for this root's release and target (fetched on first use)."""

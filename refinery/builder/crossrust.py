@@ -16,7 +16,10 @@ crates needs it (where crates.io is unreachable, cargo fails in about 10 s with 
 fails the same way). They are fetched in the ``requires`` phase, with the network
 (``cargo fetch`` of each Cargo project of the sdist, :func:`cargo_manifests`); the build
 then runs network-isolated with ``CARGO_NET_OFFLINE`` (:mod:`refinery.builder.isolation`),
-or with the network and without it where the package's fix allows the network.
+or with the network and without it where the package's fix allows the network. Where
+``cargo fetch`` cannot reach crates.io, the crates come from the Debian archive's
+``librust-*-dev`` packages instead (:mod:`refinery.upstream.debcrates`; the session's
+``crates_from_debian``), in Debian's semver-compatible versions, which the record notes.
 """
 
 from __future__ import annotations
@@ -239,6 +242,29 @@ def cargo_manifests(project: Path) -> tuple[Path, ...]:
         return tuple(locked)
     depth = min(len(p.parts) for p in found)
     return tuple(p for p in found if len(p.parts) == depth)
+
+
+_UNREACHABLE = re.compile(
+    r"failed to get `[^`]+` as a dependency of package"
+    r"|Could not resolve host|Couldn't resolve host"
+    r"|failed to download from `https://(?:static\.|index\.)?crates\.io"
+)
+
+
+def crates_io_unreachable(tail: Sequence[str]) -> bool:
+    """Whether a failed ``cargo fetch`` says the crate registry could not be reached."""
+    return any(_UNREACHABLE.search(line) for line in tail)
+
+
+def generate_lockfile_argv(rust: RustToolchain, manifest: Path) -> list[str]:
+    """``cargo generate-lockfile`` against the configured (vendored) source, offline."""
+    return [
+        str(rust.bin / "cargo"),
+        "generate-lockfile",
+        "--offline",
+        "--manifest-path",
+        str(manifest),
+    ]
 
 
 def fetch_argv(rust: RustToolchain, manifest: Path) -> list[str]:

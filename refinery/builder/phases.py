@@ -333,6 +333,11 @@ class ProvidesBuildRequires(Protocol):
         log: Path | None = None,
     ) -> ProcResult: ...
 
+    @property
+    def notes(self) -> list[str]:
+        """What the attempt's record should say about how the requirements came."""
+        ...
+
 
 def provide_build_requires(
     ctx: StepContext, session: Session, source: Source, frontend: str, env: Mapping[str, str]
@@ -353,6 +358,8 @@ def provide_build_requires(
         on_line=attempt.emit,
         log=attempt.log,
     )
+    for note in session.notes:
+        attempt.note(note)
     if not result.ok:
         lines = tuple(attempt.lines[mark:])
         raise PhaseFailed("installing the build requirements failed", result=result, lines=lines)

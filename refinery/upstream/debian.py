@@ -16,6 +16,7 @@ index ``apt-file`` reads). It is fetched once per (mirror, release, arch, digest
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
 import sqlite3
@@ -92,21 +93,19 @@ def parse_contents(lines: Iterable[str]) -> Iterator[tuple[str, str, str]]:
         yield PurePosixPath(path).name, path, packages
 
 
-class ContentsIndex:
-    """Queries over one release's cached file index (see the module docstring)."""
+class SignedRelease:
+    """One release's files on a mirror, trusted through its signed ``InRelease``."""
 
-    def __init__(
-        self, source: ContentsSource, cache: Path, http: urllib3.PoolManager | None = None
-    ):
+    def __init__(self, source: ContentsSource, http: urllib3.PoolManager | None = None):
         self.source = source
-        self.cache = cache
         self.http = http or urllib3.PoolManager(retries=urllib3.Retry(3, backoff_factor=1))
         self._digests: dict[str, str] | None = None
 
-    # --- fetching --------------------------------------------------------------------
-    def _get(self, url: str, dest: Path) -> None:
+    @staticmethod
+    def get(http: urllib3.PoolManager, url: str, dest: Path) -> None:
+        """``url`` streamed into ``dest`` (a failure is a :class:`NetworkError`)."""
         try:
-            response = self.http.request("GET", url, preload_content=False, timeout=120)
+            response = http.request("GET", url, preload_content=False, timeout=120)
         except urllib3.exceptions.HTTPError as exc:
             raise NetworkError(f"GET {url}: {exc}") from exc
         try:
@@ -119,13 +118,32 @@ class ContentsIndex:
             response.release_conn()
 
     def digests(self) -> dict[str, str]:
-        """The verified ``InRelease``'s SHA-256 list (fetched once per index object)."""
+        """The verified ``InRelease``'s SHA-256 list (fetched once per object)."""
         if self._digests is None:
             with tempfile.TemporaryDirectory() as tmp:
                 signed = Path(tmp) / "InRelease"
-                self._get(self.source.url("InRelease"), signed)
+                self.get(self.http, self.source.url("InRelease"), signed)
                 self._digests = release_digests(verified_text(signed))
         return self._digests
+
+    def fetch(self, name: str, dest: Path, digest: str) -> None:
+        """The release's file ``name`` into ``dest``, checked against ``digest``."""
+        self.get(self.http, self.source.url(name), dest)
+        _check_digest(dest, digest, name)
+
+
+class ContentsIndex:
+    """Queries over one release's cached file index (see the module docstring)."""
+
+    def __init__(
+        self, source: ContentsSource, cache: Path, http: urllib3.PoolManager | None = None
+    ):
+        self.source = source
+        self.cache = cache
+        self.release = SignedRelease(source, http)
+
+    def digests(self) -> dict[str, str]:
+        return self.release.digests()
 
     def _database(self, arch: str) -> Path:
         name = self.source.index_name(arch)
@@ -137,8 +155,7 @@ class ContentsIndex:
             self.cache.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
                 gz = Path(tmp) / "Contents.gz"
-                self._get(self.source.url(name), gz)
-                _check_digest(gz, digest, name)
+                self.release.fetch(name, gz, digest)
                 staging = Path(tmp) / "index.sqlite"
                 build_database(gz, staging)
                 os.replace(staging, db)
@@ -180,15 +197,18 @@ def build_database(gz: Path, dest: Path) -> int:
     return count
 
 
-def _check_digest(path: Path, expected: str, name: str) -> None:
-    import hashlib
-
+def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    if h.hexdigest() != expected:
-        raise NetworkError(f"{name}: SHA-256 {h.hexdigest()} is not the signed {expected}")
+    return h.hexdigest()
+
+
+def _check_digest(path: Path, expected: str, name: str) -> None:
+    actual = sha256_of(path)
+    if actual != expected:
+        raise NetworkError(f"{name}: SHA-256 {actual} is not the signed {expected}")
 
 
 def verified_text(signed: Path, keyring: Path = KEYRING) -> str:

@@ -116,6 +116,7 @@ def test_write_wrappers_makes_executables(tmp_path: Path) -> None:
         "s390x-linux-gnu-cpp",
         "s390x-linux-gnu-g++",
         "s390x-linux-gnu-gcc",
+        "s390x-linux-gnu-gfortran",  # no cross gfortran: a plain refusal (test_fortran_cross)
         "s390x-linux-gnu-pkg-config",
         "xml2-config",
         "xslt-config",
@@ -143,7 +144,10 @@ def test_meson_cross_file() -> None:
     assert parser["binaries"]["exe_wrapper"] == f"['qemu-s390x-static', '-L', '{SYSROOT}']"
     assert parser["binaries"]["c"] == "'/c/cross/s390x-py3.11-abc/bin/s390x-linux-gnu-gcc'"
     assert parser["binaries"]["pkg-config"] == "'/c/cross/s390x-py3.11-abc/bin/pkg-config'"
-    assert "fortran" not in parser["binaries"]
+    # always the toolchain's own (a refusal without a cross gfortran), never the host's
+    assert (
+        parser["binaries"]["fortran"] == "'/c/cross/s390x-py3.11-abc/bin/s390x-linux-gnu-gfortran'"
+    )
     assert dict(parser["host_machine"]) == {
         "system": "'linux'",
         "cpu_family": "'s390x'",
@@ -351,6 +355,10 @@ def test_the_build_gets_the_session_config_settings_and_no_target_uv(
 class RequiresSession(MesonSession):
     """A session that installs the build requirements itself (like the cross one)."""
 
+    @property
+    def notes(self) -> list[str]:
+        return ["requirements from the fake's own shelf"]
+
     def provide_build_requires(self, project: Path, **kwargs: object) -> ProcResult:
         self.root.calls.append(
             (self.purpose, ("provide", str(project), str(kwargs["build_backend"])), {})
@@ -374,7 +382,8 @@ def test_a_session_providing_build_requires_builds_without_isolation(tmp_path: P
         "src/lib.rs": "",
         "demo/__init__.py": "x = 1\n",
     }
-    run_step(tmp_path, root, cache, sdist)
+    outcome = run_step(tmp_path, root, cache, sdist)
+    assert "requirements from the fake's own shelf" in outcome.log.read_text()
     argvs = [argv for _purpose, argv, _env in root.calls]
     provide = next(i for i, argv in enumerate(argvs) if argv[0] == "provide")
     build = next(i for i, argv in enumerate(argvs) if "--wheel" in argv)
