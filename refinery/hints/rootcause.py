@@ -42,6 +42,7 @@ NOISE = re.compile(
 _CAUSE = (
     r"conflicting dependencies|ResolutionImpossible|No solution found when resolving"
     r"|No matching distribution found|Could not find a version that satisfies"
+    r"|failed to select a version for the requirement"
     r"|does not match extension requirement|Can not find valid pkg-config name"
     r"|undefined reference to|undefined symbol:|cannot open shared object file"
     r"|Dependency \"?[\w.+-]+\"? not found|dependency \S+ found: NO"

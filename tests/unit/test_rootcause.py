@@ -52,6 +52,11 @@ REAL_LOGS = [
         "Error: Please make sure the libxml2 and libxslt development packages are installed.",
     ),
     ("cross-rpds-py-0.22.3.log", 8, "error: no matching package named `pyo3` found"),
+    (  # crates.io unreachable, then Debian's crates lack the asn1 the lock file wants
+        "cross-cryptography-43.0.3-debian-crates.log",
+        109,
+        'error: failed to select a version for the requirement `asn1 = "^0.16.2"`',
+    ),
     (
         "rootfs-smoke-missinglib.log",
         223,
