@@ -43,6 +43,7 @@ from refinery.builder.tools import made_once
 from refinery.builder.zig import (
     GCC,
     GLIBC_LIBRARIES,
+    ZIG_DEFAULT_MARCH,
     ZIGLANG,
     Archiver,
     Compiler,
@@ -51,6 +52,7 @@ from refinery.builder.zig import (
     Zig,
     archiver_wrapper,
     ensure_zig,
+    fortran_wrapper,
     newer_glibc_symbols,
     zig_target,
 )
@@ -58,10 +60,11 @@ from refinery.builder.zig import wrapper as zig_wrapper
 
 CROSSENV = "crossenv==1.6.2"
 TOOLCHAIN_VERSION = (
-    13  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs
+    15  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs
     # mapped; 10: zig searches the library packs' include and lib folders; 11: zig stdin -x;
     # 12: the cross-python is meson's host python; 13: CMake finds the build requirements'
-    # own CMake files, zig drops -flto
+    # own CMake files, zig drops -flto; 14: Fortran in zig builds (gfortran compiles, zig links);
+    # 15: zig without debug information unless asked (-g0 first)
 )
 #: The environment variable naming the build requirements' folders for CMake (``;``).
 CMAKE_BUILD_PREFIXES = "REFINERY_CMAKE_BUILD_PREFIXES"
@@ -180,8 +183,8 @@ def meson_cross_file(tc: CrossToolchain) -> str:
         # named modules `_x.cpython-311-x86_64-linux-gnu.so` in an s390x wheel
         "python": str(tc.cross_python),
     }
-    if tc.has_fortran:
-        binaries["fortran"] = str(tc.compiler("gfortran"))
+    # always ours (a plain refusal without a cross gfortran): never the host's gfortran
+    binaries["fortran"] = str(tc.compiler("gfortran"))
     lines = ["[binaries]", *(f"{key} = '{value}'" for key, value in binaries.items())]
     lines.append(f"exe_wrapper = {_ini_list([QEMU[arch], '-L', str(s)])}")
     lines += [
@@ -227,7 +230,8 @@ def cmake_toolchain(tc: CrossToolchain) -> str:
             f"set(CMAKE_CXX_COMPILER {tc.compiler('g++')})",
         ]
     if tc.has_fortran:
-        lines.append(f"set(CMAKE_Fortran_COMPILER /usr/bin/{t}-gfortran)")
+        fortran = f"/usr/bin/{t}-gfortran" if tc.zig is None else str(tc.compiler("gfortran"))
+        lines.append(f"set(CMAKE_Fortran_COMPILER {fortran})")
     lines += [
         f'set(CMAKE_AR {tc.archiver("ar")} CACHE FILEPATH "")',
         f'set(CMAKE_RANLIB {tc.archiver("ranlib")} CACHE FILEPATH "")',
@@ -460,6 +464,8 @@ def tool_versions(inputs: ToolchainInputs) -> dict[str, str]:
     }
     if inputs.compiler.kind == "zig":
         versions["zig"] = ZIGLANG
+    if shutil.which(f"{t}-gfortran") is not None:
+        versions["gfortran"] = _output([f"{t}-gfortran", "-dumpfullversion"])
     return versions
 
 
@@ -481,7 +487,7 @@ def ensure_toolchain(
         dir=cache / inputs.key(tool_versions(inputs)),
         arch=inputs.arch,
         python=inputs.python,
-        has_fortran=gfortran and zig is None,  # zig has no Fortran
+        has_fortran=gfortran,  # with zig: gfortran compiles, zig links (fortran_wrapper)
         build_machine=platform.machine(),
         compilers=inputs.compiler,
         zig=zig,
@@ -490,7 +496,7 @@ def ensure_toolchain(
     return tc
 
 
-#: zig's driver for each compiler wrapper (zig has no Fortran).
+#: zig's driver for each compiler wrapper (zig has no Fortran: see :func:`fortran_wrapper`).
 ZIG_LANGUAGES: dict[str, Language] = {"gcc": "cc", "g++": "c++", "c++": "c++", "cpp": "cpp"}
 ZIG_ARCHIVERS: tuple[Archiver, ...] = ("ar", "ranlib")
 
@@ -514,12 +520,37 @@ def compiler_scripts(tc: CrossToolchain, which: Which = shutil.which) -> dict[Pa
             )
         for archiver in ZIG_ARCHIVERS:
             scripts[tc.bin / f"{tc.triplet}-{archiver}"] = archiver_wrapper(tc.zig, archiver)
+        scripts[tc.compiler("gfortran")] = zig_fortran_script(tc, which)
         return scripts
     for tool in COMPILERS:
         real = which(f"{tc.triplet}-{tool}")
         if real is not None:
             scripts[tc.compiler(tool)] = compiler_wrapper(real, tc.sysroot)
+        elif tool == "gfortran":
+            scripts[tc.compiler(tool)] = missing_fortran_script(f"{tc.triplet}-{tool}")
     return scripts
+
+
+def missing_fortran_script(real: str) -> str:
+    """The Fortran compiler's place when the host has no cross gfortran: says so plainly
+    (meson shows it under "Unknown compiler(s)"; CMake in its compiler check)."""
+    return (
+        "#!/bin/sh\n"
+        f'echo "{real}: not installed on the build machine: the cross backend has no Fortran'
+        f' compiler (apt-get install gfortran-{real.rpartition("-")[0]})" >&2\n'
+        "exit 127\n"
+    )
+
+
+def zig_fortran_script(tc: CrossToolchain, which: Which = shutil.which) -> str:
+    """zig mode's Fortran compiler: the cross gfortran compiles, zig's C wrapper links
+    (:func:`refinery.builder.zig.fortran_wrapper`); or a plain refusal without one."""
+    name = f"{tc.triplet}-gfortran"
+    real = which(name)
+    if real is None:
+        return missing_fortran_script(name)
+    march = ZIG_DEFAULT_MARCH.get(tc.arch, "")
+    return fortran_wrapper(real, tc.compiler("gcc"), tc.sysroot, PACK_PREFIX, march)
 
 
 #: glibc's link-time files (not its runtime libraries): a zig build must link zig's own.

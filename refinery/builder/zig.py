@@ -5,7 +5,9 @@ builds may need symbols no RHEL 8 or SLES 15 has. ``zig cc -target
 s390x-linux-gnu.2.28`` compiles and links against zig's own headers and symbol stubs of
 exactly that glibc: a wheel it builds can only need what the target has (measured: a
 CPython extension needs nothing newer than ``GLIBC_2.16`` and imports under emulation).
-C++ gets zig's bundled libc++, linked statically into the extension.
+C++ gets zig's bundled libc++, linked statically into the extension. zig has no Fortran:
+Debian's cross gfortran compiles (an object names no glibc version) and zig links, against
+the library packs' libgfortran (manylinux2014) for ``-lgfortran`` (:func:`fortran_wrapper`).
 
 zig comes from its PyPI wheel (``ziglang``, a self-contained x86_64 binary), unpacked
 once into the cross folder of the cache root; its compile cache (libc stubs, crt files,
@@ -264,6 +266,54 @@ def _host_dir_cases(sysroot: Path | None, packs: str) -> str:
     )
 
 
+#: The Fortran sources the Fortran wrapper compiles itself in a compile-and-link command.
+FORTRAN_SOURCES = (
+    "*.f|*.F|*.for|*.FOR|*.ftn|*.f77|*.F77|*.f90|*.F90|*.f95|*.F95|*.f03|*.F03|*.f08|*.F08"
+)
+#: ``-march`` zig's clang uses for each architecture when a build names none (measured,
+#: zig 0.17.1 ``-target s390x-linux-gnu``: ``__ARCH__`` 11, ``__VX__``, i.e. z13):
+#: the Fortran objects are compiled for the same machine as the C ones.
+ZIG_DEFAULT_MARCH = {"s390x": "arch11"}
+
+
+def _fortran_runtime(sysroot: Path | None, packs: str, triplet: str) -> tuple[str, str]:
+    """Shell lines (before the argument loop) and ``case`` arms of a zig link that
+    takes gfortran's objects: ``-lgfortran`` is the library packs' libgfortran (the
+    openblas pack's, manylinux2014: glibc 2.17), never the cross compiler's (Debian's,
+    built against glibc 2.36); the cross compiler's library folders (meson passes
+    gfortran's search folders to a C linker) are dropped; s390x has no libquadmath.
+    A program (no ``-shared``) linking it finds it below ``/packs`` (meson runs its
+    sanity check under qemu, whose ``-L`` sysroot holds the packs)."""
+    if sysroot is None or not packs:
+        return "", ""
+    lib = f"{sysroot}/{packs}/lib"
+    head = (
+        "gf=; shared=0; gflink=0\n"
+        f'for f in {shlex.quote(lib)}/libgfortran*.so*; do [ -f "$f" ] && gf=$f && break; done\n'
+    )
+    arms = (
+        f"    -L/usr/{triplet}|-L/usr/{triplet}/*|-L/usr/lib/gcc-cross|-L/usr/lib/gcc-cross/*) ;;\n"
+        "    -lquadmath) ;;\n"
+        '    -lgfortran) if [ -z "$gf" ]; then\n'
+        '        echo "zig: fatal error: no libgfortran for the target glibc below'
+        f" /{packs}/lib: a Fortran link needs the openblas library pack (its manylinux"
+        " libgfortran); the cross compiler's needs glibc 2.36\" >&2; exit 1\n"
+        '      fi; gflink=1; set -- "$@" "$gf" ;;\n'
+        '    -shared) shared=1; set -- "$@" "$a" ;;\n'
+    )
+    return head, arms
+
+
+def _fortran_rpath(sysroot: Path | None, packs: str) -> str:
+    """A program linking the packs' libgfortran runs under qemu: ``-rpath /packs/lib``."""
+    if sysroot is None or not packs:
+        return ""
+    return (
+        '[ "$link" = 1 ] && [ "$gflink" = 1 ] && [ "$shared" = 0 ]'
+        f' && set -- "$@" -Wl,-rpath,/{packs}/lib\n'
+    )
+
+
 def _pack_libdir(sysroot: Path | None, packs: str) -> str:
     """A link also searches the library packs' folder last (a package naming only
     ``-lgmp`` finds the pack's); their include folder is in ``include_after``."""
@@ -294,8 +344,9 @@ def wrapper(
     ``-Bsymbolic``), ``-lstdc++`` (zig's C++ library is libc++: the sysroot's libstdc++
     would bring the sysroot's glibc back), ``-lgcc_s`` (rustc's unwinder: zig links its
     own libunwind); ``-Wl,--version`` is answered as LLD (:data:`LINKER_VERSION`).
-    With a ``guard``, a link that references a glibc symbol newer than the target fails
-    with the symbol (zig's headers declare it, its stubs lack it). With a ``sysroot``,
+    Debug information only when a build asks (``-g0`` first). With a ``guard``, a link
+    that references a glibc symbol newer than the target fails with the symbol (zig's
+    headers declare it, its stubs lack it). With a ``sysroot``,
     the host's system folders a package names itself (Pillow adds ``-I/usr/include``
     and ``-L/usr/lib/<multiarch>``) are mapped into the sysroot, and the bare include
     folders dropped (they are searched after zig's headers already): the host's or the
@@ -303,16 +354,20 @@ def wrapper(
     ``packs`` (the library packs' prefix below the sysroot) is mapped the same way, and
     a link searches its ``lib`` last."""
     q = shlex.quote
+    gf_head, gf_arms = _fortran_runtime(sysroot, packs, target.partition(".")[0])
     mode = {"cc": "cc", "c++": "c++", "cpp": "cc -E"}[language]
     after = " ".join(f"-idirafter {q(str(p))}" for p in include_after)
     guard = None if language == "cpp" else guard  # the preprocessor links nothing
-    run = f'{q(str(zig.binary))} {mode} -target {q(target)} {after} "$@"'
+    # -g0 first: zig's clang emits DWARF even without -g (scipy's wheel: 117 MB, 454 MB
+    # installed, 123 MB without it); a build's own -g comes later and wins
+    run = f'{q(str(zig.binary))} {mode} -target {q(target)} {after} -g0 "$@"'
     tail = f"exec {run}\n" if guard is None else f"{run} || exit $?\n{_guard_lines(guard)}"
     return (
         "#!/bin/sh\n"
         f"# zig {mode} for {target}: the target's glibc, not the sysroot's\n"
         "unset CPATH C_INCLUDE_PATH CPLUS_INCLUDE_PATH LIBRARY_PATH\n"
         f"{_cache_env(zig)}"
+        f"{gf_head}"
         "n=$#; out=a.out; link=1; prev=\n"
         'while [ "$n" -gt 0 ]; do\n'
         "  a=$1; shift; n=$((n - 1))\n"
@@ -326,6 +381,7 @@ def wrapper(
         # stdin without -x (meson 1.2's define probe `-E -dM -`): zig takes the target
         # for clang's and fails ("version '.2.28' in target triple ... is invalid")
         f'    -) set -- "$@" -x {STDIN_LANGUAGE[language]} - ;;\n'
+        f"{gf_arms}"
         f"{_host_dir_cases(sysroot, packs)}"
         f"    -Wl,--version) echo {q(LINKER_VERSION)}; exit 0 ;;\n"
         '    -lstdc++) set -- "$@" -lc++ ;;\n'
@@ -335,6 +391,7 @@ def wrapper(
         "  esac\n"
         "done\n"
         f"{_pack_libdir(sysroot, packs)}"
+        f"{_fortran_rpath(sysroot, packs)}"
         f"{tail}"
     )
 
@@ -392,3 +449,83 @@ def warm_cache(zig: Zig, target: str) -> None:
                         f"{done.stderr.strip()[-500:]}"
                     )
         mark.write_text(ZIGLANG + "\n")
+
+
+#: Arguments after which gfortran takes the next argument as their value.
+_FORTRAN_VALUE_FLAGS = "-I|-J|-D|-U|-include|-isystem|-idirafter|-MF|-MT|-MQ|-x"
+
+
+def fortran_wrapper(gfortran: str, linker: Path, sysroot: Path, packs: str, march: str) -> str:
+    """A Fortran compiler for zig builds: Debian's cross gfortran compiles (an object
+    names no glibc symbol version: only a link pins one), zig's C driver ``linker`` (the
+    C wrapper, with its link guard and the packs' libgfortran for ``-lgfortran``) links.
+
+    Compiling (``-c``, ``-E``, …) and questions (``--version``, ``-dumpversion``) go to
+    gfortran with ``--sysroot`` and ``-march`` first (the build's own ``-march`` comes
+    later and wins); ``-flto`` is dropped (zig cannot link GCC's bytecode objects).
+    ``-print-search-dirs`` answers only the packs' library folder: meson hands
+    gfortran's library folders to whichever driver links, and the cross compiler's hold
+    a libgfortran for glibc 2.36. A link compiles its Fortran sources first (meson's
+    sanity check compiles and links at once), then runs ``linker`` with the objects and
+    the link arguments only, adding ``-lgfortran -lm`` as gfortran's own link would."""
+    q = shlex.quote
+    libs = f"{sysroot}/{packs}/lib"
+    return (
+        "#!/bin/bash\n"
+        "# gfortran compiles for the target; zig links (the target's glibc, not the sysroot's)\n"
+        "unset CPATH C_INCLUDE_PATH CPLUS_INCLUDE_PATH LIBRARY_PATH\n"
+        f"GF=({q(gfortran)} --sysroot={q(str(sysroot))}{f' -march={q(march)}' if march else ''})\n"
+        "link=1\n"
+        'for a in "$@"; do\n'
+        '  case "$a" in\n'
+        "    -print-search-dirs|--print-search-dirs)\n"
+        f"      printf '%s\\n' 'install: /' 'programs: =' {q('libraries: =' + libs)}; exit 0 ;;\n"
+        "    -c|-E|-S|-M|-MM|-fsyntax-only|--version|--help|--help=*|-dump*|-print-*|--print-*)"
+        " link=0 ;;\n"
+        "  esac\n"
+        "done\n"
+        '[ "$#" = 1 ] && [ "$1" = -v ] && link=0\n'
+        'if [ "$link" = 0 ]; then\n'
+        "  args=()\n"
+        '  for a in "$@"; do\n'
+        '    case "$a" in -flto|-flto=*|-ffat-lto-objects|-fno-fat-lto-objects) ;;'
+        ' *) args+=("$a") ;; esac\n'
+        "  done\n"
+        '  exec "${GF[@]}" "${args[@]}"\n'
+        "fi\n"
+        f"{_fortran_link_lines(linker)}"
+    )
+
+
+def _fortran_link_lines(linker: Path) -> str:
+    """The link half of :func:`fortran_wrapper` (bash): sort the arguments into
+    compile flags, Fortran sources and link arguments; compile; link with ``linker``."""
+    return (
+        "cflags=(); largs=(); srcs=()\n"
+        'while [ "$#" -gt 0 ]; do\n'
+        "  a=$1; shift\n"
+        '  case "$a" in\n'
+        '    -o|-Xlinker) largs+=("$a" "$1"); shift ;;\n'
+        f'    {_FORTRAN_VALUE_FLAGS}) cflags+=("$a" "$1"); shift ;;\n'
+        f'    {FORTRAN_SOURCES}) srcs+=("$a") ;;\n'
+        "    -static-libgfortran|-static-libgcc|-static-libquadmath|-flto|-flto=*) ;;\n"
+        "    -l*|-L*|-Wl,*|-shared|-static|-pie|-no-pie|-rdynamic|-nostdlib|-nostartfiles"
+        '|-nodefaultlibs|-s) largs+=("$a") ;;\n'
+        '    -fPIC|-fpic|-fPIE|-fpie|-O*|-g*|-pthread) cflags+=("$a"); largs+=("$a") ;;\n'
+        '    -*) cflags+=("$a") ;;\n'
+        '    *) largs+=("$a") ;;\n'
+        "  esac\n"
+        "done\n"
+        "objs=()\n"
+        'if [ "${#srcs[@]}" -gt 0 ]; then\n'
+        '  tmp=$(mktemp -d "${TMPDIR:-/tmp}/gfortran-link.XXXXXX") || exit 1\n'
+        "  trap 'rm -rf \"$tmp\"' EXIT\n"
+        "  i=0\n"
+        '  for s in "${srcs[@]}"; do\n'
+        "    i=$((i + 1))\n"
+        '    "${GF[@]}" "${cflags[@]}" -c "$s" -o "$tmp/$i.o" || exit $?\n'
+        '    objs+=("$tmp/$i.o")\n'
+        "  done\n"
+        "fi\n"
+        f'{shlex.quote(str(linker))} "${{objs[@]}}" "${{largs[@]}}" -lgfortran -lm\n'
+    )

@@ -186,6 +186,11 @@ CASES: dict[str, tuple[str, str]] = {
         "['flang'], ['nvfortran'], ['pgfortran'], ['ifort'], ['ifx'], ['g95']]",
         "  Fortran compiler for the host machine: gfortran (gcc 12.2.0)",
     ),
+    "fortran-runtime": (
+        "../meson.build:1:0: ERROR: Compiler /c/cross/s390x-py3.11-zig-glibc2.28-3b50f92a43e54d1f"
+        "/bin/s390x-linux-gnu-gfortran cannot compile programs.",
+        "Fortran linker for the host machine: /c/bin/s390x-linux-gnu-gfortran ld.lld 0.17.1",
+    ),
     "openblas": (
         '  ../scipy/meson.build:163:9: ERROR: Dependency "OpenBLAS" not found, '
         "tried pkgconfig and cmake",
