@@ -73,7 +73,7 @@ class BuildEvent:
 
 OnEvent = Callable[[BuildEvent], None]
 Advise = Callable[[PlanNode, BuildOutcome, int], Fix | None]
-FirstFix = Callable[[PlanNode], Fix | None]
+FirstFix = Callable[[PlanNode, str], Fix | None]  # (node, the first attempt's backend)
 
 __all__ = [
     "Advise",
@@ -360,7 +360,8 @@ class _Run:
             status = current.status if current else NodeStatus.PENDING
             return NodeResult(key, status, why, current.wheel if current else None)
         self.emit(BuildEvent("leased", key, f"until {record.lease_expires}", wave=wave))
-        fix = self.first_fix(node) if self.first_fix is not None else None
+        first = self.fallback.root if upfront is not None and self.fallback else self.root
+        fix = self.first_fix(node, first.backend) if self.first_fix is not None else None
         track = _Track(self.root, fix)
         if upfront is not None and self.fallback is not None:
             track.root = self.fallback.root

@@ -127,16 +127,19 @@ class Advisor:
         self._lock = threading.Lock()
 
     # --- before the first attempt -------------------------------------------------
-    def first_fix(self, node: PlanNode) -> Remedy | None:
+    def first_fix(self, node: PlanNode, backend: str | None = None) -> Remedy | None:
         """Learned per-package entries and forced hints: their fixes apply from the
-        first attempt."""
+        first attempt (a hint scoped to other Pythons or backends than the node's and
+        the first attempt's ``backend`` is left out)."""
         remedy = Remedy()
         entries = self.catalog.for_package(node.name, node.python)
         learned = [h for e in entries for h in e.hints]
         hints = [self.catalog.get(hint_id) for hint_id in dict.fromkeys([*learned, *self.forced])]
         hints += [e.own_hint for e in entries]
         for hint in hints:
-            if hint is not None and hint.fix.applicable(self.manager):
+            if hint is None or not hint.scope.applies(python=node.python, backend=backend):
+                continue
+            if hint.fix.applicable(self.manager):
                 remedy = remedy.plus(for_node(hint, node), self.manager)
         if not remedy.hint_ids:
             return None

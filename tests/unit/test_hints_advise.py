@@ -153,6 +153,22 @@ def test_first_fix_from_learned_package_entries() -> None:
     assert Advisor(catalog, "dnf").first_fix(node("third")) is None
 
 
+def test_first_fix_leaves_out_hints_scoped_to_another_backend() -> None:
+    """h5py's entry names a cross-only hint (the pack's HDF5 version): an attempt that
+    starts on the emulated root gets the distro's HDF5 and not that version."""
+    catalog = Catalog(
+        hints=(
+            hint("hdf5", "H5public\\.h", apt=("libhdf5-dev",)),
+            hint("cross-hdf5", "x", scope=Scope(backends=("cross",)), env={"HDF5_VERSION": "1"}),
+        ),
+        packages=(PackageEntry("demo", ("hdf5", "cross-hdf5")),),
+    )
+    cross = Advisor(catalog, "apt").first_fix(node(), "cross")
+    assert cross is not None and cross.hint_ids == ("hdf5", "cross-hdf5")
+    emulated = Advisor(catalog, "apt").first_fix(node(), "rootfs")
+    assert emulated is not None and emulated.hint_ids == ("hdf5",) and not emulated.env
+
+
 def test_forced_fixes_apply_before_the_first_attempt() -> None:
     from refinery.core.errors import InputError
 
