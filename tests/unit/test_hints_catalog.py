@@ -63,6 +63,18 @@ CASES: dict[str, tuple[str, str]] = {
         "Exception: Can not find valid pkg-config name.",
         "Successfully installed mysqlclient-2.3.2",
     ),
+    # tables 3.10.1's HDF5 probe (cross, zig), campaign run 2
+    "hdf5": (
+        "/root/.cache/refinery/roots/sessions/build-cd0a30720b03/cross-tmp/H5close215xbkap.c"
+        ":1:10: fatal error: 'H5public.h' file not found",
+        "checking for H5public.h... yes",
+    ),
+    # h5py 3.12.1's setup_configure.py (cross: an s390x libhdf5 on the build machine)
+    "h5py-cross-hdf5": (
+        "error: Unable to load dependency HDF5, make sure HDF5 is installed properly\n"
+        "OSError: libhdf5.so: cannot open shared object file: No such file or directory",
+        "Loading library to get build settings and version: /usr/lib/libhdf5.so",
+    ),
     # cargo 1.85 (Debian's rustc-web) on a crate with rust-version = "1.88", captured here
     "rust-too-old": (
         "error: rustc 1.85.0 is not supported by the following package:\n"
@@ -136,6 +148,12 @@ CASES: dict[str, tuple[str, str]] = {
         "/bin/sh: 1: krb5-config: not found",
         "krb5-config --libs gssapi: -lgssapi_krb5 -lkrb5 -lk5crypto -lcom_err",
     ),
+    # PyNaCl 1.6.2 with SODIUM_INSTALL=system and no libsodium (cffi's compile, zig)
+    "libsodium": (
+        "build/temp.linux-s390x-cpython-311/_sodium.c:570:10: fatal error: 'sodium.h' "
+        "file not found",
+        "checking for sodium.h... yes",
+    ),
     "libcurl": (
         "ConfigurationError: Could not run curl-config: [Errno 2] No such file or directory: "
         "'curl-config'",
@@ -144,6 +162,18 @@ CASES: dict[str, tuple[str, str]] = {
     "xmlsec1": (
         "running build_ext\nerror: xmlsec1 is not installed or not in path.",
         "running build_ext\nbuilding 'xmlsec' extension",
+    ),
+    # dbus-python 1.5.1's meson (cross, zig), campaign run 2: attempts 1 and 2
+    "dbus-glib": (
+        "dbus-gmain| Run-time dependency dbus-1 found: NO  (tried pkg-config)\n"
+        "dbus-gmain| Run-time dependency glib-2.0 found: NO  (tried pkg-config)",
+        "dbus-gmain| Run-time dependency dbus-1 found: YES 1.14.10",
+    ),
+    # pycairo 1.29.2's meson (cross, zig), campaign run 2
+    "cairo": (
+        "Run-time dependency cairo found: NO  (tried pkg-config)\n"
+        '../cairo/meson.build:31:12: ERROR: Dependency "cairo" not found (tried pkg-config)',
+        "Run-time dependency cairo found: YES 1.16.0",
     ),
     "libpq": (
         "  Error: pg_config executable not found.\n"
@@ -358,3 +388,16 @@ def test_env_placeholders_are_filled_per_node(catalog: Catalog, tmp_path: Path) 
     )
     with pytest.raises(InputError, match=r"bad.yaml:5: .*env A may only use \{version\}, \{name\}"):
         load_catalog(tmp_path)
+
+
+def test_sentencepiece_keeps_the_network_from_its_first_attempt(catalog: Catalog) -> None:
+    """Its CMake always clones abseil, protobuf and flatbuffers (no switch builds it from
+    the sdist): an isolated first attempt could only fail."""
+    from refinery.core.models import NodeStatus, PlanNode
+    from refinery.hints.advise import Advisor
+
+    node = PlanNode("sentencepiece", "0.2.3", "3.11", NodeStatus.PENDING, "", True)
+    remedy = Advisor(catalog, "apt").first_fix(node)
+    assert remedy is not None and "GitHub" in remedy.network
+    other = PlanNode("demo", "1.0", "3.11", NodeStatus.PENDING, "", True)
+    assert Advisor(catalog, "apt").first_fix(other) is None
