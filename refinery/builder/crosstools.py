@@ -60,11 +60,11 @@ from refinery.builder.zig import wrapper as zig_wrapper
 
 CROSSENV = "crossenv==1.6.2"
 TOOLCHAIN_VERSION = (
-    15  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs
+    16  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs
     # mapped; 10: zig searches the library packs' include and lib folders; 11: zig stdin -x;
     # 12: the cross-python is meson's host python; 13: CMake finds the build requirements'
     # own CMake files, zig drops -flto; 14: Fortran in zig builds (gfortran compiles, zig links);
-    # 15: zig without debug information unless asked (-g0 first)
+    # 15: zig without debug information unless asked (-g0 first); 16: links strip debug info
 )
 #: The environment variable naming the build requirements' folders for CMake (``;``).
 CMAKE_BUILD_PREFIXES = "REFINERY_CMAKE_BUILD_PREFIXES"

@@ -344,7 +344,8 @@ def wrapper(
     ``-Bsymbolic``), ``-lstdc++`` (zig's C++ library is libc++: the sysroot's libstdc++
     would bring the sysroot's glibc back), ``-lgcc_s`` (rustc's unwinder: zig links its
     own libunwind); ``-Wl,--version`` is answered as LLD (:data:`LINKER_VERSION`).
-    Debug information only when a build asks (``-g0`` first). With a ``guard``, a link
+    Debug information only when a build asks (``-g0`` first), and none in what a link
+    writes (``-Wl,--strip-debug``: wheels ship without it). With a ``guard``, a link
     that references a glibc symbol newer than the target fails with the symbol (zig's
     headers declare it, its stubs lack it). With a ``sysroot``,
     the host's system folders a package names itself (Pillow adds ``-I/usr/include``
@@ -360,7 +361,11 @@ def wrapper(
     guard = None if language == "cpp" else guard  # the preprocessor links nothing
     # -g0 first: zig's clang emits DWARF even without -g (scipy's wheel: 117 MB, 454 MB
     # installed, 123 MB without it); a build's own -g comes later and wins
-    run = f'{q(str(zig.binary))} {mode} -target {q(target)} {after} -g0 "$@"'
+    # and a link keeps no debug information at all: Python's own CFLAGS say -g, and what
+    # zig links from its cache (libc++, libunwind, compiler-rt) carries DWARF
+    strip = "" if language == "cpp" else 'strip=; [ "$link" = 1 ] && strip=-Wl,--strip-debug\n'
+    flags = "-g0" if language == "cpp" else "-g0 $strip"
+    run = f'{q(str(zig.binary))} {mode} -target {q(target)} {after} {flags} "$@"'
     tail = f"exec {run}\n" if guard is None else f"{run} || exit $?\n{_guard_lines(guard)}"
     return (
         "#!/bin/sh\n"
@@ -392,6 +397,7 @@ def wrapper(
         "done\n"
         f"{_pack_libdir(sysroot, packs)}"
         f"{_fortran_rpath(sysroot, packs)}"
+        f"{strip}"
         f"{tail}"
     )
 

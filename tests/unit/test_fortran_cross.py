@@ -156,6 +156,7 @@ def test_lgfortran_is_the_packs_and_gccs_folders_are_dropped(tmp_path: Path) -> 
     done = run_cc(tmp_path, *args)
     assert done.returncode == 0, done.stderr
     assert argv_of(done) == [
+        "-Wl,--strip-debug",
         "-shared",
         "m.o",
         f"-L{packs_lib}",

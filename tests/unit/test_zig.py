@@ -121,6 +121,7 @@ def test_wrapper_maps_what_zig_rejects(fake_zig: Zig, tmp_path: Path) -> None:
         "-idirafter",
         str(include[1]),
         "-g0",  # no DWARF unless the build asks (zig's clang emits it by default)
+        "-Wl,--strip-debug",  # a link writes none (Python's CFLAGS say -g; zig's libc++)
         "-O2",
         "-lc++",
         "-lunwind",
@@ -128,6 +129,14 @@ def test_wrapper_maps_what_zig_rejects(fake_zig: Zig, tmp_path: Path) -> None:
         "with space.so",
         "-Wl,-z,relro",
     ]
+
+
+def test_only_a_link_strips_debug_information(fake_zig: Zig, tmp_path: Path) -> None:
+    text = wrapper(fake_zig, "cc", "s390x-linux-gnu.2.28", ())
+    compiled = run_script(text, tmp_path, "-g", "-c", "m.c", "-o", "m.o")
+    assert "arg:-Wl,--strip-debug" not in compiled  # clang would warn: unused argument
+    linked = run_script(text, tmp_path, "-g", "-shared", "m.o", "-o", "m.so")
+    assert "arg:-Wl,--strip-debug" in linked
 
 
 def test_preprocessor_wrapper_and_linker_version(fake_zig: Zig, tmp_path: Path) -> None:

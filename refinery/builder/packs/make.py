@@ -35,8 +35,9 @@ from refinery.store.files import sha256_file
 
 TARBALL = "pack.tar.gz"
 #: The build tools' generation, part of every pack's identity: 2 added ``ld`` (zig's LLD),
-#: before which libtool found no linker for the target and built static libraries only.
-TOOLS = 2
+#: before which libtool found no linker for the target and built static libraries only;
+#: 3: zig compiles without debug information and links strip it (libproj: 44 MB -> 4 MB).
+TOOLS = 3
 
 
 class PackFailed(BuildError):
