@@ -173,7 +173,9 @@ def wheel_tag(wheel: str) -> str:
 
 
 def _cells(row: Row) -> tuple[str, ...]:
-    fixes = ", ".join((*row.fixes, *(f"derived: {d}" for d in row.derived))) or "-"
+    # a derived fix's hint id (derived:<package>) already names it
+    extra = (f"derived: {d}" for d in row.derived if f"derived:{d}" not in row.fixes)
+    fixes = ", ".join((*row.fixes, *extra)) or "-"
     detail = wheel_tag(row.wheel) if row.built else (row.reason.splitlines() or [""])[0]
     earlier = EARLIER.get(row.plan) if row.attempts else None
     return (

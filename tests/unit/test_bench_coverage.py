@@ -117,3 +117,18 @@ def test_select_names_from_the_corpus(cov: ModuleType) -> None:
     assert cov.select(corpus, [""]) == corpus
     with pytest.raises(SystemExit, match="not in the corpus: nope"):
         cov.select(corpus, ["nope"])
+
+
+def test_a_derived_fix_is_listed_once(cov: ModuleType) -> None:
+    """Its hint id (``derived:<package>``) names it already; the record's derived
+    field of the same fix adds nothing to the table."""
+    row = cov.Row(
+        "tables",
+        "3.10.1",
+        "failed",
+        attempts=3,
+        fixes=("hdf5", "derived:libbz2-dev"),
+        derived=("libbz2-dev", "header lzo/lzo1x.h → liblzo2-dev"),
+    )
+    fixes = cov._cells(row)[4]
+    assert fixes == "hdf5, derived:libbz2-dev, derived: header lzo/lzo1x.h → liblzo2-dev"
