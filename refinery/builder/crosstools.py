@@ -348,6 +348,11 @@ class CrossToolchain:
             "CXX": str(self.compiler("g++")),
             "AR": self.archiver("ar"),
             "RANLIB": self.archiver("ranlib"),
+            # ... and a configure run without --host (uvloop's libuv, PyNaCl's libsodium)
+            # would take the build machine for the host: binfmt runs its test programs, so
+            # it never notices (libsodium then declared s390x little-endian). autoconf
+            # takes host_alias from the environment (a precious variable) like --host.
+            "host_alias": self.triplet,
             **BUILD_MACHINE_CC,
         }
 

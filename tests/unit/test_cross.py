@@ -58,6 +58,7 @@ def test_the_environment_is_an_allow_list(monkeypatch: pytest.MonkeyPatch) -> No
     assert env["CC"] == "/c/cross/s390x-py3.11-abc/bin/s390x-linux-gnu-gcc"
     assert env["CXX"] == "/c/cross/s390x-py3.11-abc/bin/s390x-linux-gnu-g++"
     assert (env["CC_FOR_BUILD"], env["HOST_CC"], env["HOST_CXX"]) == ("gcc", "gcc", "g++")
+    assert env["host_alias"] == "s390x-linux-gnu"  # a configure without --host: the target
     assert (env["HOME"], env["TMPDIR"]) == ("/s/home", "/s/tmp")
     assert TC.cross_python == Path("/c/cross/s390x-py3.11-abc/venv/cross/bin/python3.11")
 
