@@ -53,6 +53,22 @@ def fixture_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="session")
+def recipes() -> Any:
+    """Every recipe of the repository's ``packs/``."""
+    from refinery.builder.packs import load_recipes
+
+    return load_recipes(Path(__file__).resolve().parents[1] / "packs")
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Any:
+    """The repository's hint catalog (``hints/``)."""
+    from refinery.hints import load_catalog
+
+    return load_catalog(Path(__file__).resolve().parents[1] / "hints")
+
+
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     return tmp_path / "cache"

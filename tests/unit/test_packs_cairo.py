@@ -4,27 +4,13 @@ name them, and what the cairo recipe leaves out (X11, fontconfig, GLib)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-from refinery.builder.packs import load_recipes, stand_ins
+from refinery.builder.packs import stand_ins
 from refinery.builder.packs.recipes import PackRecipe, closure
-from refinery.hints import load_catalog
 from refinery.hints.matcher import as_log_lines, scan
 from refinery.hints.models import Catalog
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def recipes() -> dict[str, PackRecipe]:
-    return load_recipes(REPO / "packs")
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(REPO / "hints")
 
 
 def configure_options(recipe: PackRecipe) -> dict[str, str]:

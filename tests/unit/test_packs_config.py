@@ -15,7 +15,6 @@ from refinery.builder.packs import make as pack_make
 from refinery.builder.packs.make import build_env, install_scripts, relocated, tool_scripts
 from refinery.builder.packs.recipes import PACK_PREFIX, closure
 from refinery.builder.zig import Zig, wrapper
-from refinery.hints import load_catalog
 from refinery.hints.matcher import as_log_lines, scan
 from refinery.hints.models import Catalog
 
@@ -33,11 +32,6 @@ NEW_PACKS = {
     "curl": ("openssl", "zlib"),
     "xmlsec1": ("libxml2", "libxslt", "openssl"),
 }
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(REPO / "hints")
 
 
 def test_the_long_tail_recipes_load_from_debian_with_their_dependencies() -> None:

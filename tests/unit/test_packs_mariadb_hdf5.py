@@ -4,35 +4,16 @@ their pkg-config files."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
+from fixtures.packsteps import cmake_options
 
-from refinery.builder.packs import load_recipes, stand_ins
+from refinery.builder.packs import stand_ins
 from refinery.builder.packs.recipes import PACK_PREFIX, PackRecipe, closure
-from refinery.hints import load_catalog
 from refinery.hints.matcher import as_log_lines, scan
 from refinery.hints.models import Catalog
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def recipes() -> dict[str, PackRecipe]:
-    return load_recipes(REPO / "packs")
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(REPO / "hints")
-
-
-def cmake_options(recipe: PackRecipe) -> dict[str, str]:
-    """The ``-DNAME=VALUE`` options of the recipe's CMake configure step."""
-    (configure,) = [s for s in recipe.steps if s.startswith("cmake -S")]
-    return dict(re.findall(r"-D([A-Za-z0-9_]+)=(\S+)", configure))
 
 
 def test_both_recipes_build_debians_upstream_tarballs_with_their_dependencies(

@@ -9,27 +9,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from fixtures.packsteps import cmake_options
 
-from refinery.builder.packs import load_recipes, stand_ins
+from refinery.builder.packs import stand_ins
 from refinery.builder.packs.recipes import PACK_PREFIX, PackRecipe, closure
 from refinery.core.models import FileRef, NodeStatus, PlanNode
-from refinery.hints import load_catalog
 from refinery.hints.advise import Advisor
 from refinery.hints.matcher import as_log_lines, scan
 from refinery.hints.models import Catalog
 
-REPO = Path(__file__).resolve().parents[2]
 DEBIAN_POOL = "https://deb.debian.org/debian/pool/main/"
-
-
-@pytest.fixture(scope="module")
-def recipes() -> dict[str, PackRecipe]:
-    return load_recipes(REPO / "packs")
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(REPO / "hints")
 
 
 def version(text: str) -> tuple[int, ...]:
@@ -107,11 +96,6 @@ def test_the_libsodium_hint_matches_a_missing_libsodium_only(
 ) -> None:
     found = [m.hint.id for m in scan(catalog, as_log_lines([line]), package="pynacl")]
     assert ("libsodium" in found) is matches, found
-
-
-def cmake_options(recipe: PackRecipe) -> dict[str, str]:
-    (configure,) = [s for s in recipe.steps if s.startswith("cmake -S")]
-    return dict(re.findall(r"-D([A-Za-z0-9_]+)=(\S+)", configure))
 
 
 def test_proj_makes_proj_db_with_the_build_machines_sqlite3_program(

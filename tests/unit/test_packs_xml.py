@@ -6,27 +6,11 @@ copies are the same file under the same name and the process loads one libxml2."
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from refinery.builder.packs import identity, load_recipes
+from refinery.builder.packs import identity
 from refinery.builder.packs.recipes import PackRecipe, closure
-from refinery.hints import load_catalog
 from refinery.hints.models import Catalog
 
-REPO = Path(__file__).resolve().parents[2]
 TARGET = (2, 28)
-
-
-@pytest.fixture(scope="module")
-def recipes() -> dict[str, PackRecipe]:
-    return load_recipes(REPO / "packs")
-
-
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(REPO / "hints")
 
 
 def packs_before_attempt_1(catalog: Catalog, package: str) -> tuple[str, ...]:
