@@ -28,6 +28,7 @@ from refinery.builder.artifacts import (
     native_sources,
     unpack_sdist,
 )
+from refinery.builder.distindex import root_index
 from refinery.builder.errors import MissingPython, SdistError, SystemRecipeFailed
 from refinery.builder.options import AttemptSpec, BuildOptions
 from refinery.builder.outcome import AttemptLog, PhaseFailed
@@ -598,6 +599,7 @@ def smoke(ctx: StepContext, ws: Workspace, final: Path) -> SmokeResult:
         arch=ctx.arch,
         find_links=tuple(links),
         extra_index_urls=ctx.options.extra_index,
+        root_index=root_index(ctx.root, ctx.options.cache),
     )
     result = smoke_test(
         ctx.root,
@@ -632,6 +634,7 @@ def package_tests(ctx: StepContext, ws: Workspace, final: Path) -> TestReport | 
         find_links=tuple(links),
         extra_index_urls=ctx.options.extra_index,
         timeout=attempt.remaining(),
+        root_index=root_index(ctx.root, ctx.options.cache),
     )
     report = run_tests(ctx.root, ws.mounts, run, on_line=attempt.emit, log=attempt.log).report
     attempt.timed("tests", report.seconds)

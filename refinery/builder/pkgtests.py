@@ -26,9 +26,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from refinery.builder.distindex import RootIndex
+from refinery.builder.errors import SystemRecipeFailed
 from refinery.builder.proc import OnLine, ProcResult
 from refinery.builder.roots import S390X_MACHINES, BuildRoot, Mounts
 from refinery.builder.smoke import SmokeSpec, host_pip_target_argv, logged_pip
+from refinery.builder.systemlibs import UnprovidedLibrary, give
 from refinery.core.models import TestReport, normalize_name
 from refinery.core.vocab import BackendChoice
 from refinery.hints.models import PackageTests
@@ -59,6 +62,7 @@ class TestRun:
     extra_index_urls: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float | None = None
+    root_index: RootIndex | None = None  # names the packages of system libraries
 
     @property
     def budget(self) -> float:
@@ -225,6 +229,11 @@ def run_tests(
     junit = mounts.work / "tests-junit.xml"
     junit.unlink(missing_ok=True)
     with root.smoke_session(mounts) as session:
+        try:
+            give(session, run.wheel, run.root_index, timeout=run.budget, on_line=on_line, log=log)
+        except (UnprovidedLibrary, SystemRecipeFailed) as exc:
+            reason = f"a system library the wheel may assume could not be given: {exc}"
+            return TestResult(TestReport(command=command, reason=reason), {})
         venv_host = mounts.work / "tests-venv"
         if venv_host.exists():
             shutil.rmtree(venv_host)

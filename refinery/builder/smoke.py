@@ -15,6 +15,9 @@ An import that fails only with ``ModuleNotFoundError`` for a module that is neit
 the wheel nor among its declared requirements (a helper extension importing the package
 that depends on it, a module an embedding host provides) *needs context*: when (a)
 passed, the wheel is good and the result carries a note. Anything else fails.
+
+Before (a), the session is given the system libraries the wheel's manylinux policy lets
+it assume and the root lacks (:mod:`refinery.builder.systemlibs`); the result says so.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from refinery.builder.distindex import RootIndex
+from refinery.builder.errors import SystemRecipeFailed
 from refinery.builder.proc import OnLine, ProcResult
 from refinery.builder.roots import BuildRoot, Mounts
+from refinery.builder.systemlibs import Given, UnprovidedLibrary, give
 
 #: e_machine of the ELF files each target architecture loads.
 EM_FOR_ARCH = {"s390x": 22, "x86_64": 62, "aarch64": 183, "ppc64le": 21}
@@ -177,6 +183,7 @@ class SmokeResult:
     elf_failed: tuple[str, ...] = ()
     needs_context: tuple[str, ...] = field(default=())  # "module (needs missing)"
     note: str = ""  # set when the wheel passed but some import needs context
+    given: tuple[str, ...] = ()  # packages the clean root was given (systemlibs)
 
 
 def manylinux_platforms(arch: str, glibc_max: int = 40) -> list[str]:
@@ -196,6 +203,7 @@ class SmokeSpec:
     arch: str
     find_links: tuple[Path, ...] = ()
     extra_index_urls: tuple[str, ...] = ()
+    root_index: RootIndex | None = None  # names the packages of system libraries
 
 
 def host_pip_target_argv(spec: SmokeSpec, target: Path) -> list[str]:
@@ -279,6 +287,13 @@ def smoke_test(
     plan = mounts.work / "smoke_plan.json"
     python = spec.python
     with root.smoke_session(mounts) as session:
+        try:
+            given = give(
+                session, spec.wheel, spec.root_index, timeout=timeout, on_line=on_line, log=log
+            )
+        except (UnprovidedLibrary, SystemRecipeFailed) as exc:
+            reason = f"a system library the wheel may assume could not be given: {exc}"
+            return SmokeResult(False, contents.modules, (), time.monotonic() - started, reason)
         inside_site = session.inside(site)
         plan.write_text(
             json.dumps(
@@ -316,7 +331,7 @@ def smoke_test(
             log=log,
             cwd="/tmp",
         )
-    verdict = judge(result, heard, contents)
+    verdict = with_given(judge(result, heard, contents), given)
     if verdict.note:
         line = f"smoke: {verdict.note}"
         if log is not None:
@@ -325,6 +340,14 @@ def smoke_test(
         if on_line is not None:
             on_line(line)
     return replace(verdict, seconds=time.monotonic() - started, deps_installed=deps_ok)
+
+
+def with_given(verdict: SmokeResult, given: Given | None) -> SmokeResult:
+    """The verdict, saying which system packages the clean root was given."""
+    if given is None:
+        return verdict
+    note = "; ".join(n for n in (given.note(), verdict.note) if n)
+    return replace(verdict, given=given.packages, note=note)
 
 
 def judge(result: ProcResult, lines: Sequence[str], contents: WheelContents) -> SmokeResult:

@@ -74,20 +74,11 @@ def deriver_for(root: BuildRoot, cache: CacheRoot) -> Deriver | None:
     """Fixes derived from the file index of the root's own distribution: Debian's
     ``Contents`` of the release and mirror a rootfs (or a cross build's sysroot) was made
     from. None for roots without one (containers, the native host)."""
-    from refinery.builder.cross import CrossRoot
-    from refinery.builder.rootfs import MULTIARCH, RootfsRoot
-    from refinery.builder.rootfs_image import cached, host_mirror
+    from refinery.builder.distindex import root_index
     from refinery.hints.derive import file_index_deriver
-    from refinery.upstream.debian import ContentsIndex, ContentsSource
 
-    rootfs = root.rootfs if isinstance(root, CrossRoot) else root
-    if not isinstance(rootfs, RootfsRoot):
-        return None
-    image = cached(rootfs.spec, rootfs.cache)
-    mirror = image.mirror if image is not None else host_mirror()
-    source = ContentsSource(mirror, rootfs.spec.release, rootfs.arch)
-    multiarch = MULTIARCH.get(rootfs.arch, f"{rootfs.arch}-linux-gnu")
-    return file_index_deriver(ContentsIndex(source, cache.distro), multiarch)
+    found = root_index(root, cache)
+    return None if found is None else file_index_deriver(found.index, found.multiarch)
 
 
 def make_advisor(

@@ -206,6 +206,7 @@ class TestFlags:
 
 def _rerun(settings: Settings, flags: TestFlags, base: Path, env: dict[str, str]) -> int:
     """One node's (or wheel's) tests, rendered; the exit code."""
+    from refinery.builder.distindex import root_index
     from refinery.builder.pkgtests import TestRun, wheel_project, wheel_python
 
     node, wheel, python = flags.node, flags.wheel, flags.python
@@ -218,7 +219,8 @@ def _rerun(settings: Settings, flags: TestFlags, base: Path, env: dict[str, str]
     target = python or wheel_python(wheel)
     tests = settings_for(flags.hints_dir, package, target, flags.command, flags.requires)
     root = test_root(settings)
-    run = TestRun(wheel=wheel, python=target, arch="s390x", tests=tests, env=env)
+    index = root_index(root, settings.cache_root)
+    run = TestRun(wheel=wheel, python=target, arch="s390x", tests=tests, env=env, root_index=index)
     result = one_run(settings, root, run, base / "run", flags.verbose)
     render(package, result.report)
     if flags.json_out is not None:
@@ -236,6 +238,7 @@ def _differential(
     env: dict[str, str],
 ) -> Differential:
     """Both wheels' runs and every test whose outcome differs (rendered)."""
+    from refinery.builder.distindex import root_index
     from refinery.builder.pkgtests import TestRun, compare, wheel_project, wheel_python
 
     package = wheel_project(wheels[0])
@@ -248,7 +251,14 @@ def _differential(
         one_run(
             settings,
             root,
-            TestRun(wheel=w, python=target, arch="s390x", tests=tests, env=env),
+            TestRun(
+                wheel=w,
+                python=target,
+                arch="s390x",
+                tests=tests,
+                env=env,
+                root_index=root_index(root, settings.cache_root),
+            ),
             base / label,
             verbose=False,
         )

@@ -8,9 +8,10 @@ index ``apt-file`` reads). It is fetched once per (mirror, release, arch, digest
   mmdebstrap trusted when it made the root) and names the index's SHA-256;
 * ``main/Contents-<arch>.gz`` (about 10 MB) is downloaded, checked against that digest
   and turned into a small SQLite table of the paths a build can miss (headers, shared
-  and static libraries, pkg-config and CMake files, programs), keyed by file name, so a
-  query answers in milliseconds; ``Contents-all`` (architecture-independent packages:
-  header-only libraries) is fetched the first time a query needs it.
+  and static libraries — by soname too —, pkg-config and CMake files, programs), keyed
+  by file name, so a query answers in milliseconds; ``Contents-all``
+  (architecture-independent packages: header-only libraries) is fetched the first time
+  a query needs it.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ import urllib3
 from refinery.core.errors import NetworkError
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-SCHEMA = 1
-#: Paths a build can miss; everything else in the Contents index is left out.
+SCHEMA = 2
+#: Paths a build (or a clean root) can miss; the rest of the Contents index is left out.
 _WANTED = re.compile(
     r"(?:^|/)include/"
     r"|\.(?:so|a|pc|cmake)$"
+    r"|\.so\.\d[\w.]*$"  # a shared library by its soname (libglib-2.0.so.0)
     r"|^(?:usr/)?s?bin/[^/]+$"
 )
 _BATCH = 20_000

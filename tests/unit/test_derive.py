@@ -3,36 +3,15 @@ Contents-s390x / Contents-all (tests/fixtures/contents) made into the query data
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import pytest
+from fixtures.fileindex import MULTIARCH, FixtureIndex
 
 from refinery.core.models import DerivedFix
 from refinery.hints.derive import derive, file_index_deriver, queries_for, rank
 from refinery.hints.missing import Missing
-from refinery.upstream.debian import Owner, build_database, parse_contents, query, release_digests
-
-CONTENTS = Path(__file__).resolve().parents[1] / "fixtures" / "contents"
-MULTIARCH = "s390x-linux-gnu"
-
-
-class FixtureIndex:
-    """The fixture Contents files through the real database code."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.dbs: dict[bool, Path] = {}
-        self.asked: list[tuple[str, bool]] = []
-        for arch_all, name in ((False, "Contents-s390x"), (True, "Contents-all")):
-            gz = tmp / f"{name}.gz"
-            gz.write_bytes(gzip.compress((CONTENTS / name).read_bytes()))
-            db = tmp / f"{name}.sqlite"
-            assert build_database(gz, db) > 0
-            self.dbs[arch_all] = db
-
-    def owners(self, filename: str, *, arch_all: bool = False) -> tuple[Owner, ...]:
-        self.asked.append((filename, arch_all))
-        return query(self.dbs[arch_all], filename)
+from refinery.upstream.debian import Owner, parse_contents, release_digests
 
 
 @pytest.fixture

@@ -3,11 +3,10 @@ reason a wheel that needs a newer glibc fails with, and the attempt it fails."""
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from fixtures.elf import make_elf
 from fixtures.wheels import Project, make_wheel
 
 from refinery.builder.outcome import AttemptLog, PhaseFailed
@@ -18,80 +17,6 @@ from refinery.builder.platform_check import (
     version_needs,
 )
 from refinery.core.models import NodeStatus
-
-SHT_STRTAB, SHT_DYNSYM = 3, 11
-SHT_GNU_VERNEED, SHT_GNU_VERSYM = 0x6FFFFFFE, 0x6FFFFFFF
-S390 = 22
-
-
-class _Strings:
-    def __init__(self) -> None:
-        self.data = b"\0"
-
-    def add(self, text: str) -> int:
-        offset = len(self.data)
-        self.data += text.encode() + b"\0"
-        return offset
-
-
-def make_elf(
-    needs: Mapping[str, Sequence[tuple[str, Sequence[str]]]],
-    *,
-    big_endian: bool = True,
-    machine: int = S390,
-    defined: Sequence[str] = ("PyInit__probe",),
-) -> bytes:
-    """A 64-bit shared object's bytes with ``.dynsym``, ``.gnu.version`` and
-    ``.gnu.version_r``: ``needs`` maps a library to its (version, undefined symbols)."""
-    e = ">" if big_endian else "<"
-    dynstr, shstr = _Strings(), _Strings()
-    symbols = [struct.pack(f"{e}IBBHQQ", 0, 0, 0, 0, 0, 0)]
-    versym = [struct.pack(f"{e}H", 0)]
-    verneed = b""
-    index = 2  # 0 and 1 are "local" and "global"
-    for n, (library, versions) in enumerate(needs.items()):
-        aux = b""
-        for k, (version, names) in enumerate(versions):
-            last = k == len(versions) - 1
-            aux += struct.pack(f"{e}IHHII", 0, 0, index, dynstr.add(version), 0 if last else 16)
-            for name in names:
-                symbols.append(struct.pack(f"{e}IBBHQQ", dynstr.add(name), 0x12, 0, 0, 0, 0))
-                versym.append(struct.pack(f"{e}H", index))
-            index += 1
-        following = 0 if n == len(needs) - 1 else 16 + len(aux)
-        verneed += (
-            struct.pack(f"{e}HHIII", 1, len(versions), dynstr.add(library), 16, following) + aux
-        )
-    for name in defined:
-        symbols.append(struct.pack(f"{e}IBBHQQ", dynstr.add(name), 0x12, 0, 7, 0x1000, 8))
-        versym.append(struct.pack(f"{e}H", 1))
-    sections = [
-        (".dynstr", SHT_STRTAB, dynstr.data, 0, 0, 0),
-        (".dynsym", SHT_DYNSYM, b"".join(symbols), 1, 1, 24),
-        (".gnu.version", SHT_GNU_VERSYM, b"".join(versym), 2, 0, 2),
-        (".gnu.version_r", SHT_GNU_VERNEED, verneed, 1, len(needs), 0),
-    ]
-    name_offsets = [shstr.add(section[0]) for section in sections]
-    name_offsets.append(shstr.add(".shstrtab"))
-    sections.append((".shstrtab", SHT_STRTAB, shstr.data, 0, 0, 0))
-    body, headers, offset = b"", [b"\0" * 64], 64
-    for (_name, kind, data, link, info, entsize), name_at in zip(
-        sections, name_offsets, strict=True
-    ):
-        headers.append(
-            struct.pack(
-                f"{e}IIQQQQIIQQ", name_at, kind, 2, 0, offset, len(data), link, info, 8, entsize
-            )
-        )
-        pad = (-len(data)) % 8
-        body += data + b"\0" * pad
-        offset += len(data) + pad
-    ident = b"\x7fELF" + bytes([2, 2 if big_endian else 1, 1]) + b"\0" * 9
-    header = ident + struct.pack(
-        f"{e}HHIQQQIHHHHHH", 3, machine, 1, 0, 0, offset, 0, 64, 56, 0, 64, len(headers), 5
-    )
-    return header + body + b"".join(headers)
-
 
 PROBE_NEEDS = {
     "libc.so.6": [("GLIBC_2.2", ["memcpy", "strlen"]), ("GLIBC_2.35", ["_dl_find_object"])],

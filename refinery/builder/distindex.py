@@ -1,0 +1,44 @@
+"""The file index of a root's own distribution.
+
+Debian's ``Contents`` index of the release and mirror a rootfs was made from (a cross
+build's sysroot and smoke sessions are that rootfs's): what a derived fix looks a
+missing header or library up in, and what names the package that ships a system library
+the smoke test's clean root is given. Roots without one (containers, the native host)
+have none; their package manager answers by file itself (``dnf``'s provides).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from refinery.builder.roots import BuildRoot
+    from refinery.core.cache import CacheRoot
+    from refinery.hints.derive import FileIndex
+
+
+@dataclass(frozen=True)
+class RootIndex:
+    """The root's file index and the multiarch triplet of its library folders."""
+
+    index: FileIndex  # refinery.upstream.debian.ContentsIndex
+    multiarch: str
+
+
+def root_index(root: BuildRoot, cache: CacheRoot) -> RootIndex | None:
+    """The file index of ``root``'s distribution (downloaded on the first query, then
+    cached below ``cache.distro``); None for roots that have none."""
+    from refinery.builder.cross import CrossRoot
+    from refinery.builder.rootfs import MULTIARCH, RootfsRoot
+    from refinery.builder.rootfs_image import cached, host_mirror
+    from refinery.upstream.debian import ContentsIndex, ContentsSource
+
+    rootfs = root.rootfs if isinstance(root, CrossRoot) else root
+    if not isinstance(rootfs, RootfsRoot):
+        return None
+    image = cached(rootfs.spec, rootfs.cache)
+    mirror = image.mirror if image is not None else host_mirror()
+    source = ContentsSource(mirror, rootfs.spec.release, rootfs.arch)
+    multiarch = MULTIARCH.get(rootfs.arch, f"{rootfs.arch}-linux-gnu")
+    return RootIndex(ContentsIndex(source, cache.distro), multiarch)
