@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import lzma
-import os
 import re
 import shutil
 import subprocess
@@ -162,20 +161,8 @@ class CrateArchive:
     def _index(self, suite: str) -> tuple[dict[str, CratePackage], dict[str, str]]:
         release = SignedRelease(ContentsSource(self.mirror, suite, self.arch), self.http)
         name = f"main/binary-{self.arch}/Packages.xz"
-        digest = release.digests().get(name)
-        if digest is None:
-            raise NetworkError(f"{release.source.url('InRelease')} lists no {name}")
-        cached = self.cache / f"crates-{suite}-{self.arch}-{digest[:16]}-v{SCHEMA}.json"
-        if not cached.is_file():
-            self.cache.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
-                xz = Path(tmp) / "Packages.xz"
-                release.fetch(name, xz, digest)
-                packages, names = parse_packages(lzma.decompress(xz.read_bytes()).decode())
-                doc = {"packages": {k: _as_json(v) for k, v in packages.items()}, "names": names}
-                staging = Path(tmp) / "index.json"
-                staging.write_text(json.dumps(doc))
-                os.replace(staging, cached)
+        stem = f"crates-{suite}-{self.arch}"
+        cached = release.cached(name, self.cache, stem, f"-v{SCHEMA}.json", _write_index)
         doc = json.loads(cached.read_text())
         packages = {k: _from_json(v) for k, v in doc["packages"].items()}
         return packages, dict(doc["names"])
@@ -264,6 +251,13 @@ def cargo_config(vendor: Path) -> str:
         "[net]\noffline = true\n\n"
         '[resolver]\nincompatible-rust-versions = "fallback"\n'
     )
+
+
+def _write_index(xz: Path, dest: Path) -> None:
+    """A suite's ``Packages.xz`` as the JSON of its Rust crate packages."""
+    packages, names = parse_packages(lzma.decompress(xz.read_bytes()).decode())
+    doc = {"packages": {k: _as_json(v) for k, v in packages.items()}, "names": names}
+    dest.write_text(json.dumps(doc))
 
 
 def _as_json(p: CratePackage) -> list[object]:

@@ -23,7 +23,7 @@ import re
 import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -133,6 +133,25 @@ class SignedRelease:
         self.get(self.http, self.source.url(name), dest)
         _check_digest(dest, digest, name)
 
+    def cached(
+        self, name: str, cache: Path, stem: str, suffix: str, make: Callable[[Path, Path], object]
+    ) -> Path:
+        """``cache/<stem>-<digest>-<suffix>``: what ``make(downloaded, dest)`` made of the
+        release's file ``name`` — made once per digest (a new index, a new file)."""
+        digest = self.digests().get(name)
+        if digest is None:
+            raise NetworkError(f"{self.source.url('InRelease')} lists no {name}")
+        path = cache / f"{stem}-{digest[:16]}{suffix}"
+        if not path.is_file():
+            cache.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=cache) as tmp:
+                downloaded = Path(tmp) / PurePosixPath(name).name
+                self.fetch(name, downloaded, digest)
+                staging = Path(tmp) / f"made{suffix}"
+                make(downloaded, staging)
+                os.replace(staging, path)
+        return path
+
 
 class ContentsIndex:
     """Queries over one release's cached file index (see the module docstring)."""
@@ -149,19 +168,8 @@ class ContentsIndex:
 
     def _database(self, arch: str) -> Path:
         name = self.source.index_name(arch)
-        digest = self.digests().get(name)
-        if digest is None:
-            raise NetworkError(f"{self.source.url('InRelease')} lists no {name}")
-        db = self.cache / f"{self.source.release}-{arch}-{digest[:16]}-v{SCHEMA}.sqlite"
-        if not db.is_file():
-            self.cache.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=self.cache) as tmp:
-                gz = Path(tmp) / "Contents.gz"
-                self.release.fetch(name, gz, digest)
-                staging = Path(tmp) / "index.sqlite"
-                build_database(gz, staging)
-                os.replace(staging, db)
-        return db
+        stem = f"{self.source.release}-{arch}"
+        return self.release.cached(name, self.cache, stem, f"-v{SCHEMA}.sqlite", build_database)
 
     # --- queries ---------------------------------------------------------------------
     def owners(self, filename: str, *, arch_all: bool = False) -> tuple[Owner, ...]:
