@@ -108,7 +108,8 @@ def detect_engine(
 _OPT_PYTHON = re.compile(r"^cp(\d)(\d+)-cp\d+$")
 _PATH_PYTHON = re.compile(r"/python(\d)\.(\d+)$")
 # What the probe asks an image (one short container): its PATH, the CPythons in
-# /opt/python (manylinux) and on PATH (``python3.X``), and the tools it has.
+# /opt/python (manylinux) and on PATH (``python3.X``), the tools it has, and its
+# distribution (``ID`` and ``VERSION_CODENAME`` of /etc/os-release).
 PROBE_TOOLS = ("apt-get", "dnf", "yum", "auditwheel")
 PROBE_SCRIPT = (
     'echo "PATH $PATH"; '
@@ -116,7 +117,9 @@ PROBE_SCRIPT = (
     f"for v in {' '.join(MANYLINUX_PYTHONS)}; do "
     'p=$(command -v "python$v") && echo "path $p"; done; '
     f"for t in {' '.join(PROBE_TOOLS)}; do "
-    'command -v "$t" >/dev/null && echo "tool $t"; done; true'
+    'command -v "$t" >/dev/null && echo "tool $t"; done; '
+    "[ -r /etc/os-release ] && (. /etc/os-release; "
+    'echo "os ${ID:-} ${VERSION_CODENAME:-}"); true'
 )
 
 
@@ -142,11 +145,13 @@ def python_path(version: str) -> str:
 @dataclass(frozen=True)
 class ImageFacts:
     """What an image offers: ``pythons`` (version, interpreter path inside), the tools
-    of :data:`PROBE_TOOLS` on its ``PATH``, and that ``PATH``."""
+    of :data:`PROBE_TOOLS` on its ``PATH``, that ``PATH``, and its ``distro`` (os-release
+    ``ID`` and ``VERSION_CODENAME``: ``("debian", "bookworm")``; empty when unknown)."""
 
     pythons: tuple[tuple[str, str], ...]
     tools: frozenset[str]
     path: str
+    distro: tuple[str, str] = ("", "")
 
     def interpreter(self, version: str) -> str | None:
         return dict(self.pythons).get(version)
@@ -163,6 +168,7 @@ def parse_probe(output: str) -> ImageFacts:
     found: dict[str, str] = {}
     tools: set[str] = set()
     path = ""
+    distro = ("", "")
     lines = [line.partition(" ") for line in output.splitlines()]
     for version in parse_opt_python(" ".join(value for kind, _, value in lines if kind == "opt")):
         found[version] = python_path(version)
@@ -174,8 +180,11 @@ def parse_probe(output: str) -> ImageFacts:
             tools.add(value)
         elif kind == "PATH":
             path = value
+        elif kind == "os":
+            name, _, codename = value.strip().partition(" ")
+            distro = (name, codename.strip())
     pythons = tuple(sorted(found.items(), key=lambda item: _version_key(item[0])))
-    return ImageFacts(pythons, frozenset(tools), path or DEFAULT_PATH)
+    return ImageFacts(pythons, frozenset(tools), path or DEFAULT_PATH, distro)
 
 
 def podman_runtime(which: Callable[[str], str | None] = which) -> str | None:

@@ -78,6 +78,7 @@ class BuildFlags:
             backoff=self.retry_backoff,
             forced=self.fixes,
             deriver=deriver_for(root, settings.cache_root),
+            root=root,
         )
         return root, advisor
 

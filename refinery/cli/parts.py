@@ -57,8 +57,10 @@ def resolver(settings: Settings, *, refresh: bool = False) -> UvResolver:
     )
 
 
-def root_manager(backend: str) -> str | None:
-    """The package manager recipes use in ``backend``'s roots (native: the host's)."""
+def root_manager(backend: str, root: BuildRoot | None = None) -> str | None:
+    """The package manager recipes use in ``backend``'s roots (native: the host's; a
+    container: its image's, when ``root`` is given)."""
+    from refinery.builder.container import ContainerRoot
     from refinery.hints.advise import manager_for_backend
 
     detected = None
@@ -67,6 +69,8 @@ def root_manager(backend: str) -> str | None:
 
         found = package_manager()
         detected = found[0] if found else None
+    elif isinstance(root, ContainerRoot) and (image := root.facts().package_manager):
+        return image[0]
     return manager_for_backend(backend, detected)
 
 
@@ -89,12 +93,15 @@ def make_advisor(
     backoff: float = 0.0,
     forced: Sequence[str] = (),
     deriver: Deriver | None = None,
+    root: BuildRoot | None = None,
 ) -> Advisor:
     """The runner's ``advise`` (and ``first_fix``) from the catalog in ``hints_dir``;
-    ``deriver`` answers what the catalog cannot (see :func:`deriver_for`)."""
+    ``deriver`` answers what the catalog cannot (see :func:`deriver_for`); ``root``, when
+    given, may name its own package manager (a container image's)."""
     from refinery.hints import load_catalog
     from refinery.hints.advise import Advisor, RetrySettings
 
     catalog = load_catalog(hints_dir)
     settings = RetrySettings(max_attempts=max_attempts, backoff=backoff)
-    return Advisor(catalog, root_manager(backend), settings, forced=forced, deriver=deriver)
+    manager = root_manager(backend, root)
+    return Advisor(catalog, manager, settings, forced=forced, deriver=deriver)

@@ -26,12 +26,15 @@ from fixtures.sdists import MARKUPSAFE_2_1_5, make_sdist
 from refinery.builder import rootfs_image
 from refinery.builder.artifacts import elf_machine, sha256_file
 from refinery.builder.container import ContainerRoot
+from refinery.builder.distindex import root_index
 from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.options import RootOptions, RunOptions
 from refinery.builder.roots import Mounts, select_root
 from refinery.builder.runner import build_plan
 from refinery.builder.step import BuildOutcome
+from refinery.builder.systemlibs import packages_for
 from refinery.builder.tools import ensure_tools
+from refinery.cli.parts import deriver_for, make_advisor
 from refinery.core.models import FileRef, NodeStatus, Plan, PlanNode, Target
 from refinery.store import Store
 
@@ -193,3 +196,24 @@ def test_markupsafe_from_pypi_through_the_container(
     assert outcome.smoke is not None and outcome.smoke.ok
     assert outcome.smoke.modules == ("markupsafe",)
     print(f"container markupsafe build: {elapsed:.1f}s")
+
+
+@pytest.mark.network
+def test_a_debian_image_answers_from_its_releases_file_index(
+    container_root: ContainerRoot, tmp_path: Path
+) -> None:
+    """The image's os-release names bookworm: derived fixes and the smoke test's system
+    libraries come from bookworm's Contents index, and its recipes are apt's."""
+    assert container_root.facts().distro == ("debian", "bookworm")
+    found = root_index(container_root, OPTIONS.cache)
+    assert found is not None and found.multiarch == "s390x-linux-gnu"
+    chosen = packages_for(("libglib-2.0.so.0",), "apt", found)
+    assert chosen == {"libglib-2.0.so.0": "libglib2.0-0"}
+    deriver = deriver_for(container_root, OPTIONS.cache)
+    assert deriver is not None
+    (fix,) = deriver(["src/_yaml.c:1:10: fatal error: yaml.h: No such file or directory"])
+    assert fix.package == "libyaml-dev", fix
+    empty = tmp_path / "hints"
+    empty.mkdir()
+    advisor = make_advisor(empty, container_root.backend, root=container_root)
+    assert advisor.manager == "apt"

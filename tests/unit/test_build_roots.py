@@ -302,11 +302,13 @@ path /usr/bin/python3.6
 tool dnf
 tool yum
 tool auditwheel
+os almalinux
 """
 DEBIAN_PROBE = """\
 PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 path /usr/bin/python3.11
 tool apt-get
+os debian bookworm
 """
 
 
@@ -329,6 +331,7 @@ def test_probe_of_a_manylinux_image() -> None:
     assert facts.package_manager == ("dnf", "dnf install -y")
     assert "auditwheel" in facts.tools
     assert facts.path.endswith(":/sbin:/bin")
+    assert facts.distro == ("almalinux", "")
 
 
 def test_probe_of_an_image_with_python_on_path() -> None:
@@ -339,7 +342,9 @@ def test_probe_of_an_image_with_python_on_path() -> None:
     key, command = facts.package_manager or ("", "")
     assert key == "apt" and command.startswith("apt-get update")
     assert "auditwheel" not in facts.tools
+    assert facts.distro == ("debian", "bookworm")
     assert container.parse_probe("").path == container.DEFAULT_PATH
+    assert container.parse_probe("").distro == ("", "")
 
 
 def test_probe_script_asks_for_both_layouts() -> None:
@@ -351,6 +356,7 @@ def test_probe_script_asks_for_both_layouts() -> None:
     assert "3.11" in script and "auditwheel" in script and "apt-get" in script
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.startswith("PATH ")
+    assert "\nos " in done.stdout  # this host's os-release
 
 
 def test_container_root_resolves_pythons_with_engine(tmp_path: Path) -> None:
