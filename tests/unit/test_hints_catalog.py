@@ -401,3 +401,23 @@ def test_sentencepiece_keeps_the_network_from_its_first_attempt(catalog: Catalog
     assert remedy is not None and "GitHub" in remedy.network
     other = PlanNode("demo", "1.0", "3.11", NodeStatus.PENDING, "", True)
     assert Advisor(catalog, "apt").first_fix(other) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # psycopg-c 3.3.9 (cross, zig): setup.py runs pg_config
+        "pg_config: command not found",
+        # psycopg2-binary 2.9.13 (cross, zig), the requires phase
+        "Error: pg_config --libdir failed: pg_config: command not found",
+    ],
+)
+def test_psycopg_without_pg_config_is_the_libpq_hint(catalog: Catalog, line: str) -> None:
+    matches = scan(catalog, as_log_lines([line]))
+    assert [m.hint.id for m in matches] == ["libpq"]
+
+
+def test_every_psycopg_gets_libpq_from_its_first_attempt(catalog: Catalog) -> None:
+    for name in ("psycopg2", "psycopg2-binary", "psycopg-c"):
+        (entry,) = catalog.for_package(name)
+        assert entry.hints == ("libpq",), name

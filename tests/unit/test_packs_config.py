@@ -252,6 +252,11 @@ def test_recipes_say_which_debian_packages_they_stand_in_for(tmp_path: Path) -> 
         "libgmp-dev": "gmp",
         "libcurl4-gnutls-dev": "curl",
     }
+    # bookworm's libpq and libcrypto need glibc 2.34: a derived fix gets the packs
+    assert stand_ins(recipes, ["libpq-dev", "libssl-dev", "libffi-dev"]) == {
+        "libpq-dev": "libpq",
+        "libssl-dev": "openssl",
+    }
     bad = tmp_path / "libbar.toml"
     bad.write_text(BAR.replace('kind = "source"', 'kind = "source"\nreplace = ["x"]'))
     with pytest.raises(PackError, match=r"libbar.toml:4: unknown key 'replace'.*'replaces'"):
