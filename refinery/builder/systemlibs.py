@@ -40,12 +40,13 @@ POLICY_FILES = ("manylinux-policy.json", "musllinux-policy.json")
 _POLICY_TAG = re.compile(r"^((?:many|musl)linux_\d+_\d+|manylinux\d+)_")
 #: The line the probe prints for a library the root lacks.
 ABSENT = "SYSTEM LIBRARY ABSENT "
-# "$@": library names; ldconfig's cache is what the dynamic loader searches.
+# "$@": library names; ldconfig's cache is what the dynamic loader searches, one
+# "<TAB>name (flags) => path" line per library (a root without one — no ldconfig, an
+# empty cache — reports nothing absent: nothing is given). Plain sh, no other tool.
 PROBE = (
-    'cache=$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p); for lib; do printf "%s\\n" '
-    '"$cache" | awk -v l="$lib" \'$1 == l {f = 1} END {exit !f}\' || echo "'
-    + ABSENT
-    + '$lib"; done'
+    "cache=$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null) || exit 0; "
+    '[ -n "$cache" ] || exit 0; for lib; do case "$cache" in '
+    '*"\t$lib ("*) ;; *) echo "' + ABSENT + '$lib" ;; esac; done'
 )
 
 

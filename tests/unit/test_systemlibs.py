@@ -3,6 +3,7 @@ needs, and the package of the root's distribution that ships each one."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from refinery.builder.distindex import RootIndex
 from refinery.builder.smoke import SmokeResult, with_given
 from refinery.builder.systemlibs import (
     ABSENT,
+    PROBE,
     Assumed,
     Given,
     UnprovidedLibrary,
@@ -107,3 +109,21 @@ def test_the_smoke_verdict_says_what_the_root_was_given() -> None:
     assert out.note.startswith("the clean root was given libglib2.0-0 for libglib-2.0.so.0: ")
     assert "manylinux_2_28 policy" in out.note and out.note.endswith("(needs y)")
     assert with_given(verdict, None) is verdict
+
+
+def test_the_probe_is_plain_sh_over_ldconfigs_cache() -> None:
+    done = subprocess.run(
+        ["sh", "-c", PROBE, "probe", "libc.so.6", "libc.so", "librefinery-none.so.1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert absent(done.stdout.splitlines()) == ("libc.so", "librefinery-none.so.1")
+    no_ldconfig = subprocess.run(
+        ["sh", "-c", PROBE.replace("ldconfig", "refinery-no-ldconfig"), "probe", "libc.so.9"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert no_ldconfig.returncode == 0 and no_ldconfig.stdout == ""  # nothing is given
