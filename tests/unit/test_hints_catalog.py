@@ -175,6 +175,12 @@ CASES: dict[str, tuple[str, str]] = {
         '../cairo/meson.build:31:12: ERROR: Dependency "cairo" not found (tried pkg-config)',
         "Run-time dependency cairo found: YES 1.16.0",
     ),
+    # pymssql 2.4.6 (cross, zig), attempt 1 of its first run (more: test_packs_freetds.py)
+    "freetds": (
+        "src/pymssql/_mssql.c:1410:10: fatal error: 'sqlfront.h' file not found\n"
+        ' 1410 | #include "sqlfront.h"',
+        "copying src/pymssql/sqlfront.pxd -> build/lib.linux-s390x-cpython-311/pymssql",
+    ),
     "libpq": (
         "  Error: pg_config executable not found.\n"
         "  pg_config is required to build psycopg2 from source.  Please add the directory\n"
