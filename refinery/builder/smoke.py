@@ -14,7 +14,10 @@ pip with ``--target`` at native speed; inside a fresh, clean session a venv is m
 An import that fails only with ``ModuleNotFoundError`` for a module that is neither in
 the wheel nor among its declared requirements (a helper extension importing the package
 that depends on it, a module an embedding host provides) *needs context*: when (a)
-passed, the wheel is good and the result carries a note. Anything else fails.
+passed, the wheel is good and the result carries a note. So does a module that refuses
+a lone import with an ``ImportError`` of its own — raised by its code, not by the import
+system (no ``name``) and not while handling another error (``psycopg_c``: "the psycopg
+package should be imported before psycopg_c"). Anything else fails.
 
 Before (a), the session is given the system libraries the wheel's manylinux policy lets
 it assume and the root lacks (:mod:`refinery.builder.systemlibs`); the result says so.
@@ -69,6 +72,12 @@ for name in plan["modules"]:
     except ModuleNotFoundError as exc:
         bad = 1
         print(f"SMOKE MISSING {name} {exc.name}", flush=True)
+        traceback.print_exc()
+    except ImportError as exc:
+        bad = 1
+        own = exc.name is None and exc.__cause__ is None and exc.__context__ is None
+        said = " ".join(str(exc).split())
+        print(f"SMOKE REFUSED {name} {said}" if own else f"SMOKE FAIL {name}", flush=True)
         traceback.print_exc()
     except BaseException:
         bad = 1
@@ -365,6 +374,10 @@ def judge(result: ProcResult, lines: Sequence[str], contents: WheelContents) -> 
             elf_failed.append(line.removeprefix(ELF_FAIL))
         elif line.startswith("SMOKE FAIL "):
             failed.append(line.split()[2])
+        elif line.startswith("SMOKE REFUSED "):
+            _, _, module, *said = line.split()
+            context.append(f"{module} (refuses a lone import: {' '.join(said)})")
+            passed.add(module)
         elif line.startswith("SMOKE MISSING "):
             _, _, module, *missing = line.split()
             gone = missing[0] if missing else ""
@@ -378,8 +391,8 @@ def judge(result: ProcResult, lines: Sequence[str], contents: WheelContents) -> 
     note = ""
     if ok and context:
         note = (
-            f"import needs context: {', '.join(context)} — neither in the wheel nor among "
-            "its requirements; every shared object loaded"
+            f"import needs context: {', '.join(context)} — what it needs is neither in the "
+            "wheel nor among its requirements; every shared object loaded"
         )
     reason = "" if ok else _reason(result, tuple(elf_failed), tuple(failed))
     return SmokeResult(

@@ -3,12 +3,15 @@ smoke run's output."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 from fixtures.wheels import Project, make_wheel
 
 from refinery.builder.proc import ProcResult
-from refinery.builder.smoke import WheelContents, judge, wheel_contents
+from refinery.builder.smoke import IMPORT_SCRIPT, WheelContents, judge, wheel_contents
 
 SO = "cpython-311-s390x-linux-gnu.so"
 ELF = b"\x7fELF\x02\x02\x01" + b"\0" * 11 + (22).to_bytes(2, "big") + b"\0" * 40
@@ -126,3 +129,48 @@ def test_other_import_errors_and_silence_fail(tmp_path: Path) -> None:
     late = judge(done(timed_out=True), ["SMOKE OK demo /x"], contents)
     assert not late.ok and late.reason == "smoke test timed out"
     assert judge(done(), ["SMOKE OK demo /site/demo/__init__.py"], contents).ok
+
+
+def test_a_module_refusing_a_lone_import_needs_context(tmp_path: Path) -> None:
+    contents = wheel_contents(wheel(tmp_path, {"psycopg_c/__init__.py": b""}))
+    said = "the psycopg package should be imported before psycopg_c"
+    got = judge(done(1), [f"SMOKE REFUSED psycopg_c {said}"], contents)
+    assert got.ok and got.failed == ()
+    assert got.needs_context == (f"psycopg_c (refuses a lone import: {said})",)
+    assert got.note.startswith("import needs context: psycopg_c (refuses a lone import: ")
+
+
+GUARDS = {
+    # psycopg_c's guard: the package's own ImportError, nothing before it
+    "guarded": "import sys\nif 'parent_pkg' not in sys.modules:\n"
+    "    raise ImportError('the parent_pkg package\\n should be imported first')\n",
+    # a broken build dressed up: raised while handling the import system's error
+    "dressed": "try:\n    from . import _speedups\nexcept ImportError:\n"
+    "    raise ImportError('reinstall: the C extension is missing')\n",
+    # the import system's own error (a name that is not there)
+    "system": "from os import refinery_no_such_name\n",
+}
+
+
+def test_the_import_script_tells_a_guard_from_a_failure(tmp_path: Path) -> None:
+    for name, code in GUARDS.items():
+        (tmp_path / "site" / name).mkdir(parents=True)
+        (tmp_path / "site" / name / "__init__.py").write_text(code)
+    plan = tmp_path / "plan.json"
+    site = str(tmp_path / "site")
+    plan.write_text(json.dumps({"machine": 22, "site": site, "elf": [], "modules": [*GUARDS]}))
+    script = tmp_path / "smoke.py"
+    script.write_text(IMPORT_SCRIPT)
+    done_ = subprocess.run(
+        [sys.executable, "-S", str(script), str(plan)],  # the site: PYTHONPATH only
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": site},
+    )
+    lines = [line for line in done_.stdout.splitlines() if line.startswith("SMOKE ")]
+    assert lines == [
+        "SMOKE REFUSED guarded the parent_pkg package should be imported first",
+        "SMOKE FAIL dressed",
+        "SMOKE FAIL system",
+    ], done_.stdout
