@@ -52,6 +52,11 @@ from refinery.builder.smoke import SmokeResult, SmokeSpec, smoke_test
 from refinery.builder.tools import Tools, ensure_tools, ensure_uv
 from refinery.core.models import FileRef, NodeStatus, PackUse, PlanNode, TestReport
 
+#: At most this long for the clean-root import (seconds; scipy's takes about a minute
+#: under emulation): a guest that hangs — an extension aborting at exit under QEMU —
+#: fails the smoke test, not the whole attempt's budget.
+SMOKE_TIMEOUT = 900.0
+
 # Runs pypa/build from the tools directory: argv[1] is a ":"-separated list of paths to
 # put first on sys.path (the frontend, and uv's --target-style home when uv installs).
 FRONTEND_BOOT = (
@@ -605,7 +610,7 @@ def smoke(ctx: StepContext, ws: Workspace, final: Path) -> SmokeResult:
         ctx.root,
         ws.mounts,
         spec,
-        timeout=attempt.remaining(),
+        timeout=min(attempt.remaining(), SMOKE_TIMEOUT),
         on_line=attempt.emit,
         log=attempt.log,
     )
