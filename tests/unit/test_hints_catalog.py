@@ -50,6 +50,15 @@ CASES: dict[str, tuple[str, str]] = {
         "ERROR: Subproject freetype-2.6.1 is buildable: NO",
         "Run-time dependency freetype2 found: YES 24.1.18",
     ),
+    # matplotlib 3.11.2's meson in the coverage campaign (cross, no network)
+    "matplotlib-raqm": (
+        "WARNING: failed to download with error: could not get https://github.com/mesonbuild"
+        "/wrapdb/releases/download/harfbuzz_14.1.0-1/harfbuzz-14.1.0.tar.xz; is the internet "
+        "available?. Trying after a delay...\n"
+        "<urlopen error [Errno -3] Temporary failure in name resolution>\n"
+        "ERROR: Subproject harfbuzz is buildable: NO",
+        "Run-time dependency raqm found: YES 0.10.5",
+    ),
     # pyzmq 27.3.0's CMake in the coverage campaign (cross, zig): no libzmq, so it bundles
     "libzmq": (
         "-- Looking for libzmq with pkg-config - no\n"
@@ -427,3 +436,39 @@ def test_every_psycopg_gets_libpq_from_its_first_attempt(catalog: Catalog) -> No
     for name in ("psycopg2", "psycopg2-binary", "psycopg-c"):
         (entry,) = catalog.for_package(name)
         assert entry.hints == ("libpq",), name
+
+
+def test_matplotlib_311_retries_with_libraqm_and_keeps_its_first_fix(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    """Attempt 1 has matplotlib-system-libs (matplotlib 3.9 knows no system-libraqm); a
+    3.11 log that downloads HarfBuzz gets attempt 2 with all three system options."""
+    from dataclasses import dataclass
+
+    from refinery.core.models import NodeStatus, PlanNode
+    from refinery.hints.advise import Advisor
+
+    @dataclass(frozen=True)
+    class Outcome:
+        status: NodeStatus
+        log: Path
+        matched_lines: tuple[str, ...] = ()
+        backend: str = "cross"
+
+    log = tmp_path / "build.log"
+    log.write_text(CASES["matplotlib-raqm"][0] + "\n")
+    node = PlanNode("matplotlib", "3.11.2", "3.11", NodeStatus.PENDING, "", True)
+    advisor = Advisor(catalog, "apt")
+    first = advisor.first_fix(node, "cross")
+    assert first is not None and first.hint_ids == ("matplotlib-system-libs",)
+    assert not any("libraqm" in s for s in first.config_settings)
+    second = advisor(node, Outcome(NodeStatus.FAILED, log), 1)
+    assert second is not None
+    assert second.hint_ids[0] == "matplotlib-system-libs"
+    assert "matplotlib-raqm" in second.hint_ids  # and network-timeout: longer pip timeouts
+    assert second.config_settings == (
+        "setup-args=-Dsystem-freetype=true",
+        "setup-args=-Dsystem-qhull=true",
+        "setup-args=-Dsystem-libraqm=true",
+    )
+    assert second.packs == ("freetype", "qhull", "harfbuzz", "fribidi", "raqm")
