@@ -9,7 +9,7 @@ import tarfile
 import tomllib
 import urllib.request
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -190,6 +190,18 @@ def elf_machine(header: bytes) -> int | None:
     if header[5] == 2:
         return int.from_bytes(header[18:20], "big")
     return int.from_bytes(header[18:20], "little")
+
+
+def elf_members(wheel: Path) -> Iterator[tuple[str, bytes]]:
+    """(member name, bytes) of every ELF file in ``wheel``."""
+    with zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            if info.is_dir():
+                continue
+            with zf.open(info) as fh:
+                if fh.read(4) != b"\x7fELF":
+                    continue
+            yield info.filename, zf.read(info)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
 
+from refinery.builder.artifacts import elf_members
 from refinery.builder.outcome import AttemptLog, PhaseFailed
 from refinery.core.glibc import Glibc, glibc_text, symbol_glibc, wheel_installs_on
 from refinery.core.target import glibc_floor, platform_fits, wheel_platforms
@@ -111,16 +111,10 @@ def wheel_needs(wheel: Path) -> tuple[FileNeeds, ...]:
     """Every ELF file in the wheel (extension modules and grafted libraries) with its
     versioned needs."""
     out: list[FileNeeds] = []
-    with zipfile.ZipFile(wheel) as zf:
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
-            with zf.open(info) as fh:
-                if fh.read(4) != b"\x7fELF":
-                    continue
-            needs = version_needs(zf.read(info))
-            if needs:
-                out.append(FileNeeds(info.filename, needs))
+    for name, data in elf_members(wheel):
+        needs = version_needs(data)
+        if needs:
+            out.append(FileNeeds(name, needs))
     return tuple(out)
 
 

@@ -18,7 +18,6 @@ import functools
 import io
 import json
 import re
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -29,6 +28,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
+from refinery.builder.artifacts import elf_members
 from refinery.builder.proc import OnLine
 from refinery.core.target import wheel_platforms
 
@@ -104,16 +104,10 @@ def needed_libraries(wheel: Path) -> tuple[frozenset[str], frozenset[str]]:
     names and sonames)."""
     needed: set[str] = set()
     shipped: set[str] = set()
-    with zipfile.ZipFile(wheel) as zf:
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
-            with zf.open(info) as fh:
-                if fh.read(4) != b"\x7fELF":
-                    continue
-            wants, soname = _dynamic(zf.read(info))
-            needed.update(wants)
-            shipped.update(n for n in (info.filename.rpartition("/")[2], soname) if n)
+    for name, data in elf_members(wheel):
+        wants, soname = _dynamic(data)
+        needed.update(wants)
+        shipped.update(n for n in (name.rpartition("/")[2], soname) if n)
     return frozenset(needed), frozenset(shipped)
 
 
