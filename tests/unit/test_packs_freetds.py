@@ -7,11 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from fixtures.packsteps import first_fix
 
 from refinery.builder.packs import stand_ins
 from refinery.builder.packs.recipes import PackRecipe, closure
-from refinery.core.models import FileRef, NodeStatus, PlanNode
-from refinery.hints.advise import Advisor
 from refinery.hints.matcher import as_log_lines, scan
 from refinery.hints.models import Catalog
 
@@ -64,17 +63,7 @@ def test_the_pack_stands_in_for_debians_freetds(recipes: dict[str, PackRecipe]) 
 def test_pymssql_gets_the_pack_from_its_first_attempt(catalog: Catalog) -> None:
     (entry,) = catalog.for_package("pymssql", "3.11")
     assert entry.hints == ("freetds",)
-    node = PlanNode(
-        "pymssql",
-        "2.4.6",
-        "3.11",
-        NodeStatus.PENDING,
-        "",
-        True,
-        wave=0,
-        sdist=FileRef("pymssql-2.4.6.tar.gz", "file:///x/pymssql-2.4.6.tar.gz", "ab" * 32),
-    )
-    remedy = Advisor(catalog, "apt").first_fix(node)
+    remedy = first_fix(catalog, "pymssql", "2.4.6")
     assert remedy is not None
     assert remedy.packs == ("freetds",)
     assert remedy.system_packages == ("freetds-dev",)

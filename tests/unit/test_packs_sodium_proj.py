@@ -9,12 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fixtures.packsteps import cmake_options
+from fixtures.packsteps import cmake_options, first_fix
 
 from refinery.builder.packs import stand_ins
 from refinery.builder.packs.recipes import PACK_PREFIX, PackRecipe, closure
-from refinery.core.models import FileRef, NodeStatus, PlanNode
-from refinery.hints.advise import Advisor
 from refinery.hints.matcher import as_log_lines, scan
 from refinery.hints.models import Catalog
 
@@ -62,17 +60,7 @@ def test_the_packs_stand_in_for_debians_development_packages(
 def test_pynacl_links_the_pack_from_the_first_attempt(catalog: Catalog) -> None:
     (entry,) = catalog.for_package("pynacl", "3.11")
     assert entry.hints == ("libsodium",)
-    node = PlanNode(
-        "pynacl",
-        "1.6.2",
-        "3.11",
-        NodeStatus.PENDING,
-        "",
-        True,
-        wave=0,
-        sdist=FileRef("pynacl-1.6.2.tar.gz", "file:///x/pynacl-1.6.2.tar.gz", "ab" * 32),
-    )
-    remedy = Advisor(catalog, "apt").first_fix(node)
+    remedy = first_fix(catalog, "pynacl", "1.6.2")
     assert remedy is not None
     assert remedy.packs == ("libsodium",)
     assert dict(remedy.env) == {"SODIUM_INSTALL": "system"}  # not the bundled copy
