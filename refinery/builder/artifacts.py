@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import tarfile
 import tomllib
 import urllib.request
@@ -15,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from refinery.builder.errors import SdistError
+from refinery.core.models import SourcePatch
 from refinery.store import sha256_file
 from refinery.upstream.sdist import LEGACY_BUILD_BACKEND, parse_build_system
 
@@ -133,6 +135,31 @@ def add_build_requires(project: Path, extra: Sequence[str]) -> tuple[str, ...]:
         raise SdistError(f"pyproject.toml: could not add build requirements {list(extra)}")
     path.write_text(text, encoding="utf-8")
     return wanted
+
+
+def apply_patches(project: Path, patches: Sequence[SourcePatch]) -> tuple[str, ...]:
+    """Apply a fix's patches to the unpacked sdist in order (GNU ``patch -p1``, no
+    fuzz; each is tried with ``--dry-run`` first, so one written for another release
+    changes nothing). Returns a line per patch; a patch that does not apply raises
+    :class:`SdistError` with patch's own words."""
+    argv = ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "--no-backup-if-mismatch"]
+    done: list[str] = []
+    for source_patch in patches:
+        for extra in (["--dry-run"], []):
+            result = subprocess.run(
+                [*argv, *extra],
+                cwd=project,
+                input=source_patch.text,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0:
+                said = " ".join((result.stdout + result.stderr).split())
+                raise SdistError(f"patch {source_patch.summary()} does not apply: {said[:400]}")
+        files = result.stdout.count("patching file ")
+        done.append(f"{source_patch.summary()}: {files} files patched")
+    return tuple(done)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from refinery.builder.proc import OnLine
 from refinery.builder.rootfs_image import DEFAULT_RELEASE
 from refinery.builder.roots import unknown_backend
 from refinery.core.cache import CacheRoot
-from refinery.core.models import DEFAULT_PLATFORM
+from refinery.core.models import DEFAULT_PLATFORM, SourcePatch
 from refinery.core.vocab import BACKEND_CHOICES, INSTALLERS, BackendChoice, Installer
 from refinery.hints.models import PackageTests
 from refinery.store.blobs import BlobStore
@@ -153,7 +153,8 @@ class AttemptSpec:
     ``pack_packages`` of ``system_packages`` there; ``config_settings``: PEP 517 ``-C``
     ``key=value`` settings for the build backend; ``tests``: the package's own tests,
     run on the target after the smoke test (None: none); ``network``: why this package's
-    build keeps the network (a fix's; "": it runs isolated where the backend can).
+    build keeps the network (a fix's; "": it runs isolated where the backend can);
+    ``patches``: a fix's patches, applied to the unpacked sdist before anything runs.
     """
 
     workdir: Path
@@ -170,6 +171,7 @@ class AttemptSpec:
     config_settings: tuple[str, ...] = ()
     tests: PackageTests | None = None
     network: str = ""
+    patches: tuple[SourcePatch, ...] = ()
 
     @property
     def log_file(self) -> Path:

@@ -23,6 +23,7 @@ from refinery.builder.artifacts import (
     NativeSources,
     WheelInfo,
     add_build_requires,
+    apply_patches,
     fetch_sdist,
     inspect_wheel,
     native_sources,
@@ -128,7 +129,8 @@ def sdist_of(ctx: StepContext) -> FileRef:
 
 
 def fetch(ctx: StepContext, ref: FileRef) -> Source:
-    """Download and sha256-verify the sdist, unpack it, add a fix's build requirements."""
+    """Download and sha256-verify the sdist, unpack it, apply a fix's patches and add its
+    build requirements."""
     attempt, workdir = ctx.attempt, ctx.spec.workdir
     attempt.phase("fetch", ref.url)
     t = time.monotonic()
@@ -138,6 +140,8 @@ def fetch(ctx: StepContext, ref: FileRef) -> Source:
         if src_root.exists():
             shutil.rmtree(src_root)
         project = unpack_sdist(sdist, src_root)
+        for line in apply_patches(project, ctx.spec.patches):
+            attempt.note(f"patch (a hint's fix): {line}")
         if ctx.spec.build_requires:
             now_requires = add_build_requires(project, ctx.spec.build_requires)
             attempt.note(f"build requirements (a hint's fix): {', '.join(now_requires)}")

@@ -467,6 +467,7 @@ class _Run:
                 pack_packages=fix.pack_packages if fix else (),
                 config_settings=fix.config_settings if fix else (),
                 network=fix.network if fix else "",
+                patches=fix.patches if fix else (),
                 tests=self.options.tests(node.name, node.python) if self.options.tests else None,
                 on_line=on_line,
                 target_platform=platform_for(self.plan.targets, node.python),

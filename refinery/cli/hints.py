@@ -105,7 +105,12 @@ def _match_json(match: Match, managers: tuple[str, ...]) -> dict[str, Any]:
     show_default=True,
     help="Show system packages for this package manager.",
 )
-@click.option("--package", default=None, help="Package the log is from (scoped hints).")
+@click.option(
+    "--package",
+    default=None,
+    metavar="NAME[==VERSION]",
+    help="Package (and version) the log is from (scoped hints).",
+)
 @click.option("--python", "python", default=None, metavar="3.N", help="Python version (scope).")
 @click.option("--backend", default=None, help="Build root backend (scope).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -126,7 +131,15 @@ def match(
 
     catalog = load_catalog(hints_dir)
     managers = PACKAGE_MANAGERS if manager == "all" else (manager,)
-    found = scan_log(catalog, log, package=package, python=python, backend=backend)
+    name, _, version = (package or "").partition("==")
+    found = scan_log(
+        catalog,
+        log,
+        package=name.strip() or None,
+        python=python,
+        backend=backend,
+        version=version.strip() or None,
+    )
     if as_json:
         doc = {"schema": 1, "log": str(log), "matches": [_match_json(m, managers) for m in found]}
         print(json.dumps(doc, indent=2))

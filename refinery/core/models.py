@@ -6,6 +6,7 @@ This module imports nothing of ours. Every JSON document it produces carries a
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -370,6 +371,24 @@ MISSING_LABELS: Mapping[str, str] = {
     "compiler": "compiler {}",
     "module": "Python module {}",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePatch:
+    """A patch a hint applies to the unpacked sdist before the build (``patch -p1``):
+    its file ``name`` (under ``hints/patches/``) and its unified-diff ``text``. Carried
+    as text, so a fix is whole wherever it travels (a build job, a re-dispatch)."""
+
+    name: str
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def summary(self) -> str:
+        """``cryptography-43-asn1.patch (sha256 1a2b3c4d5e6f)``, for records and pages."""
+        return f"{self.name} (sha256 {self.sha256[:12]})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,11 +50,15 @@ __all__ = [
 
 
 def catalog_digest(directory: Path = DEFAULT_HINTS_DIR) -> str:
-    """sha256 over the catalog files (names and bytes, sorted): a change re-enables builds."""
+    """sha256 over the catalog files and the patches beside them (names and bytes,
+    sorted): a change re-enables builds."""
     h = hashlib.sha256()
     if directory.is_dir():
         for path in sorted(directory.glob("*.yaml")):
             h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        for path in sorted((directory / "patches").glob("*")):
+            if path.is_file():
+                h.update(f"patches/{path.name}".encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 

@@ -132,12 +132,14 @@ class Advisor:
         first attempt (a hint scoped to other Pythons or backends than the node's and
         the first attempt's ``backend`` is left out)."""
         remedy = Remedy()
-        entries = self.catalog.for_package(node.name, node.python)
+        entries = self.catalog.for_package(node.name, node.python, node.version)
         learned = [h for e in entries for h in e.hints]
         hints = [self.catalog.get(hint_id) for hint_id in dict.fromkeys([*learned, *self.forced])]
         hints += [e.own_hint for e in entries]
         for hint in hints:
-            if hint is None or not hint.scope.applies(python=node.python, backend=backend):
+            if hint is None or not hint.scope.applies(
+                python=node.python, backend=backend, version=node.version
+            ):
                 continue
             if hint.fix.applicable(self.manager):
                 remedy = remedy.plus(for_node(hint, node), self.manager)
@@ -163,6 +165,7 @@ class Advisor:
             package=node.name,
             python=node.python,
             backend=outcome.backend,
+            version=node.version,
         )
 
     def derive(self, outcome: AttemptOutcome, remedy: Remedy) -> tuple[Remedy, tuple[str, ...]]:

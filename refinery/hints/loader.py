@@ -11,17 +11,20 @@ File shape::
     hints:
       - id: zlib
         match: ['fatal error: zlib\\.h: No such file or directory']
-        scope: {packages: [...], python: ">=3.12", backends: [rootfs]}
+        scope: {packages: [...], python: ">=3.12", backends: [rootfs],
+                versions: ">=43,<44"}                # the package's version (with packages)
         fix: {apt: [zlib1g-dev], dnf: [zlib-devel], yum: [...], env: {K: V},
               build_requires: [...], constraints: ["cython<3"],
               packs: [libpq],                      # library packs (packs/*.toml)
-              config_settings: ["setup-args=-Dallow-noblas=false"]}  # PEP 517 -C
+              config_settings: ["setup-args=-Dallow-noblas=false"],  # PEP 517 -C
+              patches: [name.patch]}              # hints/patches/name.patch, patch -p1
         note: for humans
         evidence: [{build: name==ver@py, backend: rootfs, attempt: 2, at: ..., image: ...}]
     packages:            # per-package settings (``refinery hints learn`` adds hints)
       - package: lxml
         hints: [libxml2-libxslt]
         python: ">=3.11"
+        versions: ">=5"      # this entry's versions of the package (optional)
         note: ...
         evidence: [...]
       - package: somepkg   # built under emulation from attempt 1 (no cross-compiling)
@@ -53,7 +56,7 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from refinery.core.errors import InputError
-from refinery.core.models import normalize_name
+from refinery.core.models import SourcePatch, normalize_name
 from refinery.core.vocab import BACKENDS
 from refinery.hints.models import (
     DEFAULT_TEST_TIMEOUT,
@@ -70,7 +73,7 @@ from refinery.hints.models import (
 
 TOP_KEYS = ("hints", "packages")
 HINT_KEYS = ("id", "match", "scope", "fix", "note", "evidence")
-SCOPE_KEYS = ("packages", "python", "backends")
+SCOPE_KEYS = ("packages", "python", "backends", "versions")
 FIX_KEYS = (
     "apt",
     "dnf",
@@ -81,11 +84,25 @@ FIX_KEYS = (
     "packs",
     "config_settings",
     "network",
+    "patches",
 )
+#: Where a fix's ``patches`` live, beside the catalog files.
+PATCH_DIR = "patches"
+_PATCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*\.(patch|diff)")
 NETWORK_KEYS = ("allow", "reason")
 EVIDENCE_KEYS = ("build", "backend", "image", "attempt", "at", "log")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-PACKAGE_KEYS = ("package", "hints", "fix", "emulate", "tests", "python", "note", "evidence")
+PACKAGE_KEYS = (
+    "package",
+    "hints",
+    "fix",
+    "emulate",
+    "tests",
+    "python",
+    "versions",
+    "note",
+    "evidence",
+)
 TESTS_KEYS = ("command", "requires", "timeout", "known_failures")
 REQUIRED = {
     "hint": ("id", "match", "fix"),
@@ -306,6 +323,12 @@ class _FileLoader:
             normalize_name(p) for p in self.strings(node, "packages", line, f"{label}.scope")
         )
         python = self.specifier(node, line, f"{label}.scope")
+        versions = self.specifier(node, line, f"{label}.scope", "versions")
+        if versions and not packages:
+            self.problem(
+                _line_of_key(node, "versions") or line,
+                f"{label}: scope.versions needs scope.packages (whose versions?)",
+            )
         backends = self.strings(node, "backends", line, f"{label}.scope")
         for backend in backends:
             if backend not in BACKENDS:
@@ -315,18 +338,18 @@ class _FileLoader:
                     _line_of_key(node, "backends") or line,
                     f"{label}: unknown backend {backend!r} (one of {', '.join(BACKENDS)}){did}",
                 )
-        return Scope(packages, python, backends)
+        return Scope(packages, python, backends, versions)
 
-    def specifier(self, node: Any, line: int | None, label: str) -> str:
-        text = self.string(node, "python", line, label)
+    def specifier(self, node: Any, line: int | None, label: str, key: str = "python") -> str:
+        text = self.string(node, key, line, label)
         if not text:
             return ""
         try:
             SpecifierSet(text)
         except InvalidSpecifier:
             self.problem(
-                _line_of_key(node, "python") or line,
-                f"{label}.python {text!r} is not a version specifier (e.g. '>=3.12')",
+                _line_of_key(node, key) or line,
+                f"{label}.{key} {text!r} is not a version specifier (e.g. '>=3.12')",
             )
             return ""
         return text
@@ -336,6 +359,7 @@ class _FileLoader:
             return None  # "needs 'fix'" was reported
         if not self.mapping(node, line, f"fix of {label}", FIX_KEYS):
             return None
+        before = len(self.problems)
         managers: dict[str, tuple[str, ...]] = {}
         for manager in ("apt", "dnf", "yum"):
             names = self.strings(node, manager, line, f"{label}.fix")
@@ -357,11 +381,13 @@ class _FileLoader:
             packs=self.names(node, "packs", line, label),
             config_settings=self.settings(node, line, label),
             network=self.network(node, line, label),
+            patches=self.patches(node, line, label),
         )
         if fix.empty:
-            self.problem(
-                line, f"{label}: the fix is empty (give packages, packs, env or constraints)"
-            )
+            if len(self.problems) == before:  # not merely emptied by its own problems
+                self.problem(
+                    line, f"{label}: the fix is empty (give packages, packs, env or constraints)"
+                )
             return None
         return fix
 
@@ -382,6 +408,27 @@ class _FileLoader:
         else:
             return reason.strip()
         return ""
+
+    def patches(self, node: Any, line: int | None, label: str) -> tuple[SourcePatch, ...]:
+        """Patch files under ``patches/`` beside the catalog, read whole: each must be
+        a unified diff (``--- ``/``+++ `` headers and a hunk)."""
+        out: list[SourcePatch] = []
+        where = _line_of_key(node, "patches") or line
+        for name in self.strings(node, "patches", line, f"{label}.fix"):
+            path = self.path.parent / PATCH_DIR / name
+            if not _PATCH_NAME.fullmatch(name):
+                self.problem(where, f"{label}: {name!r} is not a patch file name (x.patch)")
+                continue
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                self.problem(where, f"{label}: patch {name!r}: cannot read {path}: {exc}")
+                continue
+            if not re.search(r"^--- .*\n\+\+\+ .*\n@@ ", text, re.M):
+                self.problem(where, f"{label}: patch {name!r} is not a unified diff")
+                continue
+            out.append(SourcePatch(name, text))
+        return tuple(out)
 
     def names(self, node: Any, key: str, line: int | None, label: str) -> tuple[str, ...]:
         """Pack names: lowercase ids (whether a recipe exists is checked by
@@ -490,6 +537,7 @@ class _FileLoader:
         if not any(key in node for key in ("hints", "emulate", "fix", "tests")):
             self.problem(line, f"{label} needs 'hints', 'fix', 'emulate' or 'tests'")
         python = self.specifier(node, line, label)
+        versions = self.specifier(node, line, label, "versions")
         note = self.string(node, "note", line, label).strip()
         evidence = self.evidence(node, line, label)
         if name and (hints or emulate or fix or tests):
@@ -503,6 +551,7 @@ class _FileLoader:
                 emulate,
                 fix,
                 tests,
+                versions,
             )
             self.packages.append(entry)
 

@@ -103,12 +103,13 @@ def scan(
     package: str | None = None,
     python: str | None = None,
     backend: str | None = None,
+    version: str | None = None,
 ) -> list[Match]:
     """Matching hints, best first. ``None`` facts do not restrict the scope."""
     hints = [
         h
         for h in (catalog.hints if isinstance(catalog, Catalog) else catalog)
-        if h.scope.applies(package, python, backend)
+        if h.scope.applies(package, python, backend, version)
     ]
     found: dict[str, list[LogLine]] = {}
     which: dict[str, set[int]] = {}
@@ -143,8 +144,9 @@ def scan_log(
     package: str | None = None,
     python: str | None = None,
     backend: str | None = None,
+    version: str | None = None,
     max_bytes: int = MAX_BYTES,
     max_lines: int = MAX_LINES,
 ) -> list[Match]:
     lines = read_log(path, max_bytes=max_bytes, max_lines=max_lines)
-    return scan(catalog, lines, package=package, python=python, backend=backend)
+    return scan(catalog, lines, package=package, python=python, backend=backend, version=version)

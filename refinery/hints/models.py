@@ -20,7 +20,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from refinery.core.models import DerivedFix, normalize_name
+from refinery.core.models import DerivedFix, SourcePatch, normalize_name
 from refinery.core.vocab import PACKAGE_MANAGERS
 
 MANAGERS = PACKAGE_MANAGERS
@@ -52,25 +52,43 @@ class Scope:
     packages: tuple[str, ...] = ()  # PEP 503-normalised names
     python: str = ""  # a PEP 440 specifier on the Python version, e.g. ">=3.12"
     backends: tuple[str, ...] = ()  # rootfs, container, native, cross
+    #: A PEP 440 specifier on the package's version (with ``packages``), e.g. ">=3.11".
+    versions: str = ""
 
     def applies(
-        self, package: str | None = None, python: str | None = None, backend: str | None = None
+        self,
+        package: str | None = None,
+        python: str | None = None,
+        backend: str | None = None,
+        version: str | None = None,
     ) -> bool:
         """``None`` for a fact means "unknown": the scope does not exclude it."""
         if self.packages and package is not None and normalize_name(package) not in self.packages:
             return False
-        if self.python and python is not None:
-            try:
-                if Version(python) not in SpecifierSet(self.python):
-                    return False
-            except InvalidVersion:
-                return False
+        if not (within(python, self.python) and within(version, self.versions)):
+            return False
         return not (self.backends and backend is not None and backend not in self.backends)
 
     @property
     def specificity(self) -> int:
-        """Package scope weighs most; Python and backend scopes add one each."""
-        return (4 if self.packages else 0) + bool(self.python) + bool(self.backends)
+        """Package scope weighs most; Python, version and backend scopes add one each."""
+        return (
+            (4 if self.packages else 0)
+            + bool(self.python)
+            + bool(self.versions)
+            + bool(self.backends)
+        )
+
+
+def within(version: str | None, specifier: str) -> bool:
+    """Whether ``version`` satisfies ``specifier`` (an empty one, or an unknown version,
+    does not exclude; an invalid version does), prereleases included."""
+    if not specifier or version is None:
+        return True
+    try:
+        return SpecifierSet(specifier).contains(Version(version), prereleases=True)
+    except InvalidVersion:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +108,8 @@ class HintFix:
     config_settings: tuple[str, ...] = ()  # PEP 517 ``-C`` settings, "key=value"
     #: Why this package's build keeps the network ("": it runs isolated, the default).
     network: str = ""
+    #: Patches applied to the unpacked sdist (``hints/patches/<name>``, ``patch -p1``).
+    patches: tuple[SourcePatch, ...] = ()
 
     @classmethod
     def lenient(cls, raw: object) -> HintFix:
@@ -118,6 +138,7 @@ class HintFix:
             packs=items("packs"),
             config_settings=items("config_settings"),
             network=allowed,
+            patches=tuple(SourcePatch(name, "") for name in items("patches")),
         )
 
     def for_node(self, name: str, version: str) -> HintFix:
@@ -150,6 +171,7 @@ class HintFix:
             or self.packs
             or self.config_settings
             or self.network
+            or self.patches
         )
 
     def applicable(self, manager: str) -> bool:
@@ -162,6 +184,7 @@ class HintFix:
             or self.packs
             or self.config_settings
             or self.network
+            or self.patches
         )
 
     def recipes(self, manager: str) -> tuple[str, ...]:
@@ -173,10 +196,10 @@ def fix_lines(fix: HintFix, managers: Sequence[str] = PACKAGE_MANAGERS) -> tuple
     """A fix as lines for people, in the original system's recipe spelling: the system
     packages per package manager (``apt: a b``), then ``packs: P`` (library packs),
     ``env: K=V``, ``pip: C`` (pip constraints), ``build-requires: R`` and
-    ``config-settings: K=V`` (PEP 517 ``-C``). ``yum``, which falls back to the ``dnf``
-    names, gets a line of its own only when shown alone or when it has names of its own.
-    The one rendering of a fix: build records, ``refinery hints match`` and the status
-    site all show these lines."""
+    ``config-settings: K=V`` (PEP 517 ``-C``), ``patch: NAME (sha256 …)``. ``yum``,
+    which falls back to the ``dnf`` names, gets a line of its own only when shown alone
+    or when it has names of its own. The one rendering of a fix: build records,
+    ``refinery hints match`` and the status site all show these lines."""
     out: list[str] = []
     for manager in managers:
         if manager == "yum" and not fix.yum and "dnf" in managers:
@@ -192,6 +215,7 @@ def fix_lines(fix: HintFix, managers: Sequence[str] = PACKAGE_MANAGERS) -> tuple
     out += [f"config-settings: {c}" for c in fix.config_settings]
     if fix.network:
         out.append(f"network: allowed ({fix.network})")
+    out += [f"patch: {p.summary() if p.text else p.name}" for p in fix.patches]
     return tuple(out)
 
 
@@ -254,9 +278,11 @@ class PackageEntry:
     emulate: str = ""  # why this package cannot be cross-compiled ("" = it can)
     fix: HintFix | None = None
     tests: PackageTests | None = None  # the package's own tests on the target
+    versions: str = ""  # optional specifier on the package's version
 
-    def applies(self, package: str, python: str | None = None) -> bool:
-        return Scope(packages=(self.package,), python=self.python).applies(package, python)
+    def applies(self, package: str, python: str | None = None, version: str | None = None) -> bool:
+        scope = Scope(packages=(self.package,), python=self.python, versions=self.versions)
+        return scope.applies(package, python, version=version)
 
     @property
     def own_hint(self) -> Hint | None:
@@ -285,8 +311,11 @@ class Catalog:
                 return hint
         return None
 
-    def for_package(self, package: str, python: str | None = None) -> tuple[PackageEntry, ...]:
-        return tuple(p for p in self.packages if p.applies(package, python))
+    def for_package(
+        self, package: str, python: str | None = None, version: str | None = None
+    ) -> tuple[PackageEntry, ...]:
+        """The entries for ``package`` (an unknown ``python``/``version`` excludes none)."""
+        return tuple(p for p in self.packages if p.applies(package, python, version))
 
     def emulate(self, package: str, python: str | None = None) -> str | None:
         """Why ``package`` is built under emulation from its first attempt (the first
@@ -329,6 +358,7 @@ class Remedy:
     config_settings: tuple[str, ...] = ()
     derived: tuple[DerivedFix, ...] = ()  # fixes derived from the file index, not the catalog
     network: str = ""  # why the build keeps the network ("": isolated)
+    patches: tuple[SourcePatch, ...] = ()  # applied to the unpacked sdist, in order
 
     @classmethod
     def from_hints(cls, hints: tuple[Hint, ...], manager: str) -> Remedy:
@@ -355,6 +385,7 @@ class Remedy:
             ),
             config_settings=_union(self.config_settings, fix.config_settings),
             network=self.network or fix.network,
+            patches=(*self.patches, *_new_patches(self.patches, fix.patches)),
         )
         return merged.with_recipes(manager)
 
@@ -389,6 +420,7 @@ class Remedy:
             packs=self.packs,
             config_settings=self.config_settings,
             network=self.network,
+            patches=self.patches,
         )
         return replace(self, recipes=summary.recipes(manager))
 
@@ -403,7 +435,16 @@ class Remedy:
             or set(fix.packs) - set(self.packs)
             or set(fix.config_settings) - set(self.config_settings)
             or (fix.network and not self.network)
+            or _new_patches(self.patches, fix.patches)
         )
+
+
+def _new_patches(
+    have: tuple[SourcePatch, ...], more: tuple[SourcePatch, ...]
+) -> tuple[SourcePatch, ...]:
+    """The patches of ``more`` not yet in ``have`` (by name)."""
+    names = {p.name for p in have}
+    return tuple(p for p in more if p.name not in names)
 
 
 def _union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ failure mode and does not match a near miss; the lxml case end to end through th
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from click.testing import CliRunner
 
 from refinery.cli import main
 from refinery.core.errors import InputError
+from refinery.core.models import NodeStatus, PlanNode
 from refinery.hints import load_catalog
+from refinery.hints.advise import Advisor
 from refinery.hints.matcher import as_log_lines, scan
 from refinery.hints.models import Catalog
 
@@ -36,6 +39,23 @@ Collecting lxml==5.3.0
 
 # id -> (an excerpt it must match, a near miss it must not match)
 CASES: dict[str, tuple[str, str]] = {
+    # cryptography 43.0.3 in the coverage campaign (cross, crates from Debian)
+    "cryptography-43-asn1": (
+        'error: failed to select a version for the requirement `asn1 = "^0.16.2"`\n'
+        "candidate versions found which didn't match: 0.24.1, 0.20.0\n"
+        "location searched: directory source `/root/.cache/refinery/roots/sessions/build-b6c"
+        "1cb587b68/cross-home/.cargo/debian-crates` (which is replacing registry `crates-io`)",
+        'error: failed to select a version for the requirement `pyo3 = "^0.30"`',
+    ),
+    # llvmlite 0.44.0's ffi/build.py under setuptools 84 (coverage campaign, cross)
+    "setuptools-dry-run": (
+        '  File "<string>", line 68, in build_library_files\n'
+        '  File "/root/.cache/refinery/roots/sessions/build-900cefbaed48/build-requires-static'
+        '/setuptools/_distutils/spawn.py", line 45, in spawn\n'
+        "    subprocess.check_call(cmd, **kwargs)\n"
+        "TypeError: Popen.__init__() got an unexpected keyword argument 'dry_run'",
+        "error: option --dry-run not recognized",
+    ),
     # shapely 2.2.0's meson (cross, zig), the coverage campaign
     "geos": (
         "Run-time dependency geos found: NO  (tried pkg-config)\n"
@@ -274,6 +294,16 @@ CASES: dict[str, tuple[str, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """A failed attempt as the advisor reads it."""
+
+    status: NodeStatus
+    log: Path
+    matched_lines: tuple[str, ...] = ()
+    backend: str = "cross"
+
+
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
     return load_catalog(HINTS)
@@ -443,18 +473,6 @@ def test_matplotlib_311_retries_with_libraqm_and_keeps_its_first_fix(
 ) -> None:
     """Attempt 1 has matplotlib-system-libs (matplotlib 3.9 knows no system-libraqm); a
     3.11 log that downloads HarfBuzz gets attempt 2 with all three system options."""
-    from dataclasses import dataclass
-
-    from refinery.core.models import NodeStatus, PlanNode
-    from refinery.hints.advise import Advisor
-
-    @dataclass(frozen=True)
-    class Outcome:
-        status: NodeStatus
-        log: Path
-        matched_lines: tuple[str, ...] = ()
-        backend: str = "cross"
-
     log = tmp_path / "build.log"
     log.write_text(CASES["matplotlib-raqm"][0] + "\n")
     node = PlanNode("matplotlib", "3.11.2", "3.11", NodeStatus.PENDING, "", True)
@@ -472,3 +490,26 @@ def test_matplotlib_311_retries_with_libraqm_and_keeps_its_first_fix(
         "setup-args=-Dsystem-libraqm=true",
     )
     assert second.packs == ("freetype", "qhull", "harfbuzz", "fribidi", "raqm")
+
+
+@pytest.mark.parametrize(("version", "patched"), [("43.0.3", True), ("50.0.2", False)])
+def test_cryptography_43_alone_gets_the_asn1_patch(
+    catalog: Catalog, tmp_path: Path, version: str, patched: bool
+) -> None:
+    """The hint is scoped to cryptography 43: the same cargo line from another release
+    (whose code the patch does not fit) gets no patch."""
+    log = tmp_path / "build.log"
+    log.write_text(CASES["cryptography-43-asn1"][0] + "\n")
+    node = PlanNode("cryptography", version, "3.11", NodeStatus.PENDING, "", True)
+    advisor = Advisor(catalog, "apt")
+    assert advisor.first_fix(node, "cross") is None  # only after the failure
+    second = advisor(node, Outcome(NodeStatus.FAILED, log), 1)
+    if not patched:
+        assert second is None
+        return
+    assert second is not None and second.hint_ids == ("cryptography-43-asn1",)
+    (patch,) = second.patches
+    assert patch.name == "cryptography-43.0-asn1-0.20.patch" and "+asn1 = {" in patch.text
+    assert second.recipes == (
+        f"patch: cryptography-43.0-asn1-0.20.patch (sha256 {patch.sha256[:12]})",
+    )

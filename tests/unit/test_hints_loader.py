@@ -130,3 +130,78 @@ def test_cli_check_lists_every_problem(tmp_path: Path) -> None:
 def test_missing_directory_is_an_empty_catalog(tmp_path: Path) -> None:
     catalog = load_catalog(tmp_path / "none")
     assert catalog.hints == () and catalog.digest == catalog_digest(tmp_path / "none")
+
+
+PATCH = """\
+Why: a header line patch(1) skips.
+
+--- a/pkg/setup.py
++++ b/pkg/setup.py
+@@ -1 +1 @@
+-old
++new
+"""
+
+PATCHED = """\
+hints:
+  - id: crate-pin
+    match: ['asn1 = "\\\\^0\\\\.16']
+    scope: {packages: [Crypto_Graphy], versions: '>=43,<44'}
+    fix: {patches: [fix-asn1.patch]}
+packages:
+  - package: other
+    versions: '>=2'
+    fix: {env: {X: '1'}}
+"""
+
+
+def test_patches_and_version_scopes_load(tmp_path: Path) -> None:
+    (tmp_path / "patches").mkdir()
+    (tmp_path / "patches" / "fix-asn1.patch").write_text(PATCH)
+    (tmp_path / "a.yaml").write_text(PATCHED)
+    catalog = load_catalog(tmp_path)
+    (hint,) = catalog.hints
+    (patch,) = hint.fix.patches
+    assert patch.name == "fix-asn1.patch" and patch.text == PATCH
+    assert hint.scope.versions == ">=43,<44" and hint.scope.packages == ("crypto-graphy",)
+    assert hint.scope.applies("cryptography", version="43.0.3") is False  # other name
+    assert hint.scope.applies("crypto-graphy", version="43.0.3")
+    assert not hint.scope.applies("crypto-graphy", version="50.0.2")
+    assert hint.scope.applies("crypto-graphy")  # an unknown version excludes nothing
+    (entry,) = catalog.packages
+    assert catalog.for_package("other", version="2.1") == (entry,)
+    assert catalog.for_package("other", version="1.9") == ()
+    # the patch is part of the catalog's digest: editing it re-enables builds
+    before = catalog_digest(tmp_path)
+    (tmp_path / "patches" / "fix-asn1.patch").write_text(PATCH.replace("+new", "+newer"))
+    assert catalog_digest(tmp_path) != before
+
+
+@pytest.mark.parametrize(
+    ("fix", "present", "expected"),
+    [
+        ("{patches: [gone.patch]}", False, "patch 'gone.patch': cannot read"),
+        ("{patches: [fix-asn1.patch]}", True, "not a unified diff"),
+        ("{patches: ['../x.patch']}", False, "is not a patch file name"),
+    ],
+)
+def test_a_patch_must_exist_and_be_a_unified_diff(
+    tmp_path: Path, fix: str, present: bool, expected: str
+) -> None:
+    if present:
+        (tmp_path / "patches").mkdir()
+        (tmp_path / "patches" / "fix-asn1.patch").write_text("just words\n")
+    text = f"hints:\n  - id: p\n    match: ['x']\n    fix: {fix}\n"
+    (found,) = problems(tmp_path, text)
+    assert found.startswith(f"{tmp_path / 'x.yaml'}:4: hint 'p': ") and expected in found
+
+
+def test_a_version_scope_needs_packages_and_a_specifier(tmp_path: Path) -> None:
+    text = (
+        "hints:\n  - id: v\n    match: ['x']\n    scope:\n      versions: '>=1'\n"
+        "    fix: {env: {A: '1'}}\n  - id: w\n    match: ['y']\n"
+        "    scope: {packages: [p], versions: 'one'}\n    fix: {env: {A: '1'}}\n"
+    )
+    found = problems(tmp_path, text)
+    assert any(":5: hint 'v': scope.versions needs scope.packages" in p for p in found), found
+    assert any("hint 'w'.scope.versions 'one' is not a version specifier" in p for p in found)

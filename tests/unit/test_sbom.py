@@ -6,6 +6,7 @@ the rewritten wheel checked by the ingest validator (RECORD hashes and sizes).""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -27,12 +28,13 @@ from refinery.builder.sbom.collect import (
 from refinery.builder.sbom.document import components_table
 from refinery.builder.sbom.dpkg import parse_status, path_variants
 from refinery.builder.sbom.wheelfile import AUDITWHEEL_SBOM, add_sbom, read_sboms
-from refinery.core.models import Attempt, FileRef, PackUse, SbomSummary
+from refinery.core.models import Attempt, FileRef, PackUse, SbomSummary, SourcePatch
 from refinery.store.ingest import check_wheel
 
 MA = "usr/lib/s390x-linux-gnu"
 STANZA = "Package: {0}\nStatus: install ok installed\nArchitecture: {2}\nVersion: {1}\n"
 PACK = PackUse("openssl", "3.0.15", "ab" * 32, "no engines")
+PATCH_TEXT = "--- a/snap.c\n+++ b/snap.c\n@@ -1 +1 @@\n-int x;\n+long x;\n"
 
 
 def _status(*pkgs: tuple[str, str, str]) -> str:
@@ -88,6 +90,7 @@ def facts(tmp: Path) -> SbomFacts:
         system_packages=(("libsnappy-dev", "1.1.9-3", "s390x"),),
         env=(("CFLAGS", "-O2"),),
         constraints=("cython<3",),
+        patches=(SourcePatch("snap-fix.patch", PATCH_TEXT),),
     )
     sdist = FileRef("snap-1.0.tar.gz", "https://files.example/snap-1.0.tar.gz", "cd" * 32)
     return SbomFacts(
@@ -147,6 +150,10 @@ def test_the_document_is_valid_cyclonedx_and_says_everything(tmp_path: Path) -> 
     props = doc["metadata"]["properties"]
     assert {"name": "refinery:fix:env", "value": "CFLAGS=-O2"} in props
     assert {"name": "refinery:fix:constraint", "value": "cython<3"} in props
+    sha = hashlib.sha256(PATCH_TEXT.encode()).hexdigest()
+    assert {"name": "refinery:fix:patch", "value": f"snap-fix.patch sha256:{sha}"} in props
+    (patch,) = sdist["pedigree"]["patches"]  # built from the sdist as patched
+    assert patch["diff"]["text"]["content"] == PATCH_TEXT
     (wheel_deps, *_) = doc["dependencies"]
     assert len(wheel_deps["dependsOn"]) == 3
     roles = [row[0] for row in components_table(doc)]

@@ -250,6 +250,7 @@ def fix_facts(spec: Any, db: PackageDb | None, packs: Sequence[PackUse]) -> FixF
         build_requires=tuple(spec.build_requires),
         config_settings=tuple(spec.config_settings),
         packs=tuple(f"{p.name} {p.version} ({p.sha256[:12]})" for p in packs),
+        patches=tuple(spec.patches),
     )
 
 

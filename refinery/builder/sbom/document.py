@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 import refinery
-from refinery.core.models import FileRef, GraftedLib
+from refinery.core.models import FileRef, GraftedLib, SourcePatch
 
 SPEC_VERSION = "1.6"
 SCHEMA_URL = "http://cyclonedx.org/schema/bom-1.6.schema.json"
@@ -68,6 +68,7 @@ class FixFacts:
     build_requires: tuple[str, ...] = ()
     config_settings: tuple[str, ...] = ()
     packs: tuple[str, ...] = ()
+    patches: tuple[SourcePatch, ...] = ()  # applied to the sdist before the build
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,16 @@ def _sdist(facts: SbomFacts) -> dict[str, Any] | None:
         out["hashes"] = [{"alg": "SHA-256", "content": ref.sha256}]
     if ref.url:
         out["externalReferences"] = [{"type": "distribution", "url": ref.url}]
+    if facts.fix.patches:  # the wheel was built from this sdist as patched, and how
+        out["pedigree"] = {
+            "patches": [
+                {
+                    "type": "unofficial",
+                    "diff": {"text": {"contentType": "text/x-diff", "content": p.text}},
+                }
+                for p in facts.fix.patches
+            ]
+        }
     return out
 
 
@@ -203,6 +214,9 @@ def _fix_properties(fix: FixFacts) -> list[dict[str, str]]:
     out += [{"name": "refinery:fix:build-requires", "value": r} for r in fix.build_requires]
     out += [{"name": "refinery:fix:config-setting", "value": c} for c in fix.config_settings]
     out += [{"name": "refinery:fix:pack", "value": p} for p in fix.packs]
+    out += [
+        {"name": "refinery:fix:patch", "value": f"{p.name} sha256:{p.sha256}"} for p in fix.patches
+    ]
     return out
 
 
