@@ -47,6 +47,18 @@ CASES: dict[str, tuple[str, str]] = {
         "1cb587b68/cross-home/.cargo/debian-crates` (which is replacing registry `crates-io`)",
         'error: failed to select a version for the requirement `pyo3 = "^0.30"`',
     ),
+    # jellyfish 1.3.0 in the coverage campaign (cross, crates from Debian)
+    "jellyfish-1.3-pyo3": (
+        'error: failed to select a version for the requirement `pyo3 = "^0.30.1"`\n'
+        "candidate versions found which didn't match: 0.28.2, 0.22.6",
+        'error: failed to select a version for the requirement `pyo3 = "^0.31"`',
+    ),
+    # cbor2 6.3.0 in the coverage campaign (cross, crates from Debian)
+    "cbor2-6.3-pyo3": (
+        'error: failed to select a version for the requirement `pyo3 = "^0.30.1"`\n'
+        "candidate versions found which didn't match: 0.28.2, 0.22.6",
+        'error: failed to select a version for the requirement `pyo3-ffi = "^0.30.1"`',
+    ),
     # llvmlite 0.44.0's ffi/build.py under setuptools 84 (coverage campaign, cross)
     "setuptools-dry-run": (
         '  File "<string>", line 68, in build_library_files\n'
@@ -309,8 +321,9 @@ def catalog() -> Catalog:
     return load_catalog(HINTS)
 
 
-def ids(catalog: Catalog, text: str) -> list[str]:
-    return [m.hint.id for m in scan(catalog, as_log_lines(text.splitlines()))]
+def ids(catalog: Catalog, text: str, package: str | None = None) -> list[str]:
+    lines = as_log_lines(text.splitlines())
+    return [m.hint.id for m in scan(catalog, lines, package=package)]
 
 
 def test_every_entry_has_a_case(catalog: Catalog) -> None:
@@ -323,9 +336,13 @@ def test_every_entry_has_a_case(catalog: Catalog) -> None:
 
 @pytest.mark.parametrize("hint_id", sorted(CASES))
 def test_entry_matches_its_failure_and_not_a_near_miss(catalog: Catalog, hint_id: str) -> None:
+    """In the log of a package its scope names (any package when it names none)."""
     positive, negative = CASES[hint_id]
-    assert ids(catalog, positive)[:1] == [hint_id], ids(catalog, positive)
-    assert hint_id not in ids(catalog, negative)
+    hint = catalog.get(hint_id)
+    assert hint is not None
+    package = hint.scope.packages[0] if hint.scope.packages else None
+    assert ids(catalog, positive, package)[:1] == [hint_id], ids(catalog, positive, package)
+    assert hint_id not in ids(catalog, negative, package)
 
 
 def test_no_entry_matches_a_clean_build_log(catalog: Catalog) -> None:
