@@ -29,10 +29,12 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 from refinery.builder.errors import BuildError
 from refinery.builder.fallback import Fallback, Finding
@@ -144,6 +146,15 @@ def planned_constraints(plan: Plan, node: PlanNode) -> tuple[str, ...]:
         if dep.status is not NodeStatus.MISSING:
             out.append(f"{dep.name}=={dep.version}")
     return tuple(out)
+
+
+def with_fix_constraints(planned: Sequence[str], fixed: Sequence[str]) -> tuple[str, ...]:
+    """The plan's pins with a fix's constraints: a fix that constrains a package the plan
+    pinned replaces that pin (the hint matched because the planned version failed:
+    ``setuptools<81`` over the plan's ``setuptools==84.2.1``)."""
+    names = {normalize_name(Requirement(c).name) for c in fixed}
+    kept = [c for c in planned if normalize_name(Requirement(c).name) not in names]
+    return (*kept, *fixed)
 
 
 def _normal_selector(item: str) -> str:
@@ -457,9 +468,8 @@ class _Run:
                 log=log,
                 find_links=self.wheels,
                 env=fix.env if fix else {},
-                constraints=(
-                    *planned_constraints(self.plan, node),
-                    *(fix.constraints if fix else ()),
+                constraints=with_fix_constraints(
+                    planned_constraints(self.plan, node), fix.constraints if fix else ()
                 ),
                 system_packages=fix.system_packages if fix else (),
                 build_requires=fix.build_requires if fix else (),

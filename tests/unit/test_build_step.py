@@ -351,6 +351,17 @@ def test_build_environment_is_pinned_to_the_planned_build_dependencies() -> None
     assert planned_constraints(plan, app) == ("numpy==2.1.3", "meson-python==0.17.1")
 
 
+def test_a_fix_constraint_replaces_the_plans_pin_of_that_package() -> None:
+    """llvmlite 0.44: the plan pins setuptools==84.2.1, the hint setuptools-dry-run
+    asks for setuptools<81; both together cannot be installed."""
+    from refinery.builder.runner import with_fix_constraints
+
+    planned = ("setuptools==84.2.1", "numpy==2.1.3")
+    assert with_fix_constraints(planned, ("SetupTools<81",)) == ("numpy==2.1.3", "SetupTools<81")
+    assert with_fix_constraints(planned, ("cython<3",)) == (*planned, "cython<3")
+    assert with_fix_constraints(planned, ()) == planned
+
+
 @pytest.mark.parametrize(
     ("pyproject", "expected"),
     [
