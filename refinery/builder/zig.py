@@ -29,7 +29,7 @@ import shlex
 import subprocess
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -182,6 +182,62 @@ class LinkGuard:
     symbols: Path
     readelf: str
     glibc: Glibc
+    #: :func:`compat_archive`'s output, when the target glibc lacks a function of
+    #: :data:`COMPAT_FUNCTIONS` (see :func:`_compat_arm`).
+    compat: Compat | None = None
+
+
+@dataclass(frozen=True)
+class Compat:
+    """A compat archive and the functions it defines."""
+
+    archive: Path
+    functions: tuple[str, ...]
+
+
+#: Wrappers newer glibc added for a system call, each with the glibc that added it and
+#: its definition for an older target (hidden: it never leaves the library it is in).
+#: Rust's std (1.88+) calls ``gettid`` directly; glibc < 2.30 has only the system call.
+COMPAT_FUNCTIONS: dict[str, tuple[Glibc, str]] = {
+    "gettid": (
+        (2, 30),
+        "#include <sys/syscall.h>\n#include <unistd.h>\n"
+        '__attribute__((visibility("hidden"))) pid_t gettid(void)'
+        " { return (pid_t)syscall(SYS_gettid); }\n",
+    ),
+}
+
+
+def compat_for(glibc: Glibc, folder: Path) -> Compat | None:
+    """The compat archive a target of ``glibc`` links (:func:`compat_archive` makes it)."""
+    sources = compat_sources(glibc)
+    if not sources:
+        return None
+    return Compat(folder / "libglibc-compat.a", tuple(n.removesuffix(".c") for n in sources))
+
+
+def compat_sources(glibc: Glibc) -> dict[str, str]:
+    """The :data:`COMPAT_FUNCTIONS` a target of ``glibc`` lacks: file name -> C source."""
+    return {f"{name}.c": src for name, (since, src) in COMPAT_FUNCTIONS.items() if glibc < since}
+
+
+def compat_archive(zig: Zig, target: str, glibc: Glibc, folder: Path) -> Path | None:
+    """Compile :func:`compat_sources` for ``target`` into ``folder/libglibc-compat.a``
+    (one member per function); None when the target's glibc has them all."""
+    sources = compat_sources(glibc)
+    if not sources:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    objects = []
+    for name, text in sources.items():
+        (folder / name).write_text(text)
+        obj = folder / name.replace(".c", ".o")
+        argv = [str(zig.binary), "cc", "-target", target, "-O2", "-fPIC", "-g0"]
+        _zig_checked([*argv, "-c", str(folder / name), "-o", str(obj)], zig)
+        objects.append(str(obj))
+    archive = folder / "libglibc-compat.a"
+    _zig_checked([str(zig.binary), "ar", "rcs", str(archive), *objects], zig)
+    return archive
 
 
 #: glibc's libraries whose symbols zig's stubs stand in for.
@@ -347,7 +403,8 @@ def wrapper(
     Debug information only when a build asks (``-g0`` first), and none in what a link
     writes (``-Wl,--strip-debug``: wheels ship without it). With a ``guard``, a link
     that references a glibc symbol newer than the target fails with the symbol (zig's
-    headers declare it, its stubs lack it). With a ``sysroot``,
+    headers declare it, its stubs lack it), and its compat archive goes in (Rust's std
+    calls ``gettid``: :func:`_compat_arm`). With a ``sysroot``,
     the host's system folders a package names itself (Pillow adds ``-I/usr/include``
     and ``-L/usr/lib/<multiarch>``) are mapped into the sysroot, and the bare include
     folders dropped (they are searched after zig's headers already): the host's or the
@@ -364,6 +421,7 @@ def wrapper(
     # and a link keeps no debug information at all: Python's own CFLAGS say -g, and what
     # zig links from its cache (libc++, libunwind, compiler-rt) carries DWARF
     strip = "" if language == "cpp" else 'strip=; [ "$link" = 1 ] && strip=-Wl,--strip-debug\n'
+    compat = None if guard is None else guard.compat
     flags = "-g0" if language == "cpp" else "-g0 $strip"
     run = f'{q(str(zig.binary))} {mode} -target {q(target)} {after} {flags} "$@"'
     tail = f"exec {run}\n" if guard is None else f"{run} || exit $?\n{_guard_lines(guard)}"
@@ -371,8 +429,7 @@ def wrapper(
         "#!/bin/sh\n"
         f"# zig {mode} for {target}: the target's glibc, not the sysroot's\n"
         "unset CPATH C_INCLUDE_PATH CPLUS_INCLUDE_PATH LIBRARY_PATH\n"
-        f"{_cache_env(zig)}"
-        f"{gf_head}"
+        f"{_cache_env(zig)}{gf_head}{_compat_head(compat)}"
         "n=$#; out=a.out; link=1; prev=\n"
         'while [ "$n" -gt 0 ]; do\n'
         "  a=$1; shift; n=$((n - 1))\n"
@@ -389,17 +446,42 @@ def wrapper(
         f"{gf_arms}"
         f"{_host_dir_cases(sysroot, packs)}"
         f"    -Wl,--version) echo {q(LINKER_VERSION)}; exit 0 ;;\n"
+        f"{_compat_arm(compat)}"
         '    -lstdc++) set -- "$@" -lc++ ;;\n'
         '    -lgcc_s) set -- "$@" -lunwind ;;\n'
         '    -c|-E|-S|-M|-MM) link=0; set -- "$@" "$a" ;;\n'
         '    *) set -- "$@" "$a" ;;\n'
         "  esac\n"
         "done\n"
-        f"{_pack_libdir(sysroot, packs)}"
-        f"{_fortran_rpath(sysroot, packs)}"
-        f"{strip}"
-        f"{tail}"
+        f"{_pack_libdir(sysroot, packs)}{_fortran_rpath(sysroot, packs)}"
+        f"{_compat_tail(compat)}{strip}{tail}"
     )
+
+
+def _compat_head(compat: Compat | None) -> str:
+    return "" if compat is None else f"compat={shlex.quote(str(compat.archive))}\n"
+
+
+def _compat_arm(compat: Compat | None) -> str:
+    """A link naming ``-lc`` (rustc's do) gets the compat archive right before it, with
+    its functions asked for (``-Wl,-u,NAME``): zig's libc stub for the target would
+    otherwise answer them, unversioned, and a library loaded late (Rust's std) binds
+    to that; an object of the link's own that defines one still wins."""
+    if compat is None:
+        return ""
+    wanted = " ".join(f"-Wl,-u,{f}" for f in compat.functions)
+    return (
+        f'    -lc) [ -f "$compat" ] && set -- "$@" {wanted} "$compat"; compat=;'
+        ' set -- "$@" "$a" ;;\n'
+    )
+
+
+def _compat_tail(compat: Compat | None) -> str:
+    """A link without ``-lc`` (zig adds libc after everything) takes it last, members
+    only for what is left undefined."""
+    if compat is None:
+        return ""
+    return '[ "$link" = 1 ] && [ -n "$compat" ] && [ -f "$compat" ] && set -- "$@" "$compat"\n'
 
 
 #: What :func:`warm_cache` compiles: a C library, a C program (crt files) and a C++
@@ -435,26 +517,26 @@ def warm_cache(zig: Zig, target: str) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if mark.is_file():
             return
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(zig.home)}
-        env.update(ZIG_GLOBAL_CACHE_DIR=str(zig.cache), ZIG_LOCAL_CACHE_DIR=str(zig.cache))
         with tempfile.TemporaryDirectory(prefix="zig-warm.") as tmp:
             for mode, name, text, flags in _WARM:
                 source = Path(tmp) / name
                 source.write_text(text)
                 argv = [str(zig.binary), mode, "-target", target, *flags, str(source)]
-                done = subprocess.run(
-                    [*argv, "-o", str(source.with_suffix(".out"))],
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                    env=env,
-                )
-                if done.returncode != 0:
-                    raise BuildRootUnavailable(
-                        f"warming zig's cache failed ({' '.join(argv[1:])}): "
-                        f"{done.stderr.strip()[-500:]}"
-                    )
+                _zig_checked([*argv, "-o", str(source.with_suffix(".out"))], zig, zig.cache)
         mark.write_text(ZIGLANG + "\n")
+
+
+def _zig_checked(argv: Sequence[str], zig: Zig, cache: Path | None = None) -> None:
+    """Run a zig command outside any build, with ``cache`` (default: a throwaway one)."""
+    with tempfile.TemporaryDirectory(prefix="zig-cache.") as tmp:
+        where = str(cache or tmp)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(zig.home)}
+        env.update(ZIG_GLOBAL_CACHE_DIR=where, ZIG_LOCAL_CACHE_DIR=where)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    if done.returncode != 0:
+        raise BuildRootUnavailable(
+            f"zig failed ({' '.join(argv[1:4])} …): {done.stderr.strip()[-500:]}"
+        )
 
 
 #: Arguments after which gfortran takes the next argument as their value.

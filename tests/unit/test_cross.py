@@ -465,6 +465,33 @@ def test_rust_wrappers_and_private_apt() -> None:
     assert {"maturin", "setuptools_rust"} == crossrust.RUST_BACKENDS
 
 
+def test_the_compilers_libraries_are_the_build_machines_packages_of_the_closure() -> None:
+    """``apt-cache depends --recurse libstd-rust-web-1.96:amd64`` (trixie, abridged)."""
+    depends = [
+        "libstd-rust-web-1.96",
+        "  Depends: libc6",
+        "  Depends: libllvm22",
+        "  Depends: <libz3-dev>",
+        "libc6",
+        "  Depends: libgcc-s1",
+        "libllvm22",
+        "  Depends: libedit2",
+        "libgcc-s1",
+        "libgcc-s1:s390x",
+        "libedit2",
+        "<libz3-dev>",
+        "libxml2:amd64",
+    ]
+    assert crossrust.compiler_closure(depends, "amd64") == [
+        "libc6",
+        "libedit2",
+        "libgcc-s1",
+        "libllvm22",
+        "libstd-rust-web-1.96",
+        "libxml2",
+    ]
+
+
 def test_made_once_makes_a_folder_once_and_never_keeps_a_half_made_one(tmp_path: Path) -> None:
     from refinery.builder.tools import made_once
 

@@ -53,6 +53,18 @@ CASES: dict[str, tuple[str, str]] = {
         "candidate versions found which didn't match: 0.28.2, 0.22.6",
         'error: failed to select a version for the requirement `pyo3 = "^0.31"`',
     ),
+    # cbor2 6.3.0 in the coverage campaign (cross, crates from Debian)
+    "cbor2-6.3-pyo3": (
+        'error: failed to select a version for the requirement `pyo3 = "^0.30.1"`\n'
+        "candidate versions found which didn't match: 0.28.2, 0.22.6",
+        'error: failed to select a version for the requirement `pyo3-ffi = "^0.30.1"`',
+    ),
+    # tiktoken 0.14.0 in the coverage campaign (cross, crates from Debian)
+    "tiktoken-0.14-crates": (
+        'error: failed to select a version for the requirement `fancy-regex = "^0.19.0"`\n'
+        "candidate versions found which didn't match: 0.11.0",
+        'error: failed to select a version for the requirement `regex = "^1.13.1"`',
+    ),
     # llvmlite 0.44.0's ffi/build.py under setuptools 84 (coverage campaign, cross)
     "setuptools-dry-run": (
         '  File "<string>", line 68, in build_library_files\n'

@@ -19,6 +19,8 @@ from refinery.builder.zig import (
     LinkGuard,
     Zig,
     archiver_wrapper,
+    compat_for,
+    compat_sources,
     compiler_for,
     libc_glibc,
     newer_glibc_symbols,
@@ -219,6 +221,35 @@ def test_link_guard_fails_a_link_that_needs_a_newer_glibc(tmp_path: Path) -> Non
     symbols.write_text("arc4random GLIBC_2.36 libc.so.6\n")  # not referenced: links
     linked = subprocess.run(["sh", str(script), "-shared", "-o", str(out), "m.o"], check=False)
     assert linked.returncode == 0 and out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        # rustc names -lc: the archive right before it, gettid asked for
+        (
+            ["-shared", "std.rlib", "-lc", "-o", "m.so"],
+            ["-shared", "std.rlib", "-Wl,-u,gettid", "A", "-lc", "-o", "m.so"],
+        ),
+        # a C link leaves libc to zig: the archive last, members only as needed
+        (["-shared", "m.o", "-o", "m.so"], ["-shared", "m.o", "-o", "m.so", "A"]),
+        (["-c", "m.c", "-o", "m.o"], ["-c", "m.c", "-o", "m.o"]),  # no link, no archive
+    ],
+)
+def test_the_glibc_compat_archive_goes_before_libc(
+    fake_zig: Zig, tmp_path: Path, args: list[str], expected: list[str]
+) -> None:
+    """Rust's std (1.88+) calls gettid, which glibc 2.28 lacks: zig's libc stub would
+    answer it unversioned, so the compat archive's hidden gettid must come first."""
+    assert compat_for((2, 30), tmp_path) is None
+    compat = compat_for((2, 28), tmp_path)
+    assert compat is not None and compat.functions == ("gettid",)
+    assert "syscall(SYS_gettid)" in compat_sources((2, 28))["gettid.c"]
+    compat.archive.write_text("")  # the wrapper takes it only when it exists
+    guard = LinkGuard(tmp_path / "none.txt", "true", (2, 28), compat)
+    out = run_script(wrapper(fake_zig, "cc", "s390x-linux-gnu.2.28", (), guard), tmp_path, *args)
+    argv = [line.removeprefix("arg:").replace(str(compat.archive), "A") for line in out[1:]]
+    assert [a for a in argv if a not in ("-g0", "-Wl,--strip-debug")][3:] == expected
 
 
 def test_wrapper_maps_the_hosts_system_folders_into_the_sysroot(
