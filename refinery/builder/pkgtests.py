@@ -32,7 +32,7 @@ from refinery.builder.proc import OnLine, ProcResult
 from refinery.builder.roots import S390X_MACHINES, BuildRoot, Mounts
 from refinery.builder.smoke import SmokeSpec, host_pip_target_argv, logged_pip
 from refinery.builder.systemlibs import UnprovidedLibrary, give
-from refinery.core.models import TestReport, normalize_name
+from refinery.core.models import DEFAULT_PYTHON, TestReport, normalize_name
 from refinery.core.vocab import BackendChoice
 from refinery.hints.models import PackageTests
 
@@ -313,11 +313,13 @@ def wheel_project(wheel: Path) -> str:
     return normalize_name(wheel.name.split("-", 1)[0])
 
 
-def wheel_python(wheel: Path, default: str = "3.11") -> str:
-    """The CPython version a wheel's tag names (``cp311`` → ``3.11``), else ``default``."""
+def wheel_python(wheel: Path, default: str = DEFAULT_PYTHON) -> str:
+    """The CPython version a wheel's tag names (``cp311`` → ``3.11``), else ``default``;
+    a stable-ABI wheel's tag (``cp37-abi3``) names the oldest it runs on, not a target:
+    ``default`` too."""
     parts = wheel.name.removesuffix(".whl").split("-")
-    tag = parts[-3] if len(parts) >= 5 else ""
-    if tag.startswith("cp") and tag[2:].isdigit() and len(tag) > 3:
+    tag, abi = (parts[-3], parts[-2]) if len(parts) >= 5 else ("", "")
+    if tag.startswith("cp") and tag[2:].isdigit() and len(tag) > 3 and abi != "abi3":
         return f"{tag[2]}.{tag[3:]}"
     return default
 

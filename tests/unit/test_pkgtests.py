@@ -145,6 +145,8 @@ def test_names_from_wheels_commands_and_backends() -> None:
     assert wheel_python(Path("numpy-2.2.6-cp311-cp311-manylinux_2_27_s390x.whl")) == "3.11"
     assert wheel_python(Path("x-1.0-cp313-cp313t-linux_s390x.whl")) == "3.13"
     assert wheel_python(Path("x-1.0-py3-none-any.whl")) == "3.11"
+    # cryptography's cp37-abi3: 3.7 is the oldest it runs on, not a Python the root has
+    assert wheel_python(Path("cryptography-43.0.3-cp37-abi3-manylinux_2_28_s390x.whl")) == "3.11"
     assert pytest_args("pytest --pyargs 'a b' -q") == ["--pyargs", "a b", "-q"]
     with pytest.raises(ValueError, match="starts with 'pytest'"):
         pytest_args("python -m unittest")
