@@ -36,6 +36,8 @@ DEFAULT_MAX_ATTEMPTS = 3
 
 #: A package's own test settings by (name, python), e.g. the hint catalog's ``tests``.
 TestsFor = Callable[[str, str], PackageTests | None]
+#: (package, python) -> modules the smoke test imports besides the top-level ones.
+ImportsFor = Callable[[str, str], tuple[str, ...]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +134,7 @@ class RunOptions:
     workdir: Path | None = None
     catalog_digest: str = ""
     tests: TestsFor | None = None
+    imports: ImportsFor | None = None
 
     def __post_init__(self) -> None:
         if self.only is not None:
@@ -172,6 +175,7 @@ class AttemptSpec:
     tests: PackageTests | None = None
     network: str = ""
     patches: tuple[SourcePatch, ...] = ()
+    imports: tuple[str, ...] = ()  # the smoke test imports these too (a package entry's)
 
     @property
     def log_file(self) -> Path:

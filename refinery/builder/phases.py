@@ -597,13 +597,14 @@ def check(ctx: StepContext, final: Path) -> None:
 
 # --- smoke ---------------------------------------------------------------------------
 def smoke(ctx: StepContext, ws: Workspace, final: Path) -> SmokeResult:
-    """Import the final wheel's top-level modules in a clean session."""
+    """Import the final wheel's top-level modules (and the package entry's ``imports``)
+    in a clean session."""
     attempt = ctx.attempt
     attempt.phase("smoke", "import in a clean root")
     links = [ws.tools.seed, *([ctx.spec.find_links] if ctx.spec.find_links is not None else [])]
     spec = SmokeSpec(
         wheel=final,
-        modules=inspect_wheel(final).top_level,
+        modules=tuple(dict.fromkeys((*inspect_wheel(final).top_level, *ctx.spec.imports))),
         python=ctx.python,
         arch=ctx.arch,
         find_links=tuple(links),

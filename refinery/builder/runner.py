@@ -479,6 +479,9 @@ class _Run:
                 network=fix.network if fix else "",
                 patches=fix.patches if fix else (),
                 tests=self.options.tests(node.name, node.python) if self.options.tests else None,
+                imports=self.options.imports(node.name, node.python)
+                if self.options.imports
+                else (),
                 on_line=on_line,
                 target_platform=platform_for(self.plan.targets, node.python),
             )

@@ -142,7 +142,9 @@ def _module_parts(installed: str) -> tuple[list[str], bool] | None:
 
 
 def wheel_contents(wheel: Path, hint: tuple[str, ...] = ()) -> WheelContents:
-    """Read ``wheel``'s RECORD and METADATA; ``hint`` (top_level.txt) orders modules."""
+    """Read ``wheel``'s RECORD and METADATA; ``hint`` (top_level.txt) orders modules, and
+    a dotted module of it the wheel provides (a package entry's ``imports``) is imported
+    after the top-level ones."""
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         record = next(
@@ -170,6 +172,7 @@ def wheel_contents(wheel: Path, hint: tuple[str, ...] = ()) -> WheelContents:
         if code:
             top.add(parts[0])
     ordered = [m for m in hint if m in top] + sorted(top - set(hint))
+    ordered += [m for m in hint if "." in m and m in provided]
     elf = tuple(p for p in paths if re.search(r"\.so(\.[\d.]+)?$", p))
     requires = frozenset(
         normalize(found.group(1))

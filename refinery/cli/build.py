@@ -127,7 +127,7 @@ class BuildFlags:
         """The runner's options; the host's pip settings are read here, once."""
         from refinery.builder.options import BuildOptions, RunOptions
         from refinery.builder.pipconf import HostPip
-        from refinery.cli.test import catalog_tests
+        from refinery.cli.test import catalog_imports, catalog_tests
 
         build = BuildOptions(
             cache=settings.cache_root,
@@ -145,6 +145,7 @@ class BuildFlags:
             only=self.nodes or None,
             catalog_digest=catalog_digest,
             tests=catalog_tests(self.hints_dir),  # a package's own tests, after the smoke test
+            imports=catalog_imports(self.hints_dir),  # and what its smoke test imports too
         )
 
 

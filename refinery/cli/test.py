@@ -33,7 +33,7 @@ from refinery.cli.logs import Wanted
 from refinery.core.errors import InputError
 
 if TYPE_CHECKING:
-    from refinery.builder.options import TestsFor
+    from refinery.builder.options import ImportsFor, TestsFor
     from refinery.builder.pkgtests import Differential, TestResult, TestRun
     from refinery.builder.roots import BuildRoot, Mounts
     from refinery.core.models import TestReport
@@ -47,6 +47,15 @@ def catalog_tests(hints_dir: Path) -> TestsFor | None:
     from refinery.hints import load_catalog
 
     return load_catalog(hints_dir).tests
+
+
+def catalog_imports(hints_dir: Path) -> ImportsFor | None:
+    """The catalog's per-package extra smoke imports (None without a catalog)."""
+    if not hints_dir.is_dir():
+        return None
+    from refinery.hints import load_catalog
+
+    return load_catalog(hints_dir).imports
 
 
 def settings_for(

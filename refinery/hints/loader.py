@@ -41,7 +41,7 @@ File shape::
           known_failures: {"TestX::test_y": why it fails on s390x}
 
 A package entry needs ``hints``, ``fix``, ``emulate`` (a non-empty reason), ``tests``,
-or several.
+``imports`` (modules the smoke test imports besides the top-level ones), or several.
 """
 
 from __future__ import annotations
@@ -98,11 +98,13 @@ PACKAGE_KEYS = (
     "fix",
     "emulate",
     "tests",
+    "imports",
     "python",
     "versions",
     "note",
     "evidence",
 )
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 TESTS_KEYS = ("command", "requires", "timeout", "known_failures")
 REQUIRED = {
     "hint": ("id", "match", "fix"),
@@ -534,13 +536,18 @@ class _FileLoader:
             else None
         )
         tests = self.tests(node.get("tests"), _line_of_key(node, "tests") or line, label)
-        if not any(key in node for key in ("hints", "emulate", "fix", "tests")):
-            self.problem(line, f"{label} needs 'hints', 'fix', 'emulate' or 'tests'")
+        imports = self.strings(node, "imports", line, label)
+        for module in imports:
+            if not _MODULE.fullmatch(module):
+                where = _line_of_key(node, "imports") or line
+                self.problem(where, f"{label}: {module!r} is not a module name (a.b.c)")
+        if not any(key in node for key in ("hints", "emulate", "fix", "tests", "imports")):
+            self.problem(line, f"{label} needs 'hints', 'fix', 'emulate', 'tests' or 'imports'")
         python = self.specifier(node, line, label)
         versions = self.specifier(node, line, label, "versions")
         note = self.string(node, "note", line, label).strip()
         evidence = self.evidence(node, line, label)
-        if name and (hints or emulate or fix or tests):
+        if name and (hints or emulate or fix or tests or imports):
             entry = PackageEntry(
                 normalize_name(name),
                 hints,
@@ -552,6 +559,7 @@ class _FileLoader:
                 fix,
                 tests,
                 versions,
+                imports,
             )
             self.packages.append(entry)
 

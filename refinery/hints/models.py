@@ -279,6 +279,9 @@ class PackageEntry:
     fix: HintFix | None = None
     tests: PackageTests | None = None  # the package's own tests on the target
     versions: str = ""  # optional specifier on the package's version
+    #: Modules the smoke test imports besides the wheel's top-level ones (an extension
+    #: whose initialisation a top-level import never runs: cryptography's ``_rust``).
+    imports: tuple[str, ...] = ()
 
     def applies(self, package: str, python: str | None = None, version: str | None = None) -> bool:
         scope = Scope(packages=(self.package,), python=self.python, versions=self.versions)
@@ -324,6 +327,11 @@ class Catalog:
             if entry.emulate:
                 return entry.emulate
         return None
+
+    def imports(self, package: str, python: str | None = None) -> tuple[str, ...]:
+        """The modules the applicable entries ask the smoke test to import as well."""
+        found = (m for entry in self.for_package(package, python) for m in entry.imports)
+        return tuple(dict.fromkeys(found))
 
     def tests(self, package: str, python: str | None = None) -> PackageTests | None:
         """The first applicable entry's test settings for ``package``, or None."""

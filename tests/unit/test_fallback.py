@@ -495,7 +495,7 @@ def test_emulate_is_a_package_setting(tmp_path: Path) -> None:
         ("emulte: 'x'", "x.yaml:3: unknown key 'emulte' in package entry; did you mean 'emulate'?"),
         (
             "note: 'neither'",
-            "x.yaml:2: package entry 'p' needs 'hints', 'fix', 'emulate' or 'tests'",
+            "x.yaml:2: package entry 'p' needs 'hints', 'fix', 'emulate', 'tests' or 'imports'",
         ),
     ],
 )

@@ -205,3 +205,20 @@ def test_a_version_scope_needs_packages_and_a_specifier(tmp_path: Path) -> None:
     found = problems(tmp_path, text)
     assert any(":5: hint 'v': scope.versions needs scope.packages" in p for p in found), found
     assert any("hint 'w'.scope.versions 'one' is not a version specifier" in p for p in found)
+
+
+def test_a_package_entry_may_name_modules_the_smoke_test_imports(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "packages:\n  - package: cryptography\n"
+        "    imports: [cryptography.hazmat.bindings._rust]\n"
+        "  - package: cryptography\n    python: '>=3.12'\n    imports: [cryptography.x509]\n"
+    )
+    catalog = load_catalog(tmp_path)
+    assert catalog.imports("Cryptography", "3.11") == ("cryptography.hazmat.bindings._rust",)
+    assert catalog.imports("cryptography", "3.12") == (
+        "cryptography.hazmat.bindings._rust",
+        "cryptography.x509",
+    )
+    assert catalog.imports("other", "3.11") == ()
+    (found,) = problems(tmp_path, "packages:\n  - package: p\n    imports: ['a..b']\n")
+    assert found.endswith(":3: package entry 'p': 'a..b' is not a module name (a.b.c)")

@@ -56,6 +56,10 @@ def test_modules_come_from_record_not_top_level_txt(tmp_path: Path) -> None:
     assert got.shared_objects == (f"pkg/_x.{SO}",)
     assert got.packages == {"pkg"}
     assert {"pkg", "pkg._x", "extra_mod", "top_helper"} <= got.provided
+    # a package entry's imports: a dotted module the wheel provides, after the top ones;
+    # one it does not provide (a typo, another wheel's) is not imported
+    asked = wheel_contents(wheel(tmp_path, files), ("pkg", "pkg._x", "pkg.gone"))
+    assert asked.modules == ("pkg", "extra_mod", "top_helper", "pkg._x")
 
 
 def test_namespace_and_libs_folders(tmp_path: Path) -> None:
