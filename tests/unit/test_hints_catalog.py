@@ -65,6 +65,12 @@ CASES: dict[str, tuple[str, str]] = {
         "candidate versions found which didn't match: 0.11.0",
         'error: failed to select a version for the requirement `regex = "^1.13.1"`',
     ),
+    # bcrypt 5.0.0 beyond the corpus (cross, crates from Debian)
+    "bcrypt-5.0-crates": (
+        'error: failed to select a version for the requirement `bcrypt = "^0.17"`\n'
+        "candidate versions found which didn't match: 0.19.2, 0.15.1",
+        'error: failed to select a version for the requirement `bcrypt-pbkdf = "^0.11"`',
+    ),
     # llvmlite 0.44.0's ffi/build.py under setuptools 84 (coverage campaign, cross)
     "setuptools-dry-run": (
         '  File "<string>", line 68, in build_library_files\n'
