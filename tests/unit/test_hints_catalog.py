@@ -71,6 +71,13 @@ CASES: dict[str, tuple[str, str]] = {
         "candidate versions found which didn't match: 0.19.2, 0.15.1",
         'error: failed to select a version for the requirement `bcrypt-pbkdf = "^0.11"`',
     ),
+    # libcst 1.9.0 beyond the corpus (cross, crates from Debian)
+    "libcst-1.9-crates": (
+        "error: failed to select a version for the requirement "
+        '`annotate-snippets = "^0.11.5"`\n'
+        "candidate versions found which didn't match: 0.12.16, 0.11.4",
+        'error: failed to select a version for the requirement `annotate-snippets = "^0.12"`',
+    ),
     # llvmlite 0.44.0's ffi/build.py under setuptools 84 (coverage campaign, cross)
     "setuptools-dry-run": (
         '  File "<string>", line 68, in build_library_files\n'
