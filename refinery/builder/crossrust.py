@@ -326,11 +326,14 @@ _NOT_SOURCES = frozenset({"target", "vendor", ".git", "node_modules"})
 def cargo_manifests(project: Path) -> tuple[Path, ...]:
     """The Cargo projects of an unpacked sdist whose crates a build will want: every
     ``Cargo.toml`` beside a ``Cargo.lock`` (a workspace's lock is at its root), else the
-    shallowest ``Cargo.toml`` files (no vendored or built trees)."""
+    shallowest ``Cargo.toml`` files (no vendored or built trees: a crate of a cargo
+    directory source has a ``.cargo-checksum.json``, wherever the sdist keeps it —
+    orjson's ``include/cargo``)."""
     found = [
         p
         for p in sorted(project.rglob("Cargo.toml"))
         if not _NOT_SOURCES.intersection(p.relative_to(project).parts[:-1])
+        and not (p.parent / ".cargo-checksum.json").is_file()
     ]
     locked = [p for p in found if (p.parent / "Cargo.lock").is_file()]
     if locked or not found:
@@ -364,5 +367,15 @@ def generate_lockfile_argv(rust: RustToolchain, manifest: Path) -> list[str]:
 
 def fetch_argv(rust: RustToolchain, manifest: Path) -> list[str]:
     """``cargo fetch`` of one Cargo project's crates (into ``CARGO_HOME``), with the
-    network, before the build runs without it (``CARGO_NET_OFFLINE``)."""
-    return [str(rust.bin / "cargo"), "fetch", "--manifest-path", str(manifest)]
+    network, before the build runs without it (``CARGO_NET_OFFLINE``). It runs in the
+    project's folder: cargo reads ``.cargo/config.toml`` from where it runs, not from the
+    manifest's folder, and an sdist that vendors its crates says so there (orjson's
+    ``include/cargo``): then nothing is downloaded, and nothing is missing."""
+    return [
+        "env",
+        f"--chdir={manifest.parent}",
+        str(rust.bin / "cargo"),
+        "fetch",
+        "--manifest-path",
+        str(manifest),
+    ]

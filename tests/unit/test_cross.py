@@ -465,6 +465,20 @@ def test_rust_wrappers_and_private_apt() -> None:
     assert {"maturin", "setuptools_rust"} == crossrust.RUST_BACKENDS
 
 
+def test_cargo_fetch_runs_in_the_project_whose_config_may_vendor_its_crates() -> None:
+    """orjson's sdist replaces crates.io with its own include/cargo in .cargo/config.toml,
+    which cargo reads from where it runs: the fetch runs in the manifest's folder."""
+    rust = RustToolchain(Path("/r"))
+    argv = crossrust.fetch_argv(rust, Path("/w/src/orjson-3.13.0/Cargo.toml"))
+    assert argv[:2] == ["env", "--chdir=/w/src/orjson-3.13.0"]
+    assert argv[2:] == [
+        "/r/bin/cargo",
+        "fetch",
+        "--manifest-path",
+        "/w/src/orjson-3.13.0/Cargo.toml",
+    ]
+
+
 def test_the_compilers_libraries_are_the_build_machines_packages_of_the_closure() -> None:
     """``apt-cache depends --recurse libstd-rust-web-1.96:amd64`` (trixie, abridged)."""
     depends = [

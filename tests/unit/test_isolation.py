@@ -180,6 +180,20 @@ def test_cargo_manifests_prefer_locked_projects(tmp_path: Path) -> None:
     assert cargo_manifests(tmp_path) == (tmp_path / "crates/a/Cargo.toml",)
 
 
+def test_cargo_manifests_skip_the_crates_an_sdist_vendors(tmp_path: Path) -> None:
+    """orjson 3.13 keeps its crates in include/cargo (a cargo directory source, each crate
+    with its .cargo-checksum.json, some with their own Cargo.lock)."""
+    files = ("Cargo.toml", "Cargo.lock", "include/cargo/assoc-3.0.1/Cargo.toml")
+    files += (
+        "include/cargo/assoc-3.0.1/Cargo.lock",
+        "include/cargo/assoc-3.0.1/.cargo-checksum.json",
+    )
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    assert cargo_manifests(tmp_path) == (tmp_path / "Cargo.toml",)
+
+
 # --- refinery.toml -----------------------------------------------------------------------
 def test_build_limits_in_refinery_toml() -> None:
     assert parse_config({}).limits == Limits()
