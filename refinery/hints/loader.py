@@ -675,7 +675,7 @@ def load_catalog(
             )
         else:
             seen[hint.id] = hint
-    learned: dict[tuple[str, str], PackageEntry] = {}
+    learned: dict[tuple[str, str, str], PackageEntry] = {}
     for entry in packages:
         assert entry.location is not None
         for hint_id in entry.hints:
@@ -688,7 +688,7 @@ def load_catalog(
                         f"package entry {entry.package!r}: unknown hint {hint_id!r}{did}",
                     )
                 )
-        key = (entry.package, entry.python)
+        key = (entry.package, entry.python, entry.versions)
         if key in learned:
             problems.append(
                 Problem(

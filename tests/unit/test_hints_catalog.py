@@ -504,28 +504,38 @@ def test_every_psycopg_gets_libpq_from_its_first_attempt(catalog: Catalog) -> No
         assert entry.hints == ("libpq",), name
 
 
-def test_matplotlib_311_retries_with_libraqm_and_keeps_its_first_fix(
+SYSTEM_LIBS = (
+    "setup-args=-Dsystem-freetype=true",
+    "setup-args=-Dsystem-qhull=true",
+    "setup-args=-Dsystem-libraqm=true",
+)
+
+
+def test_matplotlib_311_gets_libraqm_from_its_first_attempt(catalog: Catalog) -> None:
+    """The version-scoped entry: 3.11 has all three system options at attempt 1."""
+    node = PlanNode("matplotlib", "3.11.2", "3.11", NodeStatus.PENDING, "", True)
+    first = Advisor(catalog, "apt").first_fix(node, "cross")
+    assert first is not None
+    assert first.hint_ids == ("matplotlib-system-libs", "matplotlib-raqm")
+    assert first.config_settings == SYSTEM_LIBS
+    assert first.packs == ("freetype", "qhull", "harfbuzz", "fribidi", "raqm")
+
+
+def test_matplotlib_39_keeps_its_first_fix_and_libraqm_only_on_its_log(
     catalog: Catalog, tmp_path: Path
 ) -> None:
-    """Attempt 1 has matplotlib-system-libs (matplotlib 3.9 knows no system-libraqm); a
-    3.11 log that downloads HarfBuzz gets attempt 2 with all three system options."""
-    log = tmp_path / "build.log"
-    log.write_text(CASES["matplotlib-raqm"][0] + "\n")
-    node = PlanNode("matplotlib", "3.11.2", "3.11", NodeStatus.PENDING, "", True)
+    """matplotlib 3.9 knows no system-libraqm (meson refuses an unknown option): attempt 1
+    without it; only a log that downloads HarfBuzz would get the raqm hint."""
+    node = PlanNode("matplotlib", "3.9.2", "3.11", NodeStatus.PENDING, "", True)
     advisor = Advisor(catalog, "apt")
     first = advisor.first_fix(node, "cross")
     assert first is not None and first.hint_ids == ("matplotlib-system-libs",)
     assert not any("libraqm" in s for s in first.config_settings)
+    log = tmp_path / "build.log"
+    log.write_text(CASES["matplotlib-raqm"][0] + "\n")
     second = advisor(node, Outcome(NodeStatus.FAILED, log), 1)
-    assert second is not None
-    assert second.hint_ids[0] == "matplotlib-system-libs"
-    assert "matplotlib-raqm" in second.hint_ids  # and network-timeout: longer pip timeouts
-    assert second.config_settings == (
-        "setup-args=-Dsystem-freetype=true",
-        "setup-args=-Dsystem-qhull=true",
-        "setup-args=-Dsystem-libraqm=true",
-    )
-    assert second.packs == ("freetype", "qhull", "harfbuzz", "fribidi", "raqm")
+    assert second is not None and "matplotlib-raqm" in second.hint_ids
+    assert second.config_settings == SYSTEM_LIBS
 
 
 @pytest.mark.parametrize(("version", "patched"), [("43.0.3", True), ("50.0.2", False)])
