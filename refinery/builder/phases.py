@@ -627,9 +627,12 @@ def smoke(ctx: StepContext, ws: Workspace, final: Path) -> SmokeResult:
 
 
 # --- tests ---------------------------------------------------------------------------
-def package_tests(ctx: StepContext, ws: Workspace, final: Path) -> TestReport | None:
+def package_tests(
+    ctx: StepContext, ws: Workspace, final: Path, sdist: Path | None = None
+) -> TestReport | None:
     """The package's own tests (its setting's ``tests``) against the final wheel in a
-    clean session; a failure not listed as known fails the attempt."""
+    clean session (``sdist``: the unpacked sources, for tests the wheel does not ship);
+    a failure not listed as known fails the attempt."""
     tests = ctx.spec.tests
     if tests is None:
         return None
@@ -645,6 +648,7 @@ def package_tests(ctx: StepContext, ws: Workspace, final: Path) -> TestReport | 
         extra_index_urls=ctx.options.extra_index,
         timeout=attempt.remaining(),
         root_index=root_index(ctx.root, ctx.options.cache),
+        sdist=sdist,
     )
     report = run_tests(ctx.root, ws.mounts, run, on_line=attempt.emit, log=attempt.log).report
     attempt.timed("tests", report.seconds)

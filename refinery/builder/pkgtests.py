@@ -63,6 +63,7 @@ class TestRun:
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float | None = None
     root_index: RootIndex | None = None  # names the packages of system libraries
+    sdist: Path | None = None  # the unpacked sdist, for a setting's ``from_sdist``
 
     @property
     def budget(self) -> float:
@@ -100,6 +101,27 @@ def install_argv(run: TestRun, target: Path) -> list[str]:
         extra_index_urls=run.extra_index_urls,
     )
     return [*host_pip_target_argv(spec, target), *run.tests.requires]
+
+
+def copy_from_sdist(sdist: Path | None, paths: Sequence[str], dest: Path) -> str:
+    """Copy a setting's ``from_sdist`` paths of the unpacked ``sdist`` into ``dest``
+    (fresh), keeping their relative places; "" or why not."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    if sdist is None:
+        return "the tests come from the sdist (from_sdist), and no sdist was given"
+    for rel in paths:
+        source = sdist / rel
+        if not source.exists():
+            return f"the sdist has no {rel} (from_sdist)"
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True)
+        else:
+            shutil.copy2(source, target)
+    return ""
 
 
 def install(run: TestRun, target: Path, log: Path | None) -> str:
@@ -224,6 +246,9 @@ def run_tests(
     command = run.tests.command
     site = mounts.work / "tests-site"
     problem = install(run, site, log)
+    sources = mounts.work / "tests-src"
+    if not problem and run.tests.from_sdist:
+        problem = copy_from_sdist(run.sdist, run.tests.from_sdist, sources)
     if problem:
         return TestResult(TestReport(command=command, reason=problem), {})
     junit = mounts.work / "tests-junit.xml"
@@ -239,12 +264,16 @@ def run_tests(
             shutil.rmtree(venv_host)
         venv, python = session.inside(venv_host), run.python
         pth = f"{venv}/lib/python{python}/site-packages/refinery-tests.pth"
+        # tests of the sdist run where they were copied, imported without putting their
+        # folder first on sys.path (the wheel, not a source tree, is what they test)
+        here = session.inside(sources) if run.tests.from_sdist else "/tmp"
         args = [  # test ids relative to the installed packages: alike for any wheel
             *pytest_args(command),
             "-p",
             "no:cacheprovider",
-            f"--rootdir={session.inside(site)}",
+            f"--rootdir={here if run.tests.from_sdist else session.inside(site)}",
             f"--junitxml={session.inside(junit)}",
+            *(["--import-mode=importlib"] if run.tests.from_sdist else []),
         ]
         script = (
             f"{session.python(python)} -m venv --without-pip {venv} && "
@@ -257,7 +286,7 @@ def run_tests(
             timeout=run.budget,
             on_line=on_line,
             log=log,
-            cwd="/tmp",
+            cwd=here,
         )
     outcomes = junit_outcomes(junit) if junit.is_file() else {}
     report = judge(command, outcomes, run.tests, result)

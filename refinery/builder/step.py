@@ -89,5 +89,5 @@ def _run_phases(ctx: StepContext, watch: isolation.DiskWatch | None = None) -> P
     ctx.attempt.wheel = final
     phases.check(ctx, final)
     phases.smoke(ctx, ws, final)
-    phases.package_tests(ctx, ws, final)
+    phases.package_tests(ctx, ws, final, source.project)
     return final

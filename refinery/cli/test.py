@@ -171,6 +171,12 @@ def differential_json(result: Differential, out: Path) -> None:
 @click.option("--python", default=None, help="Target Python (default: the wheel's).")
 @click.option("--env", "env_items", multiple=True, metavar="KEY=VALUE", help="Test env.")
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option(
+    "--sdist",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="The unpacked sdist, for a setting whose tests come from it (from_sdist).",
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-v", "--verbose", is_flag=True, help="Stream the test output.")
 @click.pass_obj
@@ -209,6 +215,7 @@ class TestFlags:
     python: str | None
     env_items: tuple[str, ...]
     workdir: Path | None
+    sdist: Path | None
     json_out: Path | None
     verbose: bool
 
@@ -229,7 +236,15 @@ def _rerun(settings: Settings, flags: TestFlags, base: Path, env: dict[str, str]
     tests = settings_for(flags.hints_dir, package, target, flags.command, flags.requires)
     root = test_root(settings)
     index = root_index(root, settings.cache_root)
-    run = TestRun(wheel=wheel, python=target, arch="s390x", tests=tests, env=env, root_index=index)
+    run = TestRun(
+        wheel=wheel,
+        python=target,
+        arch="s390x",
+        tests=tests,
+        env=env,
+        root_index=index,
+        sdist=flags.sdist,
+    )
     result = one_run(settings, root, run, base / "run", flags.verbose)
     render(package, result.report)
     if flags.json_out is not None:

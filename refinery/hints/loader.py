@@ -105,7 +105,7 @@ PACKAGE_KEYS = (
     "evidence",
 )
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
-TESTS_KEYS = ("command", "requires", "timeout", "known_failures")
+TESTS_KEYS = ("command", "requires", "timeout", "known_failures", "from_sdist")
 REQUIRED = {
     "hint": ("id", "match", "fix"),
     "package": ("package",),
@@ -587,9 +587,15 @@ class _FileLoader:
             self.problem(where, f"{what}: timeout must be a positive number of seconds")
             timeout = DEFAULT_TEST_TIMEOUT
         known = self.known_failures(node, line, what)
+        from_sdist = self.strings(node, "from_sdist", line, what)
+        for path in from_sdist:
+            parts = path.split("/")
+            if path.startswith("/") or ".." in parts or "" in parts[:-1]:
+                where = _line_of_key(node, "from_sdist") or line
+                self.problem(where, f"{what}: from_sdist {path!r} is not a path inside the sdist")
         if len(self.problems) > before:
             return None
-        return PackageTests(command, requires, float(timeout), known)
+        return PackageTests(command, requires, float(timeout), known, from_sdist)
 
     def known_failures(self, node: Any, line: int | None, what: str) -> tuple[tuple[str, str], ...]:
         """``known_failures``: a mapping of test id to a non-empty reason."""

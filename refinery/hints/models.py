@@ -254,12 +254,16 @@ class PackageTests:
     (test requirements, PEP 508, installed beside the wheel), ``timeout`` (seconds) and
     ``known_failures``: test ids (or their tail, e.g. ``TestClass::test_x``) known to
     fail on the target, each with its reason. Known failures still run; their failure
-    is recorded as known and does not fail the attempt."""
+    is recorded as known and does not fail the attempt. ``from_sdist``: paths of the
+    sdist (its ``tests`` folder, the data they read) for a package whose wheel ships no
+    tests: copied into a folder of their own, where the command runs (the installed
+    wheel, never the sdist's sources, is what they import)."""
 
     command: str
     requires: tuple[str, ...] = ()
     timeout: float = DEFAULT_TEST_TIMEOUT
     known_failures: tuple[tuple[str, str], ...] = ()
+    from_sdist: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

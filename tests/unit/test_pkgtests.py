@@ -26,6 +26,7 @@ from refinery.builder.pkgtests import (
     TestRun,
     backend_for_tests,
     compare,
+    copy_from_sdist,
     differences,
     failure_reason,
     judge,
@@ -419,3 +420,32 @@ def test_the_command_wants_a_node_and_a_setting(tmp_path: Path) -> None:
     assert parse_env(["QEMU_CPU=z14", "A=b=c"]) == {"QEMU_CPU": "z14", "A": "b=c"}
     with pytest.raises(InputError, match="KEY=VALUE"):
         parse_env(["QEMU_CPU"])
+
+
+def test_tests_from_the_sdist_are_copied_to_a_folder_of_their_own(tmp_path: Path) -> None:
+    """jellyfish: tests/ and the testdata/ they open relative to where they run; the
+    sdist's sources (python/jellyfish) stay behind: the wheel is what is tested."""
+    sdist = tmp_path / "jellyfish-1.3.0"
+    for rel in ("tests/test_jellyfish.py", "testdata/soundex.csv", "python/jellyfish/x.py"):
+        (sdist / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sdist / rel).write_text(rel)
+    dest = tmp_path / "tests-src"
+    (dest / "stale").mkdir(parents=True)
+    assert copy_from_sdist(sdist, ("tests", "testdata/soundex.csv"), dest) == ""
+    got = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert got == ["testdata/soundex.csv", "tests/test_jellyfish.py"]
+    assert copy_from_sdist(sdist, ("test",), dest) == "the sdist has no test (from_sdist)"
+    assert "no sdist was given" in copy_from_sdist(None, ("tests",), dest)
+
+
+def test_from_sdist_paths_stay_inside_the_sdist(tmp_path: Path) -> None:
+    from refinery.hints import load_catalog
+    from refinery.hints.loader import CatalogError
+
+    good = "packages:\n  - package: p\n    tests:\n      command: pytest tests\n"
+    (tmp_path / "a.yaml").write_text(good + "      from_sdist: [tests, data/x.csv]\n")
+    assert load_catalog(tmp_path).tests("p", "3.11").from_sdist == ("tests", "data/x.csv")
+    for bad in ("../up", "/abs", "a//b"):
+        (tmp_path / "a.yaml").write_text(good + f"      from_sdist: ['{bad}']\n")
+        with pytest.raises(CatalogError, match="is not a path inside the sdist"):
+            load_catalog(tmp_path)
