@@ -35,7 +35,8 @@ DEFAULT_JOBS = 1
 DEFAULT_MAX_ATTEMPTS = 3
 
 #: A package's own test settings by (name, python), e.g. the hint catalog's ``tests``.
-TestsFor = Callable[[str, str], PackageTests | None]
+#: (package, python, version) -> the package's test settings, or None.
+TestsFor = Callable[[str, str, str], PackageTests | None]
 #: (package, python) -> modules the smoke test imports besides the top-level ones.
 ImportsFor = Callable[[str, str], tuple[str, ...]]
 

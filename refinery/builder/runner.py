@@ -478,7 +478,9 @@ class _Run:
                 config_settings=fix.config_settings if fix else (),
                 network=fix.network if fix else "",
                 patches=fix.patches if fix else (),
-                tests=self.options.tests(node.name, node.python) if self.options.tests else None,
+                tests=self.options.tests(node.name, node.python, node.version)
+                if self.options.tests
+                else None,
                 imports=self.options.imports(node.name, node.python)
                 if self.options.imports
                 else (),

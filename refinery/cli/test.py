@@ -59,15 +59,18 @@ def catalog_imports(hints_dir: Path) -> ImportsFor | None:
 
 
 def settings_for(
-    hints_dir: Path, package: str, python: str, command: str | None, requires: Sequence[str]
+    hints_dir: Path, wheel: Path, python: str, command: str | None, requires: Sequence[str]
 ) -> PackageTests:
-    """``--command``/``--requires`` when given, else the package's catalog setting."""
+    """``--command``/``--requires`` when given, else the catalog's setting for the
+    wheel's package and version."""
+    from refinery.builder.pkgtests import wheel_project
     from refinery.hints.models import PackageTests
 
     if command:
         return PackageTests(command, tuple(requires))
+    package, version = wheel_project(wheel), wheel.name.split("-")[1]
     found = catalog_tests(hints_dir)
-    tests = found(package, python) if found is not None else None
+    tests = found(package, python, version) if found is not None else None
     if tests is None:
         raise InputError(f"{package} has no tests setting in {hints_dir}; give --command")
     if requires:
@@ -233,7 +236,7 @@ def _rerun(settings: Settings, flags: TestFlags, base: Path, env: dict[str, str]
         wheel, python = stored_wheel(settings, Wanted.parse(node), base)
     package = Wanted.parse(node).name if node else wheel_project(wheel)
     target = python or wheel_python(wheel)
-    tests = settings_for(flags.hints_dir, package, target, flags.command, flags.requires)
+    tests = settings_for(flags.hints_dir, wheel, target, flags.command, flags.requires)
     root = test_root(settings)
     index = root_index(root, settings.cache_root)
     run = TestRun(
@@ -269,7 +272,7 @@ def _differential(
     if wheel_project(wheels[1]) != package:
         raise InputError(f"--differential wants two wheels of one package, not {wheels}")
     target = wheel_python(wheels[0])
-    tests = settings_for(hints_dir, package, target, *given)
+    tests = settings_for(hints_dir, wheels[0], target, *given)
     root = test_root(settings)
     results = [
         one_run(

@@ -337,9 +337,12 @@ class Catalog:
         found = (m for entry in self.for_package(package, python) for m in entry.imports)
         return tuple(dict.fromkeys(found))
 
-    def tests(self, package: str, python: str | None = None) -> PackageTests | None:
-        """The first applicable entry's test settings for ``package``, or None."""
-        for entry in self.for_package(package, python):
+    def tests(
+        self, package: str, python: str | None = None, version: str | None = None
+    ) -> PackageTests | None:
+        """The first applicable entry's test settings for ``package`` (at ``version``:
+        an entry scoped to other versions is left out), or None."""
+        for entry in self.for_package(package, python, version):
             if entry.tests is not None:
                 return entry.tests
         return None
