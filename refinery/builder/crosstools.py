@@ -46,6 +46,7 @@ from refinery.builder.zig import (
     ZIG_DEFAULT_MARCH,
     ZIGLANG,
     Archiver,
+    Compat,
     Compiler,
     Language,
     LinkGuard,
@@ -316,10 +317,11 @@ class CrossToolchain:
         return self.dir / "glibc-newer.txt"
 
     @property
-    def glibc_compat(self) -> Path:
+    def glibc_compat(self) -> Compat | None:
         """zig mode: what the target glibc lacks of the functions builds call
-        (:func:`~refinery.builder.zig.compat_archive`)."""
-        return self.dir / "glibc-compat" / "libglibc-compat.a"
+        (:func:`~refinery.builder.zig.compat_archive` makes it); None when nothing."""
+        glibc = self.compilers.glibc
+        return None if glibc is None else compat_for(glibc, self.dir / "glibc-compat")
 
     @property
     def meson_cross_file(self) -> Path:
@@ -527,8 +529,7 @@ def compiler_scripts(tc: CrossToolchain, which: Which = shutil.which) -> dict[Pa
             tc.sysroot / "usr/include",
         )
         readelf = which(f"{tc.triplet}-readelf") or which("readelf") or "readelf"
-        compat = compat_for(tc.compilers.glibc, tc.glibc_compat.parent)
-        guard = LinkGuard(tc.glibc_symbols, readelf, tc.compilers.glibc, compat)
+        guard = LinkGuard(tc.glibc_symbols, readelf, tc.compilers.glibc, tc.glibc_compat)
         for tool, language in ZIG_LANGUAGES.items():
             scripts[tc.compiler(tool)] = zig_wrapper(
                 tc.zig, language, target, after, guard, tc.sysroot, PACK_PREFIX
@@ -702,9 +703,9 @@ def _make(tc: CrossToolchain, inputs: ToolchainInputs, on_line: OnLine | None) -
     write_wrappers(tc)
     if tc.compilers.glibc is not None:
         write_glibc_symbols(tc, inputs.lower)
-        if tc.zig is not None:
-            target = zig_target(tc.arch, tc.compilers.glibc)
-            compat_archive(tc.zig, target, tc.compilers.glibc, tc.glibc_compat.parent)
+        compat = tc.glibc_compat
+        if tc.zig is not None and compat is not None:
+            compat_archive(tc.zig, zig_target(tc.arch, tc.compilers.glibc), compat)
     buildpy = tc.dir / "buildpy"
     _checked([inputs.host_python, "-m", "venv", str(buildpy)], "making the build venv", on_line)
     pip = [str(buildpy / "bin" / "python"), "-m", "pip", "install", "--quiet"]

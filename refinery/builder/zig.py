@@ -221,23 +221,19 @@ def compat_sources(glibc: Glibc) -> dict[str, str]:
     return {f"{name}.c": src for name, (since, src) in COMPAT_FUNCTIONS.items() if glibc < since}
 
 
-def compat_archive(zig: Zig, target: str, glibc: Glibc, folder: Path) -> Path | None:
-    """Compile :func:`compat_sources` for ``target`` into ``folder/libglibc-compat.a``
-    (one member per function); None when the target's glibc has them all."""
-    sources = compat_sources(glibc)
-    if not sources:
-        return None
+def compat_archive(zig: Zig, target: str, compat: Compat) -> None:
+    """Compile ``compat``'s functions for ``target`` into its archive (one member per
+    function, sources beside it)."""
+    folder = compat.archive.parent
     folder.mkdir(parents=True, exist_ok=True)
     objects = []
-    for name, text in sources.items():
-        (folder / name).write_text(text)
-        obj = folder / name.replace(".c", ".o")
+    for name in compat.functions:
+        source, obj = folder / f"{name}.c", folder / f"{name}.o"
+        source.write_text(COMPAT_FUNCTIONS[name][1])
         argv = [str(zig.binary), "cc", "-target", target, "-O2", "-fPIC", "-g0"]
-        _zig_checked([*argv, "-c", str(folder / name), "-o", str(obj)], zig)
+        _zig_checked([*argv, "-c", str(source), "-o", str(obj)], zig)
         objects.append(str(obj))
-    archive = folder / "libglibc-compat.a"
-    _zig_checked([str(zig.binary), "ar", "rcs", str(archive), *objects], zig)
-    return archive
+    _zig_checked([str(zig.binary), "ar", "rcs", str(compat.archive), *objects], zig)
 
 
 #: glibc's libraries whose symbols zig's stubs stand in for.

@@ -127,8 +127,9 @@ class BuildFlags:
         """The runner's options; the host's pip settings are read here, once."""
         from refinery.builder.options import BuildOptions, RunOptions
         from refinery.builder.pipconf import HostPip
-        from refinery.cli.test import catalog_imports, catalog_tests
+        from refinery.cli.test import catalog_or_none
 
+        catalog = catalog_or_none(self.hints_dir)
         build = BuildOptions(
             cache=settings.cache_root,
             installer=self.installer,
@@ -144,8 +145,9 @@ class BuildFlags:
             max_attempts=self.max_attempts,
             only=self.nodes or None,
             catalog_digest=catalog_digest,
-            tests=catalog_tests(self.hints_dir),  # a package's own tests, after the smoke test
-            imports=catalog_imports(self.hints_dir),  # and what its smoke test imports too
+            # a package's own tests, after the smoke test, and what that test imports too
+            tests=catalog.tests if catalog is not None else None,
+            imports=catalog.imports if catalog is not None else None,
         )
 
 

@@ -33,29 +33,20 @@ from refinery.cli.logs import Wanted
 from refinery.core.errors import InputError
 
 if TYPE_CHECKING:
-    from refinery.builder.options import ImportsFor, TestsFor
     from refinery.builder.pkgtests import Differential, TestResult, TestRun
     from refinery.builder.roots import BuildRoot, Mounts
     from refinery.core.models import TestReport
-    from refinery.hints.models import PackageTests
+    from refinery.hints.models import Catalog, PackageTests
 
 
-def catalog_tests(hints_dir: Path) -> TestsFor | None:
-    """The catalog's per-package test settings (None without a catalog)."""
+def catalog_or_none(hints_dir: Path) -> Catalog | None:
+    """The catalog, for its per-package test settings and smoke imports (None without
+    a catalog folder)."""
     if not hints_dir.is_dir():
         return None
     from refinery.hints import load_catalog
 
-    return load_catalog(hints_dir).tests
-
-
-def catalog_imports(hints_dir: Path) -> ImportsFor | None:
-    """The catalog's per-package extra smoke imports (None without a catalog)."""
-    if not hints_dir.is_dir():
-        return None
-    from refinery.hints import load_catalog
-
-    return load_catalog(hints_dir).imports
+    return load_catalog(hints_dir)
 
 
 def settings_for(
@@ -69,8 +60,8 @@ def settings_for(
     if command:
         return PackageTests(command, tuple(requires))
     package, version = wheel_project(wheel), wheel.name.split("-")[1]
-    found = catalog_tests(hints_dir)
-    tests = found(package, python, version) if found is not None else None
+    catalog = catalog_or_none(hints_dir)
+    tests = catalog.tests(package, python, version) if catalog is not None else None
     if tests is None:
         raise InputError(f"{package} has no tests setting in {hints_dir}; give --command")
     if requires:

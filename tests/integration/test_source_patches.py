@@ -26,19 +26,9 @@ GOOD = """\
 """
 
 # its first file applies, its second does not: neither may change
-HALF = """\
---- a/pkg/a.txt
-+++ b/pkg/a.txt
-@@ -1,2 +1,2 @@
- one
--two
-+zwei
---- a/pkg/b.txt
-+++ b/pkg/b.txt
-@@ -1 +1 @@
--not what b says
-+x
-"""
+HALF = GOOD.replace("+TWO", "+zwei") + (
+    "--- a/pkg/b.txt\n+++ b/pkg/b.txt\n@@ -1 +1 @@\n-not what b says\n+x\n"
+)
 
 
 def _tree(tmp_path: Path) -> Path:
