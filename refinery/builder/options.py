@@ -158,7 +158,8 @@ class AttemptSpec:
     ``key=value`` settings for the build backend; ``tests``: the package's own tests,
     run on the target after the smoke test (None: none); ``network``: why this package's
     build keeps the network (a fix's; "": it runs isolated where the backend can);
-    ``patches``: a fix's patches, applied to the unpacked sdist before anything runs.
+    ``patches``: a fix's patches, applied to the unpacked sdist before anything runs;
+    ``vendor``: packs (of ``packs``) copied into the unpacked sdist, pack -> folder.
     """
 
     workdir: Path
@@ -176,6 +177,7 @@ class AttemptSpec:
     tests: PackageTests | None = None
     network: str = ""
     patches: tuple[SourcePatch, ...] = ()
+    vendor: Mapping[str, str] = field(default_factory=dict)
     imports: tuple[str, ...] = ()  # the smoke test imports these too (a package entry's)
 
     @property

@@ -42,6 +42,7 @@ from refinery.builder.packs import (
     ensure_packs,
     load_recipes,
     stand_ins,
+    vendor_into,
 )
 from refinery.builder.pipconf import RootPipConfig
 from refinery.builder.pkgtests import TestRun, failure_reason, run_tests
@@ -209,11 +210,12 @@ class UsesPacks(Protocol):
     def install_packs(self, packs: Sequence[Pack]) -> None: ...
 
 
-def install_packs(ctx: StepContext, session: Session) -> tuple[str, ...]:
+def install_packs(ctx: StepContext, session: Session, project: Path) -> tuple[str, ...]:
     """A fix's library packs, and those standing in for its Debian packages (a derived
     fix's ``-dev`` package a recipe ``replaces``), made (or fetched) for the session's
-    target and installed into its sysroot; the system packages they stand in for (none:
-    no pack was installed, the fix's system packages do it all)."""
+    target and installed into its sysroot, and those the fix vendors copied into the
+    unpacked sdist (``project``); the system packages they stand in for (none: no pack
+    was installed, the fix's system packages do it all)."""
     attempt = ctx.attempt
     target = session.pack_target if isinstance(session, UsesPacks) else None
     if target is None or not isinstance(session, UsesPacks):
@@ -247,6 +249,8 @@ def install_packs(ctx: StepContext, session: Session) -> tuple[str, ...]:
         )
         made = ensure_packs(recipes, names, maker)
         session.install_packs(made)
+        for line in vendor_into(project, made, ctx.spec.vendor):
+            attempt.note(f"{line} (a hint's fix)")
     except (PackError, PackFailed) as exc:
         raise PhaseFailed(str(exc), status=NodeStatus.SYSTEM_RECIPE_FAILED) from None
     finally:

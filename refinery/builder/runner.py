@@ -478,6 +478,7 @@ class _Run:
                 config_settings=fix.config_settings if fix else (),
                 network=fix.network if fix else "",
                 patches=fix.patches if fix else (),
+                vendor=fix.vendor if fix else {},
                 tests=self.options.tests(node.name, node.python, node.version)
                 if self.options.tests
                 else None,

@@ -81,7 +81,7 @@ def _run_phases(ctx: StepContext, watch: isolation.DiskWatch | None = None) -> P
             watch.add(session.scratch)
         host_pip = phases.pip_config(ctx, session)
         interpreter = session.python(ctx.python)
-        phases.install_recipes(ctx, session, phases.install_packs(ctx, session))
+        phases.install_recipes(ctx, session, phases.install_packs(ctx, session, source.project))
         built = phases.build(ctx, session, ws, source, interpreter=interpreter, host_pip=host_pip)
         phases.check_architecture(ctx, built, source.natives)
         final = phases.repair(ctx, session, ws, built)

@@ -17,7 +17,8 @@ File shape::
               build_requires: [...], constraints: ["cython<3"],
               packs: [libpq],                      # library packs (packs/*.toml)
               config_settings: ["setup-args=-Dallow-noblas=false"],  # PEP 517 -C
-              patches: [name.patch]}              # hints/patches/name.patch, patch -p1
+              patches: [name.patch],              # hints/patches/name.patch, patch -p1
+              vendor: {proj: pyproj/proj_dir}}    # a pack of packs copied into the sdist
         note: for humans
         evidence: [{build: name==ver@py, backend: rootfs, attempt: 2, at: ..., image: ...}]
     packages:            # per-package settings (``refinery hints learn`` adds hints)
@@ -49,8 +50,8 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -85,6 +86,7 @@ FIX_KEYS = (
     "config_settings",
     "network",
     "patches",
+    "vendor",
 )
 #: Where a fix's ``patches`` live, beside the catalog files.
 PATCH_DIR = "patches"
@@ -385,6 +387,7 @@ class _FileLoader:
             network=self.network(node, line, label),
             patches=self.patches(node, line, label),
         )
+        fix = replace(fix, vendor=self.vendor(node, line, label, fix.packs))
         if fix.empty:
             if len(self.problems) == before:  # not merely emptied by its own problems
                 self.problem(
@@ -410,6 +413,31 @@ class _FileLoader:
         else:
             return reason.strip()
         return ""
+
+    def vendor(
+        self, node: Any, line: int | None, label: str, packs: tuple[str, ...]
+    ) -> dict[str, str]:
+        """``vendor: {pack: folder}``: a pack of the same fix's ``packs`` copied into the
+        unpacked sdist at ``folder`` (relative, inside the project)."""
+        raw = node.get("vendor")
+        if raw is None:
+            return {}
+        where = _line_of_key(node, "vendor") or line
+        if not isinstance(raw, Mapping):
+            self.problem(where, f"{label}.fix.vendor must be a mapping, not {_kind(raw)}")
+            return {}
+        out: dict[str, str] = {}
+        for pack, folder in raw.items():
+            at = _line_of_key(raw, pack) or where
+            if pack not in packs:
+                self.problem(at, f"{label}: vendor names pack {pack!r}, which fix.packs lacks")
+            elif not isinstance(folder, str) or not _inside(folder):
+                self.problem(
+                    at, f"{label}: vendor folder {folder!r} must be a relative path in the sdist"
+                )
+            else:
+                out[pack] = folder.strip("/")
+        return out
 
     def patches(self, node: Any, line: int | None, label: str) -> tuple[SourcePatch, ...]:
         """Patch files under ``patches/`` beside the catalog, read whole: each must be
@@ -629,6 +657,12 @@ class _FileLoader:
                 f"{label}.emulate needs a reason (why the package cannot be cross-compiled)",
             )
         return reason
+
+
+def _inside(folder: str) -> bool:
+    """Whether ``folder`` is a relative path that stays inside the project."""
+    path = PurePosixPath(folder)
+    return bool(folder.strip("/")) and not path.is_absolute() and ".." not in path.parts
 
 
 def _kind(value: Any) -> str:

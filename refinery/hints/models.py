@@ -110,6 +110,9 @@ class HintFix:
     network: str = ""
     #: Patches applied to the unpacked sdist (``hints/patches/<name>``, ``patch -p1``).
     patches: tuple[SourcePatch, ...] = ()
+    #: Packs of ``packs`` copied into the unpacked sdist, pack -> folder (the layout the
+    #: project's own wheel build bundles: pyproj's ``pyproj/proj_dir``).
+    vendor: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def lenient(cls, raw: object) -> HintFix:
@@ -124,6 +127,7 @@ class HintFix:
             return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
 
         env = doc.get("env")
+        vendor = doc.get("vendor")
         network = doc.get("network")
         allowed = ""
         if isinstance(network, Mapping) and network.get("allow") is True:
@@ -139,6 +143,9 @@ class HintFix:
             config_settings=items("config_settings"),
             network=allowed,
             patches=tuple(SourcePatch(name, "") for name in items("patches")),
+            vendor={str(k): str(v) for k, v in vendor.items()}
+            if isinstance(vendor, Mapping)
+            else {},
         )
 
     def for_node(self, name: str, version: str) -> HintFix:
@@ -172,6 +179,7 @@ class HintFix:
             or self.config_settings
             or self.network
             or self.patches
+            or self.vendor
         )
 
     def applicable(self, manager: str) -> bool:
@@ -185,6 +193,7 @@ class HintFix:
             or self.config_settings
             or self.network
             or self.patches
+            or self.vendor
         )
 
     def recipes(self, manager: str) -> tuple[str, ...]:
@@ -209,6 +218,7 @@ def fix_lines(fix: HintFix, managers: Sequence[str] = PACKAGE_MANAGERS) -> tuple
             out.append(f"{manager}: {' '.join(packages)}")
     if fix.packs:
         out.append(f"packs: {' '.join(fix.packs)}")
+    out += [f"vendor: pack {pack} into {folder}/" for pack, folder in fix.vendor.items()]
     out += [f"env: {k}={v}" for k, v in fix.env.items()]
     out += [f"pip: {c}" for c in fix.constraints]
     out += [f"build-requires: {r}" for r in fix.build_requires]
@@ -374,6 +384,7 @@ class Remedy:
     derived: tuple[DerivedFix, ...] = ()  # fixes derived from the file index, not the catalog
     network: str = ""  # why the build keeps the network ("": isolated)
     patches: tuple[SourcePatch, ...] = ()  # applied to the unpacked sdist, in order
+    vendor: Mapping[str, str] = field(default_factory=dict)  # pack -> folder in the sdist
 
     @classmethod
     def from_hints(cls, hints: tuple[Hint, ...], manager: str) -> Remedy:
@@ -401,6 +412,7 @@ class Remedy:
             config_settings=_union(self.config_settings, fix.config_settings),
             network=self.network or fix.network,
             patches=(*self.patches, *_new_patches(self.patches, fix.patches)),
+            vendor={**self.vendor, **fix.vendor},
         )
         return merged.with_recipes(manager)
 
@@ -436,6 +448,7 @@ class Remedy:
             config_settings=self.config_settings,
             network=self.network,
             patches=self.patches,
+            vendor=self.vendor,
         )
         return replace(self, recipes=summary.recipes(manager))
 
@@ -451,6 +464,7 @@ class Remedy:
             or set(fix.config_settings) - set(self.config_settings)
             or (fix.network and not self.network)
             or _new_patches(self.patches, fix.patches)
+            or any(self.vendor.get(k) != v for k, v in fix.vendor.items())
         )
 
 

@@ -88,6 +88,14 @@ CASES: dict[str, tuple[str, str]] = {
         "error: option --dry-run not recognized",
     ),
     # shapely 2.2.0's meson (cross, zig), the coverage campaign
+    # pyproj 3.7.2's setup.py, attempt 1 of coverage campaign run 5 (cross, zig)
+    "pyproj-proj": (
+        "* Getting build dependencies for wheel...\n"
+        "proj executable not found. Please set the PROJ_DIR variable. For more "
+        "information see: https://pyproj4.github.io/pyproj/stable/installation.html",
+        "Internally compiled directory being used /refinery/work/src/pyproj-3.7.2/pyproj/"
+        "proj_dir.",
+    ),
     "geos": (
         "Run-time dependency geos found: NO  (tried pkg-config)\n"
         '../meson.build:98:13: ERROR: Dependency "geos" not found (tried pkg-config)',

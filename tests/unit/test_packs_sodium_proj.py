@@ -5,11 +5,12 @@ steps that install SQLite's library without its shell."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from fixtures.packsteps import cmake_options, first_fix
+from fixtures.packsteps import first_fix
 
 from refinery.builder.packs import stand_ins
 from refinery.builder.packs.recipes import PACK_PREFIX, PackRecipe, closure
@@ -24,13 +25,18 @@ def version(text: str) -> tuple[int, ...]:
 
 
 def test_the_recipes_build_debians_upstream_tarballs(recipes: dict[str, PackRecipe]) -> None:
-    for name in ("libsodium", "sqlite3", "proj"):
+    for name in ("libsodium", "sqlite3"):
         recipe = recipes[name]
         assert recipe.source is not None, name
         assert recipe.source.url.startswith(DEBIAN_POOL), name
         assert f"_{recipe.version}.orig.tar." in recipe.source.url, name
         assert recipe.notes and recipe.description, name
     assert [r.name for r in closure(recipes, ["proj"])] == ["sqlite3", "proj"]
+    # PROJ >= 9.4 is not on the mirror: the copy gdal-async vendors, named as such
+    proj = recipes["proj"]
+    assert proj.source is not None
+    assert proj.source.url.startswith("https://registry.npmjs.org/gdal-async/-/")
+    assert "gdal-async" in proj.notes and "gdal-async" in proj.description
 
 
 def test_libsodium_has_aegis_and_is_configured_for_the_target(
@@ -86,18 +92,95 @@ def test_the_libsodium_hint_matches_a_missing_libsodium_only(
     assert ("libsodium" in found) is matches, found
 
 
-def test_proj_makes_proj_db_with_the_build_machines_sqlite3_program(
-    recipes: dict[str, PackRecipe],
+PROJ_H = """\
+#define PROJ_VERSION_MAJOR 9
+#define PROJ_VERSION_MINOR {minor}
+#define PROJ_VERSION_PATCH 1
+#define PROJ_VERSION_NUMBER PROJ_COMPUTE_VERSION(PROJ_VERSION_MAJOR, PROJ_VERSION_MINOR, 1)
+"""
+
+
+def proj_tree(root: Path, minor: int = 5, db_version: str = "9.5.1") -> Path:
+    """gdal-async's deps/libproj/proj, as far as the steps that do not compile read it."""
+    proj = root / "deps/libproj/proj"
+    for folder in ("src/iso19111", "src/apps", "include/proj", "data"):
+        (proj / folder).mkdir(parents=True)
+    (proj / "src/proj.h").write_text(PROJ_H.format(minor=minor))
+    for name in ("proj_experimental.h", "proj_constants.h", "proj_symbol_rename.h", "geodesic.h"):
+        (proj / "src" / name).write_text(name)
+    for name in [f"src/f{i}.cpp" for i in range(150)] + ["src/geodesic.c", "src/apps/cct.cpp"]:
+        (proj / name).write_text("")
+    (proj / "include/proj/crs.hpp").write_text("crs")
+    (proj / "data/world").write_text("world")
+    sql = "CREATE TABLE metadata(key, value); INSERT INTO metadata VALUES ('PROJ.VERSION', ?);"
+    sql = sql.replace("?", f"'{db_version}'")
+    subprocess.run(["sqlite3", str(proj / "data/proj.db"), sql], check=True)
+    return proj
+
+
+def run_steps(recipe: PackRecipe, tree: Path, stage: Path) -> subprocess.CompletedProcess[str]:
+    """The recipe's steps but the compiler's (no zig here): the library is a stand-in."""
+    values = {
+        "prefix": f"/{PACK_PREFIX}",
+        "destdir": str(stage),
+        "deps": "",
+        "host": "",
+        "jobs": "1",
+    }
+    for step in recipe.steps:
+        if "$CC" in step or "$CXX" in step:
+            (tree / "deps/libproj/proj/libproj.so.25.9.5.1").write_bytes(b"\x7fELF")
+            continue
+        argv = ["sh", "-c", step.format(**values)]
+        done = subprocess.run(argv, cwd=tree, capture_output=True, text=True, check=False)
+        if done.returncode:
+            return done
+    return done
+
+
+@pytest.mark.skipif(shutil.which("sqlite3") is None, reason="the sqlite3 program (scripts/setup)")
+def test_proj_checks_its_release_and_installs_library_headers_data_and_pc(
+    recipes: dict[str, PackRecipe], tmp_path: Path
 ) -> None:
-    options = cmake_options(recipes["proj"])
-    assert options["EXE_SQLITE3"] == "/usr/bin/sqlite3"  # runs on the build machine
-    # the library links the sqlite3 pack, never the build machine's libsqlite3
-    assert options["SQLITE3_INCLUDE_DIR"] == "{deps}/include"
-    assert options["SQLITE3_LIBRARY"] == "{deps}/lib/libsqlite3.so"
-    off = ("BUILD_TESTING", "BUILD_APPS", "ENABLE_TIFF", "ENABLE_CURL")
-    assert {k: options[k] for k in off} == dict.fromkeys(off, "OFF")
-    assert options["BUILD_SHARED_LIBS"] == "ON" and options["CMAKE_INSTALL_LIBDIR"] == "lib"
-    assert recipes["proj"].steps[-1] == "test -s {destdir}{prefix}/share/proj/proj.db"
+    proj = recipes["proj"]
+    tree, stage = tmp_path / "package", tmp_path / "stage"
+    proj_tree(tree)
+    assert run_steps(proj, tree, stage).returncode == 0
+    prefix = stage / PACK_PREFIX
+    installed = sorted(str(p.relative_to(prefix)) for p in prefix.rglob("*") if not p.is_dir())
+    assert installed == [
+        "include/geodesic.h",
+        "include/proj.h",
+        "include/proj/crs.hpp",
+        "include/proj_constants.h",
+        "include/proj_experimental.h",
+        "include/proj_symbol_rename.h",
+        "lib/libproj.so",
+        "lib/libproj.so.25",
+        "lib/libproj.so.25.9.5.1",
+        "lib/pkgconfig/proj.pc",
+        "share/proj/proj.db",
+        "share/proj/world",
+    ]
+    assert (prefix / "lib/libproj.so").resolve().name == "libproj.so.25.9.5.1"
+    pc = (prefix / "lib/pkgconfig/proj.pc").read_text()
+    assert "Version: 9.5.1" in pc and f"prefix=/{PACK_PREFIX}\n" in pc and "${prefix}/lib" in pc
+    config = (tree / "deps/libproj/proj/src/proj_config.h").read_text()
+    assert '#define PACKAGE_VERSION "9.5.1"' in config
+    sources = (tree / "deps/libproj/proj/sources").read_text().split()
+    assert "src/geodesic.c" in sources and "src/apps/cct.cpp" not in sources  # no programs
+    assert '-DPROJ_DATA="{prefix}/share/proj"' in proj.env["PROJ_CFLAGS"]
+
+
+@pytest.mark.skipif(shutil.which("sqlite3") is None, reason="the sqlite3 program (scripts/setup)")
+@pytest.mark.parametrize(("minor", "db"), [(6, "9.5.1"), (5, "9.6.0")])
+def test_proj_refuses_another_release_in_its_headers_or_database(
+    recipes: dict[str, PackRecipe], tmp_path: Path, minor: int, db: str
+) -> None:
+    """A newer gdal-async vendors a newer PROJ: the recipe's version must be re-read."""
+    proj_tree(tmp_path / "package", minor, db)
+    assert run_steps(recipes["proj"], tmp_path / "package", tmp_path / "stage").returncode
+    assert not (tmp_path / "stage").exists()
 
 
 def test_sqlite3_installs_its_library_headers_and_pc_file_without_the_shell(

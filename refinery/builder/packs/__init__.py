@@ -13,6 +13,7 @@ from refinery.builder.packs.make import (
     PackTarget,
     ensure_packs,
     identity,
+    vendor_into,
 )
 from refinery.builder.packs.recipes import (
     PACK_PREFIX,
@@ -36,4 +37,5 @@ __all__ = [
     "load_recipe",
     "load_recipes",
     "stand_ins",
+    "vendor_into",
 ]

@@ -97,8 +97,31 @@ class Pack:
         return self.folder / "root"
 
     @property
+    def prefix(self) -> Path:
+        """The installed prefix: ``lib/``, ``include/``, ``share/``, ``bin/``."""
+        return self.root / PACK_PREFIX
+
+    @property
     def lib(self) -> Path:
-        return self.root / PACK_PREFIX / "lib"
+        return self.prefix / "lib"
+
+
+def vendor_into(project: Path, packs: Sequence[Pack], vendor: Mapping[str, str]) -> list[str]:
+    """Copy each pack ``vendor`` names (pack -> folder) into the unpacked sdist at
+    ``project/folder`` (links kept; the folder must not exist yet); a line per copy."""
+    made = {p.name: p for p in packs}
+    done: list[str] = []
+    for name, folder in vendor.items():
+        pack = made.get(name)
+        if pack is None:
+            raise PackFailed(f"vendor: pack {name} was not made for this build")
+        dest = project / folder
+        if dest.exists():
+            raise PackFailed(f"vendor: {folder}/ exists in the sdist; pack {name} not copied")
+        shutil.copytree(pack.prefix, dest, symlinks=True)
+        files = sum(1 for p in dest.rglob("*") if not p.is_dir())
+        done.append(f"pack {name} {pack.version} copied into {folder}/ ({files} files)")
+    return done
 
 
 def identity(recipe: PackRecipe, target: Glibc, deps: Sequence[str] = ()) -> str:

@@ -251,6 +251,7 @@ def fix_facts(spec: Any, db: PackageDb | None, packs: Sequence[PackUse]) -> FixF
         config_settings=tuple(spec.config_settings),
         packs=tuple(f"{p.name} {p.version} ({p.sha256[:12]})" for p in packs),
         patches=tuple(spec.patches),
+        vendor=tuple(spec.vendor.items()),
     )
 
 

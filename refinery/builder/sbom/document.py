@@ -69,6 +69,7 @@ class FixFacts:
     config_settings: tuple[str, ...] = ()
     packs: tuple[str, ...] = ()
     patches: tuple[SourcePatch, ...] = ()  # applied to the sdist before the build
+    vendor: tuple[tuple[str, str], ...] = ()  # (pack, folder): packs copied into the sdist
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +215,7 @@ def _fix_properties(fix: FixFacts) -> list[dict[str, str]]:
     out += [{"name": "refinery:fix:build-requires", "value": r} for r in fix.build_requires]
     out += [{"name": "refinery:fix:config-setting", "value": c} for c in fix.config_settings]
     out += [{"name": "refinery:fix:pack", "value": p} for p in fix.packs]
+    out += [{"name": "refinery:fix:vendor", "value": f"{p} -> {d}/"} for p, d in fix.vendor]
     out += [
         {"name": "refinery:fix:patch", "value": f"{p.name} sha256:{p.sha256}"} for p in fix.patches
     ]
