@@ -96,3 +96,38 @@ def test_a_pack_is_built_with_zig_grafted_and_keeps_the_target(
         grafted = [n for n in zf.namelist() if "/libpacklib" in n and ".libs/" in n]
     assert grafted, "auditwheel did not graft the pack's library"
     assert outcome.smoke is not None and outcome.smoke.ok  # imported (answer(1) == 42)
+
+
+def test_a_vendored_pack_is_copied_into_the_sdist_and_built_from_there(
+    cross_root: CrossRoot, tmp_path: Path
+) -> None:
+    """``fix.vendor``: the pack's prefix is copied into the unpacked sdist, where the
+    project's own build takes it (and ships its data), and auditwheel still grafts the
+    library: pyproj's ``pyproj/proj_dir`` in miniature."""
+    packs = recipe_folder(tmp_path)
+    sdist = make_sdist(FIXTURES / "packlibext", tmp_path / "sdist")
+    ref = FileRef(sdist.name, sdist.as_uri(), sha256_file(sdist))
+    node = PlanNode(
+        "refinery-fixture-packlib", "0.1.0", "3.11", NodeStatus.PENDING, "", True, wave=0, sdist=ref
+    )
+    lines: list[str] = []
+    folder = "src/refinery_fixture_packlib/packlib_dir"
+    spec = AttemptSpec(
+        workdir=tmp_path / "work",
+        packs=("packlib",),
+        vendor={"packlib": folder},
+        target_platform=TARGET,
+        on_line=lines.append,
+    )
+    outcome = build_node(node, cross_root, options=host_build_options(packs=packs), spec=spec)
+    assert outcome.status is NodeStatus.BUILT, (outcome.reason, lines[-40:])
+    assert outcome.wheel is not None
+    log = outcome.log.read_text()
+    assert f"pack packlib 1.0 copied into {folder}/ (4 files)" in log
+    assert f"packlib vendored in {folder}" in log  # the build took the copy
+    with zipfile.ZipFile(outcome.wheel) as zf:
+        names = zf.namelist()
+    assert "refinery_fixture_packlib/packlib_dir/include/packlib.h" in names
+    assert any("/libpacklib" in n and ".libs/" in n for n in names)  # grafted as before
+    assert inspect_platform(outcome.wheel, TARGET).tag_fits
+    assert outcome.smoke is not None and outcome.smoke.ok

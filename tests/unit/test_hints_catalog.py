@@ -93,8 +93,7 @@ CASES: dict[str, tuple[str, str]] = {
         "* Getting build dependencies for wheel...\n"
         "proj executable not found. Please set the PROJ_DIR variable. For more "
         "information see: https://pyproj4.github.io/pyproj/stable/installation.html",
-        "Internally compiled directory being used /refinery/work/src/pyproj-3.7.2/pyproj/"
-        "proj_dir.",
+        "Internally compiled directory being used /refinery/work/src/pyproj-3.7.2/pyproj/proj_dir.",
     ),
     "geos": (
         "Run-time dependency geos found: NO  (tried pkg-config)\n"
