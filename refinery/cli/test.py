@@ -171,6 +171,13 @@ def differential_json(result: Differential, out: Path) -> None:
     default=None,
     help="The unpacked sdist, for a setting whose tests come from it (from_sdist).",
 )
+@click.option(
+    "--find-links",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="A folder of wheels for the target the test requirements may come from "
+    "(e.g. the farm's own numpy; repeatable).",
+)
 @click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-v", "--verbose", is_flag=True, help="Stream the test output.")
 @click.pass_obj
@@ -185,7 +192,7 @@ def test(settings: Settings, /, **given: Any) -> None:
     given_tests = (flags.command, flags.requires)
     if flags.differential is not None:
         compared = _differential(
-            settings, flags.differential, base, flags.hints_dir, given_tests, env
+            settings, flags.differential, base, flags.hints_dir, given_tests, env, flags.find_links
         )
         out = flags.json_out or base / "differential.json"
         differential_json(compared, out)
@@ -210,6 +217,7 @@ class TestFlags:
     env_items: tuple[str, ...]
     workdir: Path | None
     sdist: Path | None
+    find_links: tuple[Path, ...]
     json_out: Path | None
     verbose: bool
 
@@ -238,6 +246,7 @@ def _rerun(settings: Settings, flags: TestFlags, base: Path, env: dict[str, str]
         env=env,
         root_index=index,
         sdist=flags.sdist,
+        find_links=flags.find_links,
     )
     result = one_run(settings, root, run, base / "run", flags.verbose)
     render(package, result.report)
@@ -254,6 +263,7 @@ def _differential(
     hints_dir: Path,
     given: tuple[str | None, tuple[str, ...]],
     env: dict[str, str],
+    find_links: tuple[Path, ...] = (),
 ) -> Differential:
     """Both wheels' runs and every test whose outcome differs (rendered)."""
     from refinery.builder.distindex import root_index
@@ -276,6 +286,7 @@ def _differential(
                 tests=tests,
                 env=env,
                 root_index=root_index(root, settings.cache_root),
+                find_links=find_links,
             ),
             base / label,
             verbose=False,
