@@ -88,6 +88,12 @@ CASES: dict[str, tuple[str, str]] = {
         "error: option --dry-run not recognized",
     ),
     # shapely 2.2.0's meson (cross, zig), the coverage campaign
+    # numba 0.61.0 under zig, attempt 1 of coverage campaign run 5 (cross), log line 968
+    "numba-zig-no-openmp": (
+        "numba/np/ufunc/omppool.cpp:12:10: fatal error: 'omp.h' file not found\n"
+        "   12 | #include <omp.h>",
+        "numba/np/ufunc/omppool.cpp:12:10: fatal error: 'tbb/tbb.h' file not found",
+    ),
     # pyproj 3.7.2's setup.py, attempt 1 of coverage campaign run 5 (cross, zig)
     "pyproj-proj": (
         "* Getting build dependencies for wheel...\n"
