@@ -94,6 +94,19 @@ CASES: dict[str, tuple[str, str]] = {
         "   12 | #include <omp.h>",
         "numba/np/ufunc/omppool.cpp:12:10: fatal error: 'tbb/tbb.h' file not found",
     ),
+    # llvmlite 0.44.0's ffi/build.py, attempt 3 of coverage campaign run 5 (cross, zig;
+    # the build machine's LLVM 14 llvm-config on PATH), log line 275
+    "llvmlite-llvm15": (
+        "RuntimeError: Building llvmlite requires LLVM 15, got '14.0.6'. Be sure to set "
+        "LLVM_CONFIG to the right executable path.",
+        "SVML not detected",
+    ),
+    # llvmlite 0.44.0's Makefile.linux linking with zig, session 8 (log line 138)
+    "llvmlite-zig-exports": (
+        "error: unsupported linker arg: --exclude-libs\n"
+        "make: *** [Makefile.linux:27: libllvmlite.so] Error 1",
+        "error: unsupported linker arg: --as-needed",
+    ),
     # pyproj 3.7.2's setup.py, attempt 1 of coverage campaign run 5 (cross, zig)
     "pyproj-proj": (
         "* Getting build dependencies for wheel...\n"
