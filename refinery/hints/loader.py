@@ -414,18 +414,26 @@ class _FileLoader:
             return reason.strip()
         return ""
 
+    def fix_mapping(
+        self, node: Any, key: str, line: int | None, label: str
+    ) -> tuple[Mapping[Any, Any], int | None]:
+        """The fix's ``key`` as a mapping (empty when absent, or reported when it is not
+        one) and the line it is written on."""
+        raw = node.get(key)
+        where = _line_of_key(node, key) or line
+        if raw is None:
+            return {}, where
+        if not isinstance(raw, Mapping):
+            self.problem(where, f"{label}.fix.{key} must be a mapping, not {_kind(raw)}")
+            return {}, where
+        return raw, where
+
     def vendor(
         self, node: Any, line: int | None, label: str, packs: tuple[str, ...]
     ) -> dict[str, str]:
         """``vendor: {pack: folder}``: a pack of the same fix's ``packs`` copied into the
         unpacked sdist at ``folder`` (relative, inside the project)."""
-        raw = node.get("vendor")
-        if raw is None:
-            return {}
-        where = _line_of_key(node, "vendor") or line
-        if not isinstance(raw, Mapping):
-            self.problem(where, f"{label}.fix.vendor must be a mapping, not {_kind(raw)}")
-            return {}
+        raw, where = self.fix_mapping(node, "vendor", line, label)
         out: dict[str, str] = {}
         for pack, folder in raw.items():
             at = _line_of_key(raw, pack) or where
@@ -483,13 +491,7 @@ class _FileLoader:
         return items
 
     def env(self, node: Any, line: int | None, label: str) -> dict[str, str]:
-        raw = node.get("env")
-        where = _line_of_key(node, "env") or line
-        if raw is None:
-            return {}
-        if not isinstance(raw, Mapping):
-            self.problem(where, f"{label}.fix.env must be a mapping, not {_kind(raw)}")
-            return {}
+        raw, where = self.fix_mapping(node, "env", line, label)
         out: dict[str, str] = {}
         for key, value in raw.items():
             at = _line_of_key(raw, key) or where

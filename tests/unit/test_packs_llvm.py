@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fixtures.packsteps import first_fix
+from fixtures.packsteps import first_fix, step_values
 
 from refinery.builder.packs.recipes import PACK_PREFIX, PackRecipe
 from refinery.core.models import FileRef, NodeStatus, PlanNode
@@ -49,8 +49,7 @@ def llvm_config(tmp_path: Path, recipe: PackRecipe) -> Path:
     host.parent.mkdir(parents=True)
     host.write_text(HOST_LLVM_CONFIG)
     host.chmod(0o755)
-    values = {"prefix": f"/{PACK_PREFIX}", "destdir": str(tmp_path / "stage"), "jobs": "1"}
-    values |= {"deps": "", "host": "s390x-linux-gnu"}
+    values = step_values(tmp_path / "stage", host="s390x-linux-gnu")
     argv = ["sh", "-c", script_step(recipe).format(**values)]
     subprocess.run(argv, cwd=tree, check=True, capture_output=True)
     return tmp_path / "stage" / PACK_PREFIX / "bin" / "llvm-config"

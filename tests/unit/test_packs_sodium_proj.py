@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fixtures.packsteps import first_fix
+from fixtures.packsteps import first_fix, step_values
 
 from refinery.builder.packs import stand_ins
 from refinery.builder.packs.recipes import PACK_PREFIX, PackRecipe, closure
@@ -120,13 +120,7 @@ def proj_tree(root: Path, minor: int = 5, db_version: str = "9.5.1") -> Path:
 
 def run_steps(recipe: PackRecipe, tree: Path, stage: Path) -> subprocess.CompletedProcess[str]:
     """The recipe's steps but the compiler's (no zig here): the library is a stand-in."""
-    values = {
-        "prefix": f"/{PACK_PREFIX}",
-        "destdir": str(stage),
-        "deps": "",
-        "host": "",
-        "jobs": "1",
-    }
+    values = step_values(stage)
     for step in recipe.steps:
         if "$CC" in step or "$CXX" in step:
             (tree / "deps/libproj/proj/libproj.so.25.9.5.1").write_bytes(b"\x7fELF")
@@ -195,13 +189,7 @@ def test_sqlite3_installs_its_library_headers_and_pc_file_without_the_shell(
     for name in ("sqlite3.h", "src/sqlite3ext.h", "sqlite3.pc"):
         (tree / name).write_text(name + "\n")
     stage = tmp_path / "stage"
-    values = {
-        "prefix": f"/{PACK_PREFIX}",
-        "destdir": str(stage),
-        "deps": "",
-        "host": "",
-        "jobs": "1",
-    }
+    values = step_values(stage)
     for step in sqlite.steps:
         if step.startswith(("install ", "find ")):
             subprocess.run(["sh", "-c", step.format(**values)], cwd=tree, check=True)
