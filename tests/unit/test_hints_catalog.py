@@ -114,6 +114,12 @@ CASES: dict[str, tuple[str, str]] = {
         "information see: https://pyproj4.github.io/pyproj/stable/installation.html",
         "Internally compiled directory being used /refinery/work/src/pyproj-3.7.2/pyproj/proj_dir.",
     ),
+    # google-crc32c 1.9.0's setup.py, attempt 1 of coverage campaign run 6 (cross, zig)
+    "google-crc32c-lib": (
+        "src/google_crc32c/_crc32c.c:3:10: fatal error: 'crc32c/crc32c.h' file not found\n"
+        "    3 | #include <crc32c/crc32c.h>",
+        "#### using global install of 'crc32c'",
+    ),
     "geos": (
         "Run-time dependency geos found: NO  (tried pkg-config)\n"
         '../meson.build:98:13: ERROR: Dependency "geos" not found (tried pkg-config)',
