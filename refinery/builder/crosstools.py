@@ -63,12 +63,13 @@ from refinery.builder.zig import wrapper as zig_wrapper
 
 CROSSENV = "crossenv==1.6.2"
 TOOLCHAIN_VERSION = (
-    17  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs
+    19  # 5: packs first on the pkg-config path; 6-7: zig link guard; 8: shadows; 9: host dirs
     # mapped; 10: zig searches the library packs' include and lib folders; 11: zig stdin -x;
     # 12: the cross-python is meson's host python; 13: CMake finds the build requirements'
     # own CMake files, zig drops -flto; 14: Fortran in zig builds (gfortran compiles, zig links);
     # 15: zig without debug information unless asked (-g0 first); 16: links strip debug info;
-    # 17: zig links take the glibc compat archive (gettid for glibc < 2.30) last
+    # 17: zig links take the glibc compat archive (gettid for glibc < 2.30) last; 18: CMake
+    # searches the library packs' prefix first; 19: zig takes -Wl,-strip-all
 )
 #: The environment variable naming the build requirements' folders for CMake (``;``).
 CMAKE_BUILD_PREFIXES = "REFINERY_CMAKE_BUILD_PREFIXES"
@@ -243,6 +244,9 @@ def cmake_toolchain(tc: CrossToolchain) -> str:
         # the build requirements' folders (pybind11's CMake files): a path below a root is
         # searched as it is, the rest only inside the sysroot
         f"list(APPEND CMAKE_FIND_ROOT_PATH $ENV{{{CMAKE_BUILD_PREFIXES}}})",
+        # library packs (installed by a fix) before the sysroot's own, as for the compilers
+        # and pkg-config: find_library/find_path/find_package look below {sysroot}/{pack}
+        f"list(PREPEND CMAKE_PREFIX_PATH /{PACK_PREFIX})",
         "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)",

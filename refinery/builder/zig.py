@@ -395,7 +395,8 @@ def wrapper(
     define probe), ``-Wl,-Bsymbolic-functions`` (Debian's LDFLAGS; zig's linker has only
     ``-Bsymbolic``), ``-lstdc++`` (zig's C++ library is libc++: the sysroot's libstdc++
     would bring the sysroot's glibc back), ``-lgcc_s`` (rustc's unwinder: zig links its
-    own libunwind); ``-Wl,--version`` is answered as LLD (:data:`LINKER_VERSION`).
+    own libunwind), ``-Wl,-strip-all`` (GNU ld's one-dash spelling: ``--strip-all``);
+    ``-Wl,--version`` is answered as LLD (:data:`LINKER_VERSION`).
     Debug information only when a build asks (``-g0`` first), and none in what a link
     writes (``-Wl,--strip-debug``: wheels ship without it). With a ``guard``, a link
     that references a glibc symbol newer than the target fails with the symbol (zig's
@@ -445,6 +446,8 @@ def wrapper(
         f"{_compat_arm(compat)}"
         '    -lstdc++) set -- "$@" -lc++ ;;\n'
         '    -lgcc_s) set -- "$@" -lunwind ;;\n'
+        # GNU ld's one-dash spellings of its long options (sentencepiece's setup.py)
+        '    -Wl,-strip-all|-Wl,-strip-debug) set -- "$@" "-Wl,-${a#-Wl,}" ;;\n'
         '    -c|-E|-S|-M|-MM) link=0; set -- "$@" "$a" ;;\n'
         '    *) set -- "$@" "$a" ;;\n'
         "  esac\n"

@@ -170,6 +170,8 @@ def test_cmake_toolchain() -> None:
     assert "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)" in lines
     # the build requirements' folders are roots too: pybind11's CMake files are found there
     assert "list(APPEND CMAKE_FIND_ROOT_PATH $ENV{REFINERY_CMAKE_BUILD_PREFIXES})" in lines
+    # the library packs' prefix first (below the sysroot, a find root), as for pkg-config
+    assert "list(PREPEND CMAKE_PREFIX_PATH /opt/refinery-packs)" in lines
     assert f"set(CMAKE_CROSSCOMPILING_EMULATOR /usr/bin/qemu-s390x-static;-L;{SYSROOT})" in lines
     assert f'set(ENV{{PKG_CONFIG_SYSROOT_DIR}} "{SYSROOT}")' in lines
 

@@ -110,6 +110,7 @@ def test_wrapper_maps_what_zig_rejects(fake_zig: Zig, tmp_path: Path) -> None:
         "-o",
         "with space.so",
         "-Wl,-z,relro",
+        "-Wl,-strip-all",
     ]
     out = run_script(text, tmp_path, *args)
     env, argv = out[0], [line.removeprefix("arg:") for line in out[1:]]
@@ -130,6 +131,7 @@ def test_wrapper_maps_what_zig_rejects(fake_zig: Zig, tmp_path: Path) -> None:
         "-o",
         "with space.so",
         "-Wl,-z,relro",
+        "-Wl,--strip-all",  # GNU ld reads -strip-all as --strip-all; zig refuses the former
     ]
 
 
