@@ -11,8 +11,6 @@ import pytest
 from fixtures.packsteps import first_fix, step_values
 
 from refinery.builder.packs.recipes import PackRecipe
-from refinery.core.models import FileRef, NodeStatus, PlanNode
-from refinery.hints.advise import Advisor
 from refinery.hints.matcher import as_log_lines, scan
 from refinery.hints.models import Catalog
 
@@ -71,11 +69,6 @@ def test_the_configuration_guard_stops_a_little_endian_or_foreign_cpu_build(
     assert (done.returncode == 0) is passes
 
 
-def node() -> PlanNode:
-    sdist = FileRef("google_crc32c-1.9.0.tar.gz", "file:///x/google_crc32c-1.9.0.tar.gz", "ab" * 32)
-    return PlanNode("google-crc32c", "1.9.0", "3.11", NodeStatus.PENDING, "", True, sdist=sdist)
-
-
 def test_google_crc32c_gets_the_pack_and_no_quiet_fallback_on_the_cross_backend(
     catalog: Catalog,
 ) -> None:
@@ -83,7 +76,7 @@ def test_google_crc32c_gets_the_pack_and_no_quiet_fallback_on_the_cross_backend(
     assert remedy is not None and remedy.hint_ids == ("google-crc32c-lib",)
     assert remedy.packs == ("crc32c",)
     assert dict(remedy.env) == {"CRC32C_PURE_PYTHON": "0"}  # a failed compile fails
-    assert Advisor(catalog, "apt").first_fix(node(), "rootfs") is None  # no pack there
+    assert first_fix(catalog, "google-crc32c", "1.9.0", "rootfs") is None  # no pack there
     (entry,) = catalog.for_package("google-crc32c", "3.11", "1.9.0")
     # the package imports without its C extension (a warning only): the smoke test
     # imports the extension itself

@@ -7,11 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixtures.packsteps import first_fix
 
 from refinery.builder.packs import PACK_PREFIX, Pack, PackFailed, PackRecipe, vendor_into
-from refinery.core.models import FileRef, NodeStatus, PlanNode
 from refinery.hints import load_catalog
-from refinery.hints.advise import Advisor
 from refinery.hints.loader import CatalogError
 from refinery.hints.matcher import as_log_lines, scan
 from refinery.hints.models import Catalog, Hint, HintFix, Remedy, fix_lines
@@ -30,11 +29,6 @@ NOT_FOUND = (
     "proj executable not found. Please set the PROJ_DIR variable. For more information "
     "see: https://pyproj4.github.io/pyproj/stable/installation.html"
 )
-
-
-def node(version: str = "3.7.2") -> PlanNode:
-    sdist = FileRef(f"pyproj-{version}.tar.gz", f"file:///x/pyproj-{version}.tar.gz", "ab" * 32)
-    return PlanNode("pyproj", version, "3.11", NodeStatus.PENDING, "", True, wave=0, sdist=sdist)
 
 
 def test_vendor_loads_and_shows_in_the_fix_lines(tmp_path: Path) -> None:
@@ -100,13 +94,13 @@ def test_vendor_into_copies_the_packs_prefix_into_the_sdist(tmp_path: Path) -> N
 def test_pyproj_37_gets_the_proj_pack_in_its_proj_dir_on_the_cross_backend(
     catalog: Catalog, recipes: dict[str, PackRecipe]
 ) -> None:
-    cross = Advisor(catalog, "apt").first_fix(node(), "cross")
+    cross = first_fix(catalog, "pyproj", "3.7.2", "cross")
     assert cross is not None and cross.hint_ids == ("pyproj-proj",)
     assert cross.packs == ("proj",) and dict(cross.vendor) == {"proj": "pyproj/proj_dir"}
     # setup.py cannot run the target's `proj` to ask: the version is the pack's
     assert dict(cross.env) == {"PROJ_WHEEL": "1", "PROJ_VERSION": recipes["proj"].version}
     assert tuple(int(p) for p in recipes["proj"].version.split(".")) >= (9, 4, 0)
-    assert Advisor(catalog, "apt").first_fix(node(), "rootfs") is None  # no pack there
-    assert Advisor(catalog, "apt").first_fix(node("3.6.1"), "cross") is None  # 9.1 did
+    assert first_fix(catalog, "pyproj", "3.7.2", "rootfs") is None  # no pack there
+    assert first_fix(catalog, "pyproj", "3.6.1", "cross") is None  # 9.1 did
     found = [m.hint.id for m in scan(catalog, as_log_lines([NOT_FOUND]), package="pyproj")]
     assert found == ["pyproj-proj"]
